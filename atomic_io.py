@@ -1,0 +1,69 @@
+"""Write files so that a crash never leaves a half-written one behind.
+
+Every writer puts its bytes in a temporary file in the destination folder,
+flushes and fsyncs it, then renames it over the destination with os.replace,
+which is atomic on POSIX and Windows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file next to `path`; on success rename it to `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        newline = None if "b" in mode else ""
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Save a uint8 array (H, W) or (H, W, 3) as PNG, atomically."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
+    write_bytes(path, buffer.getvalue())
+
+
+def save_figure(path: str | os.PathLike, figure: Any, **savefig_kwargs: Any) -> None:
+    """Save a matplotlib figure as PNG, atomically."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **savefig_kwargs)
+    write_bytes(path, buffer.getvalue())
+
+
+def torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save, atomically: a crash leaves the previous file intact."""
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
