@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 
@@ -65,5 +64,7 @@ def save_figure(path: str | os.PathLike, figure: Any, **savefig_kwargs: Any) -> 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> None:
     """torch.save, atomically: a crash leaves the previous file intact."""
+    import torch  # imported here so that tools without a model start fast
+
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
