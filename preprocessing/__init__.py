@@ -1,0 +1,1 @@
+"""Turn recordings and annotations into training windows, and simulate recordings."""
