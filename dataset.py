@@ -1,0 +1,213 @@
+"""Training data: image/mask pairs found, validated, decoded once and kept in memory.
+
+Layout: DATA/img/NAME.* and DATA/mask/NAME.* (or NAME_m.*, NAME_mask.*). Images
+become single-channel uint8; in masks any non-zero pixel is foreground. Images are
+resized with antialiased bilinear interpolation, masks with nearest neighbour, so
+that masks stay binary.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from images import IMAGE_SUFFIXES, ImageReadError, read_gray, read_mask
+
+MASK_SUFFIXES = ("_mask", "_m", "")  # tried in this order for image NAME
+MAX_NAMED = 10
+
+
+class DataError(ValueError):
+    """A data set that cannot be trained on; the message lists every problem found."""
+
+
+@dataclass
+class Pair:
+    name: str
+    image: Path
+    mask: Path
+
+
+@dataclass
+class CachedData:
+    """Decoded, resized data, all in memory: images (N,1,P,P) uint8, masks (N,1,P,P) uint8 0/1."""
+
+    names: list[str]
+    images: torch.Tensor
+    masks: torch.Tensor
+    warnings: list[str]
+
+
+def _list_images(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            files.setdefault(path.stem, path)
+    return files
+
+
+def _name_some(names: list[str]) -> str:
+    shown = ", ".join(names[:MAX_NAMED])
+    return shown + (f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else "")
+
+
+def find_pairs(root: str | Path) -> list[Pair]:
+    """Pair DATA/img and DATA/mask files by stem; raise DataError listing every problem."""
+    root = Path(root)
+    img_dir, mask_dir = root / "img", root / "mask"
+    missing = [d for d in (img_dir, mask_dir) if not d.is_dir()]
+    if not root.is_dir():
+        raise DataError(
+            f"data folder {root} does not exist; pass the folder that holds img/ and mask/."
+        )
+    if missing:
+        raise DataError(
+            f"{' and '.join(str(d) for d in missing)} missing: the data folder needs img/ "
+            "(the images) and mask/ (masks with the same file names)."
+        )
+    images, masks = _list_images(img_dir), _list_images(mask_dir)
+    pairs, unmatched_images, used_masks = [], [], set()
+    for stem, image in images.items():
+        mask_stem = next((stem + s for s in MASK_SUFFIXES if stem + s in masks), None)
+        if mask_stem is None:
+            unmatched_images.append(image.name)
+            continue
+        used_masks.add(mask_stem)
+        pairs.append(Pair(stem, image, masks[mask_stem]))
+    unmatched_masks = [masks[s].name for s in masks if s not in used_masks]
+    problems = []
+    if unmatched_images:
+        problems.append(f"images without a mask in {mask_dir}: {_name_some(unmatched_images)}")
+    if unmatched_masks:
+        problems.append(f"masks without an image in {img_dir}: {_name_some(unmatched_masks)}")
+    if len(pairs) < 2:
+        problems.append(
+            f"found {len(pairs)} image/mask pair(s) in {root}; training needs at least 2 "
+            f"(readable files: {', '.join(IMAGE_SUFFIXES)})"
+        )
+    if problems:
+        raise DataError("; ".join(problems) + ".")
+    return pairs
+
+
+def _resize(array: np.ndarray, size: int, interpolation: InterpolationMode) -> torch.Tensor:
+    tensor = torch.from_numpy(np.array(array))[None]
+    if tensor.shape[-2:] == (size, size):
+        return tensor
+    if interpolation == InterpolationMode.BILINEAR:
+        resized = TF.resize(tensor.float(), [size, size], interpolation, antialias=True)
+        return resized.round_().clamp_(0, 255).to(torch.uint8)
+    return TF.resize(tensor, [size, size], interpolation)
+
+
+def load_pairs(pairs: list[Pair], size: int) -> CachedData:
+    """Decode and resize every pair once; raise DataError listing every bad file."""
+    names, images, masks, problems = [], [], [], []
+    odd_masks, empty_masks = [], 0
+    for pair in pairs:
+        try:
+            image = read_gray(pair.image)
+            mask, values = read_mask(pair.mask)
+        except ImageReadError as err:
+            problems.append(str(err))
+            continue
+        if image.shape != mask.shape:
+            problems.append(
+                f"{pair.image.name} is {image.shape[1]}x{image.shape[0]} but its mask "
+                f"{pair.mask.name} is {mask.shape[1]}x{mask.shape[0]}"
+            )
+            continue
+        if len(values) > 2:
+            odd_masks.append(f"{pair.mask.name} {values[:6].tolist()}")
+        empty_masks += not mask.any()
+        names.append(pair.name)
+        images.append(_resize(image, size, InterpolationMode.BILINEAR))
+        masks.append(_resize(mask.astype(np.uint8), size, InterpolationMode.NEAREST_EXACT))
+    if problems:
+        raise DataError(f"{len(problems)} unusable pair(s): " + "; ".join(problems) + ".")
+    warnings = []
+    if odd_masks:
+        warnings.append(
+            f"{len(odd_masks)} mask(s) hold more than two values; every non-zero pixel is taken "
+            f"as foreground: {_name_some(odd_masks)}"
+        )
+    if empty_masks:
+        warnings.append(f"{empty_masks} of {len(names)} masks are entirely empty (allowed)")
+    return CachedData(names, torch.stack(images), torch.stack(masks), warnings)
+
+
+def split_names(names: list[str], val_percent: float, seed: int) -> dict[str, list[str]]:
+    """A deterministic train/validation split of the sorted names for this seed."""
+    ordered = sorted(names)
+    n_val = max(1, round(len(ordered) * val_percent / 100))
+    if n_val >= len(ordered):
+        raise DataError(
+            f"{len(ordered)} pairs are too few to hold out {val_percent:g}% for validation and "
+            "still train; add data or lower -v."
+        )
+    random.Random(seed).shuffle(ordered)
+    return {"train": sorted(ordered[n_val:]), "val": sorted(ordered[:n_val])}
+
+
+class CachedPairs(torch.utils.data.Dataset):
+    """Indexes the cached tensors; `__getitems__` lets DataLoader fetch a batch in one go."""
+
+    def __init__(self, data: CachedData, names: list[str]) -> None:
+        index = {name: i for i, name in enumerate(data.names)}
+        rows = torch.tensor([index[name] for name in names], dtype=torch.long)
+        self.names = list(names)
+        self.images = data.images[rows]
+        self.masks = data.masks[rows]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i], self.masks[i]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.as_tensor(indices, dtype=torch.long)
+        return self.images[rows], self.masks[rows]
+
+
+def collate_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch is already stacked by `__getitems__`."""
+    return batch
+
+
+# Geometry changes image and mask together. Horizontal flips reverse time, which is
+# still a valid M-mode; vertical flips are never used, since the heart has a top.
+_GEOMETRY = v2.Compose(
+    [
+        v2.RandomHorizontalFlip(),
+        v2.RandomAffine(degrees=0.0, translate=(0.05, 0.05), scale=(0.9, 1.1)),
+    ]
+)
+
+
+def augment_batch(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random geometry on image and mask, random gamma, contrast and noise on the image.
+
+    images: float (N, 1, H, W) in [0, 1]; masks: (N, 1, H, W). Uses torch's global RNG,
+    so a seeded run augments the same way every time.
+    """
+    out_images, out_masks = [], []
+    for image, mask in zip(images, masks, strict=True):
+        image, mask = _GEOMETRY(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        gamma = torch.empty(()).uniform_(-0.35, 0.35).exp()
+        contrast = torch.empty(()).uniform_(-0.25, 0.25).exp()
+        noise_sigma = torch.empty(()).uniform_(0.0, 0.03)
+        image = image.as_subclass(torch.Tensor).clamp(0, 1) ** gamma
+        image = (image - image.mean()) * contrast + image.mean()
+        image = image + noise_sigma * torch.randn_like(image)
+        out_images.append(image.clamp_(0, 1))
+        out_masks.append(mask.as_subclass(torch.Tensor))
+    return torch.stack(out_images), torch.stack(out_masks)

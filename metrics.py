@@ -1,0 +1,45 @@
+"""Losses and per-image segmentation scores, computed in float32 from logits."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("bce", "dice", "bce+dice")
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - mean soft Dice over the batch (smoothed by 1 so empty masks are defined)."""
+    prob = torch.sigmoid(logits)
+    dims = tuple(range(1, logits.dim()))
+    overlap = (prob * target).sum(dims)
+    total = prob.sum(dims) + target.sum(dims)
+    return 1 - ((2 * overlap + 1) / (total + 1)).mean()
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    logits, target = logits.float(), target.float()
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(logits, target)
+    if kind == "dice":
+        return soft_dice_loss(logits, target)
+    if kind == "bce+dice":
+        return F.binary_cross_entropy_with_logits(logits, target) + soft_dice_loss(logits, target)
+    raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}.")
+
+
+def per_image_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Dice, IoU and the original tool's MSE for each image of boolean (N, 1, H, W) masks.
+
+    An empty prediction of an empty mask scores Dice 1 and IoU 1.
+    """
+    pred, target = pred.bool(), target.bool()
+    dims = tuple(range(1, pred.dim()))
+    overlap = (pred & target).sum(dims).double()
+    pred_n, target_n = pred.sum(dims).double(), target.sum(dims).double()
+    union = pred_n + target_n - overlap
+    both_empty = (pred_n + target_n) == 0
+    dice = torch.where(both_empty, 1.0, 2 * overlap / (pred_n + target_n).clamp(min=1))
+    iou = torch.where(both_empty, 1.0, overlap / union.clamp(min=1))
+    mse = (pred != target).double().mean(dims)  # squared error of 0/1 values
+    return {"dice": dice, "iou": iou, "mse": mse}

@@ -1,0 +1,87 @@
+"""Train QuickNAT on DATA/img + DATA/mask: python run.py -d DATA -e 20 -b 4 -l 0.0001"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dataset import DataError
+from metrics import LOSSES
+from quicknat import CheckpointError
+from trainer import NonFiniteLoss, SetupError, prepare_training
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Train QuickNAT to segment the left-ventricle inner diameter in M-mode "
+        "echocardiogram windows. Checkpoints, metrics.csv and curves.png go to -o.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("-d", "--datapath", required=True, help="data folder holding img/ and mask/")
+    p.add_argument("-e", "--epochs", type=int, default=1, help="epochs to train (more, on resume)")
+    p.add_argument("-b", "--batch-size", type=int, default=1, help="images per batch")
+    p.add_argument("-p", "--im-size", type=int, default=256, help="images are resized to P x P")
+    p.add_argument("-l", "--learning-rate", type=float, default=0.001, help="Adam learning rate")
+    p.add_argument("-f", "--load", default=None, help="checkpoint to resume or start from")
+    p.add_argument(
+        "-v", "--validation", type=float, default=20.0, help="percent of the data held out"
+    )
+    p.add_argument("-o", "--output-path", default="./checkpoints", help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace checkpoints of an earlier run")
+    p.add_argument("--seed", type=int, default=0, help="seed for the split, weights and batches")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cuda, cpu")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--augment", action="store_true", help="random flips, shifts, gamma, noise")
+    p.add_argument("--loss", choices=LOSSES, default="bce", help="training loss")
+    model = p.add_argument_group("QuickNAT (a checkpoint of this tool brings its own)")
+    model.add_argument("--num-filters", type=int, default=None, help="filters per conv (64)")
+    model.add_argument("--kernel", type=int, default=None, help="odd conv kernel size (5)")
+    model.add_argument(
+        "--se",
+        type=str.upper,
+        choices=("NONE", "CSE", "SSE", "CSSE"),
+        default=None,
+        help="squeeze-and-excitation (NONE)",
+    )
+    model.add_argument("--dropout", type=float, default=None, help="dropout rate (0.2)")
+    p.add_argument("--save-every", type=int, default=0, help="also keep epoch_N.pt every N epochs")
+    p.add_argument("--tensorboard", action="store_true", help="also log to OUTPUT/tensorboard")
+    return p.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Raise SetupError for flag values that cannot work."""
+    if not 0 < args.validation < 100:
+        raise SetupError(
+            f"-v must be between 0 and 100 (percent held out), got {args.validation:g}."
+        )
+    for flag, value in (("-e", args.epochs), ("-b", args.batch_size)):
+        if value < 1:
+            raise SetupError(f"{flag} must be at least 1, got {value}.")
+    if args.im_size < 32 or args.im_size % 16:
+        raise SetupError(
+            f"-p must be a multiple of 16 and at least 32 (QuickNAT pools 4 times), "
+            f"got {args.im_size}; try {max(32, round(args.im_size / 16) * 16)}."
+        )
+    if not args.learning_rate > 0:
+        raise SetupError(f"-l must be positive, got {args.learning_rate:g}.")
+    if args.workers < 0 or args.save_every < 0:
+        raise SetupError("--workers and --save-every must be 0 or more.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        check_args(args)
+        trainer = prepare_training(args)
+        return trainer.fit()
+    except (SetupError, DataError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except NonFiniteLoss as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

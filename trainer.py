@@ -1,0 +1,564 @@
+"""Training: set-up checks, the epoch loop, metrics, plots and checkpoints.
+
+`prepare_training(args)` checks everything (flags, checkpoint, data, output folder)
+before anything is written; `Trainer.fit()` runs the epochs. Checkpoints hold only
+plain data and load with `torch.load(..., weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import math
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+import atomic_io
+from dataset import (
+    CachedData,
+    CachedPairs,
+    DataError,
+    augment_batch,
+    collate_batch,
+    find_pairs,
+    load_pairs,
+    split_names,
+)
+from metrics import per_image_scores, segmentation_loss
+from quicknat import (
+    CheckpointError,
+    QuickNat,
+    QuickNatConfig,
+    config_from_checkpoint,
+    extract_state_dict,
+    load_weights,
+    read_checkpoint,
+)
+
+FORMAT_VERSION = 1
+CHECKPOINT_NAMES = ("last.pt", "best.pt", "interrupted.pt")
+METRICS = ("loss", "dice", "iou", "mse")
+N_SAMPLES = 4  # validation images drawn in samples/epoch_NNN.png
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class SetupError(ValueError):
+    """A flag, file or folder that keeps training from starting; the message says the fix."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the message names the epoch and step."""
+
+
+@dataclass
+class Progress:
+    """Where a run stands; all of it is saved in every checkpoint."""
+
+    epoch: int = 0  # completed epochs
+    step: int = 0  # training steps done in epoch + 1 (non-zero only in interrupted.pt)
+    partial: dict[str, float] = field(default_factory=dict)  # train sums of that partial epoch
+    best_dice: float = -1.0
+    best_loss: float = math.inf
+    best_mse: float = math.inf
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; a named device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if not available.get(name.split(":")[0], False):
+        raise SetupError(f"device {name!r} is not available here; use --device auto or cpu.")
+    return torch.device(name)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _model_config(args: Any, checkpoint: Any) -> QuickNatConfig:
+    """The stored config of our checkpoints wins over the flags; otherwise the flags."""
+    flags = {
+        "num_filters": args.num_filters,
+        "kernel_h": args.kernel,
+        "kernel_w": args.kernel,
+        "se_block": args.se,
+        "drop_out": args.dropout,
+    }
+    stored = config_from_checkpoint(checkpoint)
+    if stored is not None:
+        differ = [
+            f"{k}={getattr(stored, k)} (flag: {v})"
+            for k, v in flags.items()
+            if v is not None and str(v).upper() != str(getattr(stored, k)).upper()
+        ]
+        if differ:
+            _warn(f"the checkpoint's model settings are used: {', '.join(differ)}.")
+        return stored
+    try:
+        return QuickNatConfig(**{k: v for k, v in flags.items() if v is not None})
+    except ValueError as err:
+        raise SetupError(str(err)) from None
+
+
+def _check_output_folder(output: Path, args: Any, resuming_from: Path | None) -> None:
+    if output.exists() and not output.is_dir():
+        raise SetupError(f"output path {output} is a file; pass a folder with -o.")
+    existing = [n for n in CHECKPOINT_NAMES if (output / n).exists()]
+    inside = resuming_from is not None and resuming_from.parent.resolve() == output.resolve()
+    if existing and not inside and not args.overwrite:
+        raise SetupError(
+            f"{output} already holds {', '.join(existing)} from an earlier run; resume it with "
+            f"-f {output / existing[0]}, choose another folder with -o, or pass --overwrite."
+        )
+    probe = output if output.is_dir() else next(p for p in output.parents if p.exists())
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        raise SetupError(
+            f"cannot write to output folder {output} ({err.strerror}); choose another with -o."
+        ) from None
+
+
+def prepare_training(args: Any) -> Trainer:
+    """Check flags, checkpoint, data and output folder; build the Trainer. Writes nothing."""
+    device = pick_device(args.device)
+    checkpoint, resume_path = None, None
+    if args.load is not None:
+        resume_path = Path(args.load)
+        checkpoint = read_checkpoint(resume_path)
+    ours = isinstance(checkpoint, dict) and "format_version" in checkpoint
+    config = _model_config(args, checkpoint if ours else None)
+
+    data = load_pairs(find_pairs(args.datapath), args.im_size)
+    for message in data.warnings:
+        _warn(message)
+    if ours and isinstance(checkpoint.get("split"), dict):
+        split = _stored_split(checkpoint["split"], data, args.validation)
+    else:
+        split = {**split_names(data.names, args.validation, args.seed)}
+        split.update(seed=args.seed, val_percent=args.validation)
+    _check_output_folder(Path(args.output_path), args, resume_path)
+
+    torch.manual_seed(args.seed)
+    model = QuickNat(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999))
+    progress, rng_state = Progress(), None
+    if checkpoint is not None:
+        load_weights(model, {"net_state_dict": extract_state_dict(checkpoint, str(resume_path))})
+        if ours:
+            progress, rng_state = _restore(checkpoint, optimizer, args)
+            print(f"Resuming from {resume_path} after epoch {progress.epoch}.")
+        else:
+            loaded = _load_foreign_optimizer(checkpoint, optimizer, model)
+            print(f"Loaded weights{' and optimizer state' if loaded else ''} from {resume_path}.")
+    return Trainer(args, model, optimizer, data, split, device, progress, rng_state)
+
+
+def _stored_split(stored: dict, data: CachedData, val_percent: float) -> dict:
+    names = set(data.names)
+    missing = [n for n in stored["train"] + stored["val"] if n not in names]
+    if missing:
+        raise DataError(
+            f"the data set has changed since the checkpoint: {len(missing)} pair(s) of its split "
+            f"are gone ({', '.join(missing[:10])}); resume with the same data or start afresh."
+        )
+    new = len(names) - len(stored["train"]) - len(stored["val"])
+    if new:
+        _warn(f"{new} pair(s) not in the checkpoint's split are left out of this run.")
+    if float(stored.get("val_percent", val_percent)) != float(val_percent):
+        print(f"Reusing the checkpoint's split ({stored.get('val_percent')}%); -v is ignored.")
+    return stored
+
+
+def _restore(checkpoint: dict, optimizer: torch.optim.Optimizer, args: Any) -> tuple:
+    try:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        progress = Progress(**checkpoint["progress"])
+        rng_state = checkpoint["rng_state"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{args.load} is an incomplete checkpoint of this tool ({err}); "
+            "resume from another one or start afresh."
+        ) from None
+    for group in optimizer.param_groups:
+        group["lr"] = args.learning_rate
+    return progress, rng_state
+
+
+def _load_foreign_optimizer(checkpoint: Any, optimizer: torch.optim.Optimizer, model) -> bool:
+    state = checkpoint.get("optimizer") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        return False
+    params = list(model.parameters())
+    try:
+        shapes_fit = all(
+            t.shape == params[i].shape
+            for i, s in state.get("state", {}).items()
+            for t in s.values()
+            if isinstance(t, torch.Tensor) and t.dim() > 0
+        )
+        if shapes_fit:
+            optimizer.load_state_dict(state)
+            return True
+    except (KeyError, IndexError, TypeError, ValueError):
+        pass
+    _warn("the checkpoint's optimizer state does not fit this model; starting a fresh one.")
+    return False
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class Trainer:
+    """The training loop; `fit()` returns the process exit code."""
+
+    def __init__(
+        self,
+        args: Any,
+        model: QuickNat,
+        optimizer: torch.optim.Optimizer,
+        data: CachedData,
+        split: dict,
+        device: torch.device,
+        progress: Progress,
+        rng_state: dict | None,
+    ) -> None:
+        self.args = args
+        self.device = device
+        self.model = model.to(device)
+        self.optimizer = optimizer
+        _move_optimizer_state(optimizer, device)
+        self.split = split
+        self.train_set = CachedPairs(data, split["train"])
+        self.val_set = CachedPairs(data, split["val"])
+        self.progress = progress
+        self.rng_state = rng_state
+        self.output = Path(args.output_path)
+        self.stop_signal: int | None = None
+        self.tensorboard = None
+        self.last_epoch = progress.epoch + args.epochs
+
+    # ---- the loop -------------------------------------------------------------------
+    def fit(self) -> int:
+        self.output.mkdir(parents=True, exist_ok=True)
+        (self.output / "samples").mkdir(exist_ok=True)
+        atomic_io.write_text(self.output / "split.json", json.dumps(self.split, indent=1))
+        self._open_tensorboard()
+        if self.rng_state is not None:
+            _set_rng_state(self.rng_state)
+        previous = {s: signal.signal(s, self._on_signal) for s in EXIT_CODES}
+        try:
+            return self._run_epochs()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stop_signal = signum
+
+    def _run_epochs(self) -> int:
+        for epoch in range(self.progress.epoch + 1, self.last_epoch + 1):
+            started = time.perf_counter()
+            train = self._train_epoch(epoch)
+            if self.stop_signal is not None:
+                return self._interrupt(epoch, train)
+            val, samples = self._validate()
+            if self.stop_signal is not None:
+                return self._interrupt(epoch, train)
+            row = {"epoch": epoch}
+            row.update({f"train_{k}": train[k] / train["n"] for k in METRICS})
+            row.update({f"val_{k}": v for k, v in val.items()})
+            row["lr"] = self.optimizer.param_groups[0]["lr"]
+            row["seconds"] = round(time.perf_counter() - started, 3)
+            self._end_epoch(row, samples)
+        print(f"Done. Checkpoints, metrics.csv and curves.png are in {self.output}.")
+        return 0
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        sampler = DistributedSampler(
+            self.train_set, num_replicas=1, rank=0, shuffle=True, seed=self.args.seed
+        )
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        batches = [
+            order[i : i + self.args.batch_size] for i in range(0, len(order), self.args.batch_size)
+        ]
+        start = self.progress.step
+        sums = dict.fromkeys(("n", *METRICS), 0.0)
+        sums.update(self.progress.partial)
+        bar = tqdm(
+            self._loader(batches[start:]),
+            total=len(batches),
+            initial=start,
+            desc=f"epoch {epoch}",
+            unit="batch",
+            leave=False,
+            file=sys.stderr,
+        )
+        for step, (images, masks) in enumerate(bar, start=start + 1):
+            images, masks = self._to_device(images, masks, augment=self.args.augment)
+            logits = self.model(images)
+            loss = segmentation_loss(logits, masks, self.args.loss)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(
+                    f"the loss became {loss.item()} at epoch {epoch}, step {step}; the last good "
+                    f"checkpoints in {self.output} are kept. Try a lower learning rate (-l)."
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self._accumulate(sums, loss, logits, masks)
+            bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}")
+            self.progress.step = step
+            if self.stop_signal is not None:
+                break
+        bar.close()
+        return sums
+
+    @torch.no_grad()
+    def _validate(self) -> tuple[dict[str, float], tuple]:
+        self.model.eval()
+        order = list(range(len(self.val_set)))
+        bs = self.args.batch_size
+        sums = dict.fromkeys(("n", *METRICS), 0.0)
+        samples = None
+        for images, masks in self._loader([order[i : i + bs] for i in range(0, len(order), bs)]):
+            images, masks = self._to_device(images, masks, augment=False)
+            logits = self.model(images)
+            loss = segmentation_loss(logits, masks, self.args.loss)
+            self._accumulate(sums, loss, logits, masks)
+            if samples is None:
+                samples = (
+                    images[:N_SAMPLES].cpu(),
+                    masks[:N_SAMPLES].cpu(),
+                    logits[:N_SAMPLES].cpu(),
+                )
+            if self.stop_signal is not None:
+                break
+        return {k: sums[k] / sums["n"] for k in METRICS}, samples
+
+    def _loader(self, batches: list[list[int]]) -> DataLoader:
+        dataset = self.train_set if self.model.training else self.val_set
+        return DataLoader(
+            dataset,
+            batch_sampler=batches,
+            num_workers=self.args.workers,
+            collate_fn=collate_batch,
+            pin_memory=self.device.type == "cuda",
+            # Its own generator, so that loading never draws from the global RNG
+            # that dropout and augmentation use: resumed runs stay exact.
+            generator=torch.Generator().manual_seed(self.args.seed),
+        )
+
+    def _to_device(self, images, masks, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        images = images.float().div_(255)
+        if augment:
+            images, masks = augment_batch(images, masks)
+        non_blocking = self.device.type == "cuda"
+        return (
+            images.to(self.device, non_blocking=non_blocking),
+            masks.to(self.device, non_blocking=non_blocking).float(),
+        )
+
+    @staticmethod
+    def _accumulate(sums: dict, loss: torch.Tensor, logits: torch.Tensor, masks: torch.Tensor):
+        n = logits.shape[0]
+        scores = per_image_scores(logits.detach() > 0, masks > 0.5)
+        sums["n"] += n
+        sums["loss"] += loss.item() * n
+        for k, v in scores.items():
+            sums[k] += v.sum().item()
+
+    # ---- outputs ------------------------------------------------------------------
+    def _end_epoch(self, row: dict[str, float], samples: tuple) -> None:
+        p = self.progress
+        p.epoch, p.step, p.partial = row["epoch"], 0, {}
+        p.history.append(row)
+        improved = row["val_dice"] > p.best_dice or (
+            row["val_dice"] == p.best_dice and row["val_loss"] < p.best_loss
+        )
+        if improved:
+            p.best_dice, p.best_loss, p.best_mse = row["val_dice"], row["val_loss"], row["val_mse"]
+        checkpoint = self._checkpoint(row)
+        atomic_io.torch_save(checkpoint, self.output / "last.pt")
+        if improved:
+            atomic_io.torch_save(checkpoint, self.output / "best.pt")
+        if self.args.save_every and row["epoch"] % self.args.save_every == 0:
+            atomic_io.torch_save(checkpoint, self.output / f"epoch_{row['epoch']}.pt")
+        self._write_metrics_csv()
+        save_curves(p.history, self.output / "curves.png")
+        save_samples(*samples, self.output / "samples" / f"epoch_{row['epoch']:03d}.png")
+        if self.tensorboard is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    self.tensorboard.add_scalar(key, value, row["epoch"])
+        tqdm.write(
+            f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} dice {row['train_dice']:.4f}"
+            f" | val loss {row['val_loss']:.4f} dice {row['val_dice']:.4f} iou {row['val_iou']:.4f}"
+            f" mse {row['val_mse']:.5f} | {row['seconds']:.1f}s" + (" | best" if improved else "")
+        )
+
+    def _checkpoint(self, row: dict[str, float] | None) -> dict[str, Any]:
+        p = self.progress
+        last = row or (p.history[-1] if p.history else {})
+        return {
+            # The original tool's keys, so that its scripts can read our checkpoints.
+            "epoch": p.epoch,
+            "net_state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": _optimizer_state_cpu(self.optimizer),
+            "loss": last.get("val_loss", math.nan),
+            "dice": last.get("val_dice", math.nan),
+            "mse": last.get("val_mse", math.nan),
+            "best_dice": p.best_dice,
+            "best_mse": p.best_mse,
+            # Ours.
+            "model_config": self.model.config.to_dict(),
+            "args": {k: _plain(v) for k, v in vars(self.args).items()},
+            "split": self.split,
+            "history": p.history,
+            "progress": {
+                "epoch": p.epoch,
+                "step": p.step,
+                "partial": dict(p.partial),
+                "best_dice": p.best_dice,
+                "best_loss": p.best_loss,
+                "best_mse": p.best_mse,
+                "history": p.history,
+            },
+            "rng_state": _get_rng_state(),
+            "format_version": FORMAT_VERSION,
+        }
+
+    def _interrupt(self, epoch: int, train_sums: dict[str, float]) -> int:
+        self.progress.partial = dict(train_sums)
+        path = self.output / "interrupted.pt"
+        atomic_io.torch_save(self._checkpoint(None), path)
+        name = signal.Signals(self.stop_signal).name
+        print(
+            f"\nStopped by {name} in epoch {epoch}; saved {path}. Resume with:\n"
+            f"  python run.py -d {self.args.datapath} -o {self.output} -f {path} "
+            f"-e {self.last_epoch - epoch + 1} "
+            f"-b {self.args.batch_size} -p {self.args.im_size} -l {self.args.learning_rate}",
+            file=sys.stderr,
+        )
+        return EXIT_CODES[self.stop_signal]
+
+    def _write_metrics_csv(self) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(self.progress.history[0]))
+        writer.writeheader()
+        writer.writerows(self.progress.history)
+        atomic_io.write_text(self.output / "metrics.csv", buffer.getvalue())
+
+    def _open_tensorboard(self) -> None:
+        if not self.args.tensorboard:
+            return
+        if importlib.util.find_spec("tensorboard") is None:
+            _warn("--tensorboard needs the tensorboard package (pip install tensorboard); "
+                  "training goes on without it.")  # fmt: skip
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tensorboard = SummaryWriter(log_dir=str(self.output / "tensorboard"))
+
+
+def _get_rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _optimizer_state_cpu(optimizer: torch.optim.Optimizer) -> dict:
+    state = optimizer.state_dict()
+    state["state"] = {
+        i: {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in s.items()}
+        for i, s in state["state"].items()
+    }
+    return state
+
+
+def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in optimizer.state.values():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                state[k] = v.to(device)
+
+
+def save_curves(history: list[dict[str, float]], path: Path) -> None:
+    """Loss and Dice per epoch, train and validation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "dice"), strict=True):
+        for split in ("train", "val"):
+            ax.plot(epochs, [row[f"{split}_{metric}"] for row in history], "o-", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_title("loss")
+    axes[1].set_title("Dice at threshold 0.5")
+    fig.tight_layout()
+    atomic_io.save_figure(path, fig, dpi=100)
+    plt.close(fig)
+
+
+def save_samples(images: torch.Tensor, masks: torch.Tensor, logits: torch.Tensor, path: Path):
+    """Validation images with the true (green) and predicted (red) outlines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = images.shape[0]
+    fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.2), squeeze=False)
+    for ax, image, mask, logit in zip(axes[0], images, masks, logits, strict=True):
+        ax.imshow(image[0].float().numpy(), cmap="gray", vmin=0, vmax=1)
+        for outline, color in ((mask[0], "lime"), ((logit[0] > 0), "red")):
+            if outline.any() and not outline.all():
+                ax.contour(outline.float().numpy(), levels=[0.5], colors=color, linewidths=1)
+        ax.set_axis_off()
+    fig.suptitle("validation: true (green) and predicted (red) outlines", fontsize=9)
+    fig.tight_layout()
+    atomic_io.save_figure(path, fig, dpi=80)
+    plt.close(fig)
