@@ -1,0 +1,236 @@
+"""Synthetic recordings: deterministic, physiological, truth consistent with the traces."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from images import read_gray
+from preprocessing import synthetic
+
+# Small but physiological: 128 rows x 0.07 mm = 8.96 mm deep, 400 columns = 0.33 s.
+SMALL = ["--recordings", "2", "--height", "128", "--width", "400", "--depth-res", "0.07"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_set(out_dir: Path, seed: int) -> Path:
+    assert synthetic.main(["--out", str(out_dir), "--seed", str(seed), *SMALL]) == 0
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    """Two sets with seed 3 and one with seed 4."""
+    root = tmp_path_factory.mktemp("synthetic")
+    return {
+        "a": make_set(root / "a", 3),
+        "a_again": make_set(root / "a_again", 3),
+        "b": make_set(root / "b", 4),
+    }
+
+
+def all_files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def read_traces(csv_path: Path, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower trace at every column, linear between the CSV points."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = np.arange(width)
+    traces = []
+    for name in ("upper", "lower"):
+        points = np.array([(float(r["x"]), float(r["y"])) for r in rows if r["trace"] == name])
+        traces.append(np.interp(columns, points[:, 0], points[:, 1]))
+    return traces[0], traces[1]
+
+
+def recordings(folder: Path):
+    """(image, upper, lower, truth) for every recording in a set."""
+    for png in sorted((folder / "recordings").glob("*.png")):
+        image = read_gray(png)
+        upper, lower = read_traces(folder / "annotations" / f"{png.stem}.csv", image.shape[1])
+        truth = json.loads((folder / "truth" / f"{png.stem}.json").read_text())
+        yield image, upper, lower, truth
+
+
+def test_same_seed_gives_identical_files_and_other_seed_differs(sets):
+    first, again, other = (all_files(sets[k]) for k in ("a", "a_again", "b"))
+    assert first == again
+    assert first.keys() == other.keys()
+    assert first["recordings/synth_000.png"] != other["recordings/synth_000.png"]
+    assert first["truth/synth_000.json"] != other["truth/synth_000.json"]
+
+
+def test_layout_sidecars_and_window_pairs(sets):
+    folder = sets["a"]
+    names = ["synth_000", "synth_001"]
+    for name in names:
+        sidecar = json.loads((folder / "recordings" / f"{name}.json").read_text())
+        assert sidecar == {"time_res_s": 0.00083, "depth_res_mm": 0.07}
+        header = (folder / "annotations" / f"{name}.csv").read_text().splitlines()[0]
+        assert header == "trace,x,y"
+        assert read_gray(folder / "recordings" / f"{name}.png").shape == (128, 400)
+    img = sorted(p.name for p in (folder / "img").glob("*.png"))
+    mask = sorted(p.name for p in (folder / "mask").glob("*.png"))
+    assert img == mask
+    assert {n.rsplit("_win", 1)[0] for n in img} == set(names)
+    for file_name in img:
+        window = read_gray(folder / "img" / file_name)
+        cavity = read_gray(folder / "mask" / file_name) > 0
+        assert window.shape == cavity.shape == (128, 128)
+        assert 0.2 < cavity.mean() < 0.7
+        assert window[cavity].mean() < 0.5 * window[~cavity].mean()
+
+
+def test_truth_is_physiological(sets):
+    for _, _, _, truth in recordings(sets["a"]):
+        assert 2.5 <= truth["lvid_d_mm"] <= 3.8
+        assert 0.9 <= truth["lvid_s_mm"] <= 2.5
+        assert 25 <= truth["fs_percent"] <= 65
+        assert truth["fs_percent"] < truth["ef_percent"] < 100
+        assert 550 <= truth["heart_rate_bpm"] <= 780
+        assert truth["n_beats"] >= 2
+        beat_keys = ("beat_ed_time_s", "beat_lvid_d_mm", "beat_es_time_s", "beat_lvid_s_mm")
+        for key in (*beat_keys, "beat_heart_rate_bpm"):
+            assert len(truth[key]) == truth["n_beats"]
+        ed_s, es_s = np.array(truth["beat_ed_time_s"]), np.array(truth["beat_es_time_s"])
+        # Systole is the shorter part of each cycle.
+        assert np.all((es_s - ed_s)[:-1] < 0.5 * np.diff(ed_s))
+
+
+def test_truth_medians_follow_from_the_beats(sets):
+    for _, _, _, truth in recordings(sets["a"]):
+        d_mm, s_mm = np.array(truth["beat_lvid_d_mm"]), np.array(truth["beat_lvid_s_mm"])
+        d_cm, s_cm = d_mm / 10, s_mm / 10
+        edv, esv = 7 / (2.4 + d_cm) * d_cm**3, 7 / (2.4 + s_cm) * s_cm**3
+        assert truth["lvid_d_mm"] == pytest.approx(np.median(d_mm), abs=1e-5)
+        assert truth["lvid_s_mm"] == pytest.approx(np.median(s_mm), abs=1e-5)
+        assert truth["fs_percent"] == pytest.approx(100 * np.median(1 - s_mm / d_mm), abs=1e-3)
+        assert truth["ef_percent"] == pytest.approx(100 * np.median(1 - esv / edv), abs=1e-3)
+
+
+def local_maxima(values: np.ndarray, half_window: int) -> np.ndarray:
+    """Columns holding the largest value within +-half_window columns."""
+    padded = np.pad(values, half_window, constant_values=-np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half_window + 1)
+    return np.flatnonzero(values == windows.max(axis=1))
+
+
+def test_truth_agrees_with_the_annotated_traces(sets):
+    for _, upper, lower, truth in recordings(sets["a"]):
+        time_res_s = truth["time_res_s"]
+        lvid_mm = (lower - upper) * truth["depth_res_mm"]
+        # Beats are at least 70 ms (85 columns) apart, so +-30 columns finds each ED once.
+        ed_cols = local_maxima(lvid_mm, 30)
+        ed_cols = ed_cols[(ed_cols > 0) & (ed_cols < lvid_mm.size - 1)]
+        true_ed_cols = np.array(truth["beat_ed_time_s"]) / time_res_s
+        # Every true ED shows as a maximum within a column, with the true diameter.
+        nearest = ed_cols[np.abs(ed_cols[:, None] - true_ed_cols).argmin(axis=0)]
+        assert np.all(np.abs(nearest - true_ed_cols) <= 1.0)
+        assert lvid_mm[nearest] == pytest.approx(truth["beat_lvid_d_mm"], abs=0.005)
+        # ES is the minimum up to the next ED.
+        ends = np.array([*nearest[1:], ed_cols[ed_cols > nearest[-1]][0]])
+        es_cols = np.array([a + lvid_mm[a:b].argmin() for a, b in zip(nearest, ends, strict=True)])
+        true_es_cols = np.array(truth["beat_es_time_s"]) / time_res_s
+        assert np.all(np.abs(es_cols - true_es_cols) <= 1.0)
+        assert lvid_mm[es_cols] == pytest.approx(truth["beat_lvid_s_mm"], abs=0.005)
+        # Heart rate: each beat's length within the 2 columns that whole-column EDs allow.
+        rr_cols = ends - nearest
+        true_rr_cols = 60 / np.array(truth["beat_heart_rate_bpm"]) / time_res_s
+        assert np.all(np.abs(rr_cols - true_rr_cols) <= 2.0)
+        assert truth["heart_rate_bpm"] == pytest.approx(np.median(truth["beat_heart_rate_bpm"]))
+
+
+def mean_between(image: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> float:
+    """Mean grey value between two row positions given per column."""
+    rows = np.arange(image.shape[0])[:, None]
+    return image[(rows >= top) & (rows <= bottom)].mean()
+
+
+def test_cavity_is_darker_than_the_walls_around_it(sets):
+    for image, upper, lower, _ in recordings(sets["a"]):
+        # Septum and posterior wall are at least 0.8 mm (11 rows) thick here.
+        cavity = mean_between(image, upper + 2, lower - 2)
+        assert cavity < 0.5 * mean_between(image, upper - 7, upper - 2)
+        assert cavity < 0.5 * mean_between(image, lower + 2, lower + 7)
+
+
+def test_speckle_moves_with_the_tissue():
+    """Along the posterior wall, neighbouring columns look alike; white noise would not."""
+    recording = synthetic.simulate_recording(
+        synthetic.recording_rng(0, 0), height=128, width=400, depth_res_mm=0.07
+    )
+    columns = np.arange(400)
+    wall = np.stack(
+        [recording.image[np.round(recording.lower_px).astype(int) + d, columns] for d in (3, 4, 5)]
+    ).astype(float)
+    wall -= wall.mean(axis=1, keepdims=True)
+    neighbours = np.corrcoef(wall[:, :-1].ravel(), wall[:, 1:].ravel())[0, 1]
+    assert neighbours > 0.7
+
+
+def test_csv_traces_follow_the_true_borders_within_a_fraction_of_a_pixel(tmp_path):
+    recording = synthetic.simulate_recording(
+        synthetic.recording_rng(0, 1), height=128, width=401, depth_res_mm=0.07
+    )
+    csv_path = tmp_path / "traces.csv"
+    csv_path.write_text(synthetic.trace_csv(recording.upper_px, recording.lower_px))
+    upper, lower = read_traces(csv_path, 401)
+    assert np.abs(upper - recording.upper_px).max() < 0.15
+    assert np.abs(lower - recording.lower_px).max() < 0.15
+
+
+def test_drawn_hearts_fit_the_minimum_depth():
+    time_s = np.arange(1440) * synthetic.DEFAULT_TIME_RES_S
+    for index in range(200):
+        rng = np.random.default_rng([99, index])
+        heart = synthetic.draw_heart(rng)
+        beats = synthetic.draw_beats(heart, time_s[-1], rng)
+        lvid_mm = synthetic.lvid_curve_mm(beats, time_s)
+        drift_mm = synthetic.breathing_mm(heart, time_s)
+        assert synthetic.required_depth_mm(heart, lvid_mm, drift_mm) < synthetic.MIN_DEPTH_MM
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--height", "64"], "too shallow"),
+        (["--width", "100", "--height", "128", "--depth-res", "0.07"], "too short"),
+        (["--recordings", "0"], "--recordings must be a positive number"),
+        (["--depth-res", "inf"], "--depth-res must be a positive number"),
+        (["--seed", "-1"], "--seed must be 0 or more"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(tmp_path, capsys, extra, expected):
+    assert synthetic.main(["--out", str(tmp_path / "out"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_empty_out_needs_overwrite(sets):
+    result = subprocess.run(
+        [sys.executable, "-m", "preprocessing.synthetic", "--out", str(sets["a"]), *SMALL],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "--overwrite" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_overwrite_with_fewer_recordings_leaves_no_old_files(tmp_path):
+    out = make_set(tmp_path / "out", 5)
+    argv = ["--out", str(out), "--overwrite", "--recordings", "1", *SMALL[2:]]
+    assert synthetic.main(argv) == 0
+    assert sorted(p.name for p in (out / "truth").iterdir()) == ["synth_000.json"]
+    assert {p.name.rsplit("_win", 1)[0] for p in (out / "img").iterdir()} == {"synth_000"}
