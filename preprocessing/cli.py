@@ -1,0 +1,81 @@
+"""Helpers shared by the command-line entry points: folder checks, progress bar, exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from tqdm import tqdm
+
+from preprocessing.errors import UsageError
+from preprocessing.summary import Summary, print_summary
+
+T = TypeVar("T")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one sentence on stderr (exit 2), like our own."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message}; run with -h for the options.\n")
+
+
+def require_dir(path: Path, what: str, flag: str) -> Path:
+    """`path` as an existing folder, or a UsageError that says which flag to fix."""
+    path = Path(path)
+    if not path.is_dir():
+        state = "is not a folder" if path.exists() else "does not exist"
+        raise UsageError(f"the {what} folder {path} {state}; pass an existing folder with {flag}.")
+    return path
+
+
+def require_file(path: Path, what: str, flag: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(
+            f"the {what} file {path} does not exist; pass an existing file with {flag}."
+        )
+    return path
+
+
+def make_out_dir(path: Path, flag: str) -> Path:
+    """Create the output folder (and its parents) if needed."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"the output {path} is a file; pass a folder with {flag}.")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def make_data_dir(out_dir: Path, inputs: list[Path]) -> Path:
+    """Create DATA/img and DATA/mask, refusing to write windows into an input folder."""
+    out_dir = make_out_dir(out_dir, "--out")
+    for sub in ("img", "mask"):
+        if any((out_dir / sub).resolve() == Path(folder).resolve() for folder in inputs):
+            raise UsageError(f"{out_dir / sub} is also an input folder; pick another --out.")
+        (out_dir / sub).mkdir(exist_ok=True)
+    return out_dir
+
+
+def require_positive(value: float | None, flag: str) -> None:
+    if value is not None and not value > 0:
+        raise UsageError(f"{flag} must be positive, got {value}.")
+
+
+def progress(items: Iterable[T], enabled: bool) -> Iterable[T]:
+    """A tqdm bar on stderr over recordings; silent when `enabled` is False."""
+    return tqdm(items, disable=not enabled, file=sys.stderr, unit="recording")
+
+
+def finish(command: str, action: Callable[[], Summary], *, count_windows: bool) -> int:
+    """Run a command, print its summary and return the exit status (0, 1 problems, 2 usage)."""
+    try:
+        summary = action()
+    except UsageError as err:
+        print(f"{command}: error: {err}", file=sys.stderr)
+        return 2
+    print_summary(command, summary, count_windows=count_windows)
+    return summary.exit_code
