@@ -1,0 +1,108 @@
+"""The mask rule: the left-ventricle cavity is the region between the two traces.
+
+Each trace is a set of (x, y) points in pixels: x the column (time), y the row (depth, 0 at
+the top). Each trace is sorted by x and y is interpolated linearly between consecutive points
+(numpy.interp). The annotated span is every integer column c with
+max(first x of upper, first x of lower) <= c <= min(last x of upper, last x of lower).
+Pixel (r, c) is foreground if and only if c is in the span and upper(c) <= r <= lower(c).
+
+Decisions where the issue is silent:
+- Points of one trace that share an x are merged into one point at the mean of their y, so
+  the trace stays a function of x and the mask does not depend on the order of the points.
+- Every comparison allows EPS_PX of float round-off, so an edge that falls exactly on a row
+  or column includes it, as exact arithmetic would (between (0, 0.1) and (10, 3.1) np.interp
+  gives 0.9999999999999999 at column 3; 0.3 s / 0.1 s per column is 2.9999999999999996).
+- A point is outside the image when x is outside [0, W-1] or y outside [0, H-1].
+- The upper trace may touch the lower one (a one-row mask there) but not pass below it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+EPS_PX = 1e-6
+SHOWN_COLUMNS = 5  # how many offending columns an error message lists
+
+
+class TraceError(ValueError):
+    """Traces that give no valid mask; the message says why (without the file name)."""
+
+
+def sorted_trace(points: np.ndarray) -> np.ndarray:
+    """(N, 2) points sorted by x, with points sharing an x merged at their mean y."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    xs, inverse = np.unique(points[:, 0], return_inverse=True)
+    ys = np.bincount(inverse, weights=points[:, 1]) / np.bincount(inverse)
+    return np.column_stack([xs, ys])
+
+
+def annotated_span(upper: np.ndarray, lower: np.ndarray) -> tuple[int, int]:
+    """(first_col, last_col) of the columns both traces cover; first > last if they don't."""
+    upper, lower = np.asarray(upper)[:, 0], np.asarray(lower)[:, 0]
+    first_x = max(upper.min(), lower.min())
+    last_x = min(upper.max(), lower.max())
+    return math.ceil(first_x - EPS_PX), math.floor(last_x + EPS_PX)
+
+
+def interpolate_trace(points: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The trace's y at each column, linear between its points (sorted first)."""
+    trace = sorted_trace(points)
+    return np.interp(columns, trace[:, 0], trace[:, 1])
+
+
+def check_traces(upper: np.ndarray, lower: np.ndarray, height: int, width: int) -> None:
+    """Raise TraceError if the traces give no valid mask in a height x width recording."""
+    for label, points in (("upper", upper), ("lower", lower)):
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if len(np.unique(points[:, 0])) < 2:
+            raise TraceError(
+                f"the {label} trace has {len(points)} point(s) at {len(np.unique(points[:, 0]))}"
+                " different x; it needs at least 2 points at different x."
+            )
+        outside = (
+            (points[:, 0] < -EPS_PX)
+            | (points[:, 0] > width - 1 + EPS_PX)
+            | (points[:, 1] < -EPS_PX)
+            | (points[:, 1] > height - 1 + EPS_PX)
+        )
+        if outside.any():
+            x, y = points[outside][0]
+            raise TraceError(
+                f"{outside.sum()} point(s) of the {label} trace lie outside the "
+                f"{height}x{width} image, first (x={x:g}, y={y:g})."
+            )
+    first_col, last_col = annotated_span(upper, lower)
+    if first_col > last_col:
+        raise TraceError(
+            f"the traces share no column: upper covers x {np.min(upper[:, 0]):g}"
+            f"-{np.max(upper[:, 0]):g}, lower x {np.min(lower[:, 0]):g}-{np.max(lower[:, 0]):g}."
+        )
+    columns = np.arange(first_col, last_col + 1)
+    crossed = columns[
+        interpolate_trace(upper, columns) > interpolate_trace(lower, columns) + EPS_PX
+    ]
+    if crossed.size:
+        shown = ", ".join(str(c) for c in crossed[:SHOWN_COLUMNS])
+        more = ", ..." if crossed.size > SHOWN_COLUMNS else ""
+        raise TraceError(
+            f"the upper trace is below the lower trace in {crossed.size} column(s): {shown}{more}."
+        )
+
+
+def mask_from_traces(upper: np.ndarray, lower: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The uint8 mask (0 background, 255 cavity) of a height x width recording.
+
+    Raises TraceError for traces that give no valid mask (see check_traces).
+    """
+    check_traces(upper, lower, height, width)
+    first_col, last_col = annotated_span(upper, lower)
+    columns = np.arange(first_col, last_col + 1)
+    top = interpolate_trace(upper, columns)
+    bottom = interpolate_trace(lower, columns)
+    rows = np.arange(height)[:, None]
+    inside = (rows >= top - EPS_PX) & (rows <= bottom + EPS_PX)
+    mask = np.zeros((height, width), dtype=np.uint8)
+    mask[:, first_col : last_col + 1] = np.where(inside, 255, 0)
+    return mask
