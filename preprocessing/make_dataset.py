@@ -1,0 +1,122 @@
+"""Recordings + annotations -> a data set that `python run.py -d DATA` trains on, in one step.
+
+    python -m preprocessing.make_dataset --images DIR --annotations DIR --out DATA
+
+is make_masks followed by make_windows, without writing the full-length masks: it writes
+DATA/img/REC_winK.png and DATA/mask/REC_winK.png. The same decisions apply (see those
+modules); --time-res serves both --quality and --units mm,s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from images import ImageReadError
+from preprocessing import cli
+from preprocessing.annotations import PhysicalUnits
+from preprocessing.errors import RecordingError, SkipRecording
+from preprocessing.make_masks import add_units_flags, parse_units, recording_and_mask
+from preprocessing.make_windows import (
+    add_window_flags,
+    check_window_options,
+    write_recording_windows,
+)
+from preprocessing.recordings import list_annotations, list_images, pair_by_name
+from preprocessing.summary import Summary
+
+
+def build_dataset(
+    images_dir: Path,
+    annotations_dir: Path,
+    out_dir: Path,
+    *,
+    step: int | None = None,
+    quality_csv: Path | None = None,
+    time_res_s: float | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    units: PhysicalUnits | None = None,
+) -> Summary:
+    """Write the training windows of every annotated recording to out_dir/img and out_dir/mask.
+
+    Per-recording problems end up in the summary; UsageError for a whole-command problem.
+    """
+    images_dir = cli.require_dir(images_dir, "images", "--images")
+    annotations_dir = cli.require_dir(annotations_dir, "annotations", "--annotations")
+    quality = check_window_options(step, quality_csv, time_res_s)
+    out_dir = cli.make_data_dir(out_dir, [images_dir, annotations_dir])
+
+    images, problems = list_images(images_dir)
+    annotations, annotation_problems = list_annotations(annotations_dir)
+    pairs, pair_problems = pair_by_name(images, annotations, "an annotation", annotations_dir)
+    summary = Summary(problems=problems + annotation_problems + pair_problems)
+    for name, image_path, annotation_path in cli.progress(pairs, progress):
+        try:
+            image, mask = recording_and_mask(image_path, annotation_path, units)
+            summary.windows += write_recording_windows(
+                name,
+                image,
+                mask,
+                out_dir,
+                step=step,
+                quality=quality,
+                time_res_s=time_res_s,
+                overwrite=overwrite,
+                mask_source=str(annotation_path),
+            )
+            summary.done.append(name)
+        except SkipRecording as why:
+            summary.skipped.append(str(why))
+        except (RecordingError, ImageReadError) as err:
+            summary.problems.append(str(err))
+        except OSError as err:
+            summary.problems.append(f"{image_path}: {err}")
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.Parser(
+        prog="python -m preprocessing.make_dataset",
+        description="Turn recordings and trace annotations into DATA/img and DATA/mask windows.",
+    )
+    parser.add_argument(
+        "--images", metavar="DIR", type=Path, required=True, help="folder of recordings (required)"
+    )
+    parser.add_argument(
+        "--annotations",
+        metavar="DIR",
+        type=Path,
+        required=True,
+        help="folder of REC.csv or LabelMe REC.json annotations (required)",
+    )
+    parser.add_argument(
+        "--out", metavar="DATA", type=Path, required=True, help="data set folder DATA (required)"
+    )
+    add_units_flags(parser)
+    add_window_flags(parser, "seconds per column, for --quality and --units mm,s (default: none)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def run() -> Summary:
+        return build_dataset(
+            args.images,
+            args.annotations,
+            args.out,
+            step=args.step,
+            quality_csv=args.quality,
+            time_res_s=args.time_res,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            units=parse_units(args.units, args.depth_res, args.time_res),
+        )
+
+    return cli.finish("make_dataset", run, count_windows=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

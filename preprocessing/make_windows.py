@@ -1,0 +1,225 @@
+"""Cut square training windows from recordings and their masks.
+
+    python -m preprocessing.make_windows --images DIR --masks DIR --out DATA
+
+writes DATA/img/REC_winK.png and DATA/mask/REC_winK.png (K = 0, 1, ...) with identical names,
+the layout `run.py -d DATA` trains on. See windows.py for where windows go and quality.py
+for --quality.
+
+Decisions where the issue is silent:
+- Windows are 8-bit grayscale PNGs (RGB recordings become luminance); masks 0/255, any
+  non-zero mask pixel counting as foreground.
+- If any window of a recording is already in DATA, the recording is skipped and reported,
+  unless --overwrite; then its windows are rewritten and windows left from an earlier run
+  with more windows (higher K) are deleted, so img and mask still pair up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from atomic_io import save_png
+from images import ImageReadError, read_gray, read_mask
+from preprocessing import cli
+from preprocessing.errors import RecordingError, SkipRecording, UsageError
+from preprocessing.quality import QualityTable, allowed_segments, read_quality_csv
+from preprocessing.recordings import list_images, pair_by_name
+from preprocessing.summary import Summary
+from preprocessing.windows import cut, mask_span, plan_windows
+
+
+def existing_windows(folder: Path, name: str) -> list[Path]:
+    """`name`_winK.png files in `folder` (not those of a recording called `name`_winK)."""
+    pattern = re.compile(re.escape(name) + r"_win\d+\.png")
+    candidates = folder.glob(glob.escape(name) + "_win*.png")
+    return sorted(path for path in candidates if pattern.fullmatch(path.name))
+
+
+def write_recording_windows(
+    name: str,
+    image: np.ndarray,
+    mask: np.ndarray,
+    out_dir: Path,
+    *,
+    step: int | None = None,
+    quality: QualityTable | None = None,
+    time_res_s: float | None = None,
+    overwrite: bool = False,
+    mask_source: str = "the mask",
+) -> int:
+    """Write one recording's windows to out_dir/img and out_dir/mask; return how many.
+
+    Raises RecordingError for a problem, SkipRecording when quality leaves nothing to cut.
+    """
+    span = mask_span(mask)
+    if span is None:
+        raise RecordingError(f"{mask_source}: the mask has no foreground, so no annotated span.")
+    segments = [span]
+    if quality is not None:
+        segments = allowed_segments(*span, quality.for_recording(name), time_res_s)
+        if not segments:
+            raise SkipRecording(f"{name}: no good-quality column inside the annotated span.")
+    img_dir, mask_dir = out_dir / "img", out_dir / "mask"
+    old = existing_windows(img_dir, name) + existing_windows(mask_dir, name)
+    if old and not overwrite:
+        raise RecordingError(
+            f"{old[0]}: windows of {name} already exist; pass --overwrite to replace them."
+        )
+    windows = plan_windows(mask, segments, step)
+    mask_255 = np.where(mask != 0, 255, 0).astype(np.uint8)
+    written = set()
+    for k, window in enumerate(windows):
+        file_name = f"{name}_win{k}.png"
+        save_png(mask_dir / file_name, cut(mask_255, window))
+        save_png(img_dir / file_name, cut(image, window))
+        written.add(file_name)
+    for path in old:
+        if path.name not in written:
+            path.unlink(missing_ok=True)
+    return len(windows)
+
+
+def check_window_options(
+    step: int | None, quality_csv: Path | None, time_res_s: float | None
+) -> QualityTable | None:
+    """Usage checks for --step/--quality/--time-res; the parsed quality CSV if given."""
+    if step is not None and step < 1:
+        raise UsageError(f"--step must be at least 1, got {step}.")
+    cli.require_positive(time_res_s, "--time-res")
+    if quality_csv is None:
+        return None
+    if time_res_s is None:
+        raise UsageError("--quality needs --time-res (seconds per column) to place its times.")
+    return read_quality_csv(cli.require_file(quality_csv, "quality", "--quality"))
+
+
+def make_windows(
+    images_dir: Path,
+    masks_dir: Path,
+    out_dir: Path,
+    *,
+    step: int | None = None,
+    quality_csv: Path | None = None,
+    time_res_s: float | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Summary:
+    """Windows of every recording in images_dir that has a mask in masks_dir."""
+    images_dir = cli.require_dir(images_dir, "images", "--images")
+    masks_dir = cli.require_dir(masks_dir, "masks", "--masks")
+    quality = check_window_options(step, quality_csv, time_res_s)
+    out_dir = cli.make_data_dir(out_dir, [images_dir, masks_dir])
+
+    images, problems = list_images(images_dir)
+    masks, mask_problems = list_images(masks_dir)
+    pairs, pair_problems = pair_by_name(images, masks, "a mask", masks_dir)
+    summary = Summary(problems=problems + mask_problems + pair_problems)
+    for name, image_path, mask_path in cli.progress(pairs, progress):
+        try:
+            image = read_gray(image_path)
+            mask, _ = read_mask(mask_path)
+            if mask.shape != image.shape:
+                raise RecordingError(
+                    f"{mask_path}: the mask is {mask.shape[0]}x{mask.shape[1]} but the "
+                    f"recording is {image.shape[0]}x{image.shape[1]}."
+                )
+            summary.windows += write_recording_windows(
+                name,
+                image,
+                mask,
+                out_dir,
+                step=step,
+                quality=quality,
+                time_res_s=time_res_s,
+                overwrite=overwrite,
+                mask_source=str(mask_path),
+            )
+            summary.done.append(name)
+        except SkipRecording as why:
+            summary.skipped.append(str(why))
+        except (RecordingError, ImageReadError) as err:
+            summary.problems.append(str(err))
+        except OSError as err:
+            summary.problems.append(f"{image_path}: {err}")
+    return summary
+
+
+def add_window_flags(parser: argparse.ArgumentParser, time_res_help: str) -> None:
+    """--step, --quality, --time-res, --overwrite and --no-progress, shared with make_dataset."""
+    parser.add_argument(
+        "--step",
+        metavar="COLUMNS",
+        type=int,
+        help="columns between window starts (default: half the recording height)",
+    )
+    parser.add_argument(
+        "--quality",
+        metavar="CSV",
+        type=Path,
+        help="quality-classification CSV (Recording, Good-Start, Good-End[, Bad-Start, "
+        "Bad-End], seconds); only good regions are cut (default: the whole span)",
+    )
+    parser.add_argument(
+        "--time-res",
+        metavar="S",
+        type=float,
+        help=time_res_help,
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace outputs that already exist (default: skip and report them)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.Parser(
+        prog="python -m preprocessing.make_windows",
+        description="Cut square windows from recordings and masks into DATA/img and DATA/mask.",
+    )
+    parser.add_argument(
+        "--images", metavar="DIR", type=Path, required=True, help="folder of recordings (required)"
+    )
+    parser.add_argument(
+        "--masks",
+        metavar="DIR",
+        type=Path,
+        required=True,
+        help="folder of masks named like the recordings (required)",
+    )
+    parser.add_argument(
+        "--out", metavar="DATA", type=Path, required=True, help="data set folder DATA (required)"
+    )
+    add_window_flags(parser, "seconds per column, needed by --quality (default: none)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return cli.finish(
+        "make_windows",
+        lambda: make_windows(
+            args.images,
+            args.masks,
+            args.out,
+            step=args.step,
+            quality_csv=args.quality,
+            time_res_s=args.time_res,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        ),
+        count_windows=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

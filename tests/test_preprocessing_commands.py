@@ -1,0 +1,244 @@
+"""make_masks, make_windows and make_dataset on tiny folders: outputs, problems, exit codes."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from preprocessing import dicom_to_png, make_dataset, make_masks, make_windows
+from preprocessing.errors import UsageError
+from preprocessing.make_dataset import build_dataset
+
+HEIGHT, WIDTH = 20, 60
+
+
+def recording(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (HEIGHT, WIDTH), dtype=np.uint8)
+
+
+def write_annotation(path, upper, lower):
+    rows = [f"upper,{x},{y}" for x, y in upper] + [f"lower,{x},{y}" for x, y in lower]
+    path.write_text("trace,x,y\n" + "\n".join(rows) + "\n")
+
+
+def read_png(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """rec_a spans columns 5..50 (46 >= 20: full windows), rec_b columns 10..19 (short)."""
+    images, annotations = tmp_path / "images", tmp_path / "annotations"
+    images.mkdir()
+    annotations.mkdir()
+    for name, seed in (("rec_a", 1), ("rec_b", 2)):
+        Image.fromarray(recording(seed)).save(images / f"{name}.png")
+    (images / "rec_a.json").write_text(json.dumps({"time_res_s": 0.01, "depth_res_mm": 0.1}))
+    write_annotation(annotations / "rec_a.csv", [(5, 4), (50, 6.5)], [(2, 14), (55, 15)])
+    write_annotation(annotations / "rec_b.csv", [(10, 12), (19, 12)], [(10, 17), (19, 19)])
+    return tmp_path
+
+
+def test_dataset_windows_pair_up_and_stay_in_the_span(folders):
+    out = folders / "data"
+    summary = build_dataset(folders / "images", folders / "annotations", out, progress=False)
+    assert summary.problems == [] and summary.done == ["rec_a", "rec_b"]
+    img_names = sorted(p.name for p in (out / "img").iterdir())
+    assert img_names == sorted(p.name for p in (out / "mask").iterdir())
+    # rec_a: span 5..50, side 20, step 10 -> starts 5, 15, 25, 31; rec_b: one 10x10 window
+    assert img_names == [f"rec_a_win{k}.png" for k in range(4)] + ["rec_b_win0.png"]
+    assert summary.windows == 5
+    image = recording(1)
+    for k, start in enumerate([5, 15, 25, 31]):
+        np.testing.assert_array_equal(
+            read_png(out / "img" / f"rec_a_win{k}.png"), image[:, start : start + 20]
+        )
+        window_mask = read_png(out / "mask" / f"rec_a_win{k}.png")
+        assert set(np.unique(window_mask)) == {0, 255} and window_mask.any(axis=0).all()
+    short = read_png(out / "mask" / "rec_b_win0.png")
+    assert short.shape == (10, 10) and short.any(axis=0).all()
+    # rec_b LV rows 12..17-19, centre about 15: rows 10..19
+    np.testing.assert_array_equal(
+        read_png(out / "img" / "rec_b_win0.png"), recording(2)[10:20, 10:20]
+    )
+
+
+def test_masks_then_windows_equal_the_one_step_dataset(folders):
+    summary = make_masks.make_masks(
+        folders / "images", folders / "annotations", folders / "masks", progress=False
+    )
+    assert summary.done == ["rec_a", "rec_b"]
+    mask = read_png(folders / "masks" / "rec_a.png")
+    assert mask.shape == (HEIGHT, WIDTH) and mask.dtype == np.uint8
+    assert np.flatnonzero(mask.any(axis=0)).tolist() == list(range(5, 51))
+    make_windows.make_windows(
+        folders / "images", folders / "masks", folders / "two", progress=False
+    )
+    build_dataset(folders / "images", folders / "annotations", folders / "one", progress=False)
+    for path in sorted((folders / "one").rglob("*.png")):
+        np.testing.assert_array_equal(
+            read_png(path), read_png(folders / "two" / path.relative_to(folders / "one"))
+        )
+
+
+def test_one_bad_recording_does_not_stop_the_others(folders):
+    images, annotations = folders / "images", folders / "annotations"
+    (images / "broken.png").write_bytes(b"not a png")
+    write_annotation(annotations / "broken.csv", [(0, 1), (9, 1)], [(0, 5), (9, 5)])
+    Image.fromarray(recording(3)).save(images / "lonely.png")
+    write_annotation(annotations / "orphan.csv", [(0, 1), (9, 1)], [(0, 5), (9, 5)])
+    Image.fromarray(recording(4)).save(images / "crossed.png")
+    write_annotation(annotations / "crossed.csv", [(0, 1), (9, 8)], [(0, 5), (9, 5)])
+    Image.fromarray(recording(5)).save(images / "outside.png")
+    write_annotation(annotations / "outside.csv", [(0, 1), (60, 1)], [(0, 5), (9, 5)])
+    Image.fromarray(recording(6)).save(images / "nolower.png")
+    (annotations / "nolower.csv").write_text("trace,x,y\nupper,1,2\nupper,5,2\n")
+    summary = build_dataset(images, annotations, folders / "data", progress=False)
+    assert summary.done == ["rec_a", "rec_b"]
+    problems = "\n".join(summary.problems)
+    assert len(summary.problems) == 6
+    assert "broken.png: cannot read it as an image" in problems
+    assert "lonely.png: recording without an annotation" in problems
+    assert "orphan.csv: an annotation without its recording" in problems
+    assert (
+        "crossed.csv: the upper trace is below the lower trace in 4 column(s): 6, 7, 8, 9."
+        in problems
+    )
+    assert "outside.csv: 1 point(s) of the upper trace lie outside the 20x60 image" in problems
+    assert "nolower.csv: the lower trace is missing" in problems
+
+
+def test_existing_outputs_need_overwrite_and_stale_windows_go(folders):
+    images, annotations, out = folders / "images", folders / "annotations", folders / "data"
+    build_dataset(images, annotations, out, progress=False)
+    again = build_dataset(images, annotations, out, progress=False)
+    assert again.done == [] and len(again.problems) == 2
+    assert "already exist; pass --overwrite" in again.problems[0]
+    (out / "img" / "rec_a_win9.png").write_bytes(b"stale")
+    (out / "mask" / "rec_a_win9.png").write_bytes(b"stale")
+    replaced = build_dataset(images, annotations, out, step=20, overwrite=True, progress=False)
+    assert replaced.problems == [] and replaced.windows == 4  # starts 5, 25, 31 and rec_b
+    assert sorted(p.name for p in (out / "img").iterdir()) == [
+        "rec_a_win0.png",
+        "rec_a_win1.png",
+        "rec_a_win2.png",
+        "rec_b_win0.png",
+    ]
+
+
+def test_quality_restricts_windows_and_reports_missing_recordings(folders):
+    quality = folders / "quality.csv"
+    quality.write_text(
+        "Recording,Good-Start,Good-End,Bad-Start,Bad-End\nrec_a,0.1 0.3,0.45 0.6,0.2,0.22\n"
+    )
+    summary = build_dataset(
+        folders / "images",
+        folders / "annotations",
+        folders / "data",
+        quality_csv=quality,
+        time_res_s=0.01,
+        progress=False,
+    )
+    # rec_a allowed: span 5..50 within good 10..45 minus bad 20..22 -> 10..19 and 23..45
+    assert summary.done == ["rec_a"] and summary.windows == 3
+    assert [read_png(folders / "data" / "img" / f"rec_a_win{k}.png").shape for k in range(3)] == [
+        (10, 10),
+        (20, 20),
+        (20, 20),
+    ]
+    [problem] = summary.problems
+    assert problem.startswith(f"{quality}: no row for recording rec_b, so it gets no windows")
+    quality.write_text("Recording,Good-Start,Good-End\nrec_a,0.55,0.58\nrec_b,0.55,0.58\n")
+    skipped = build_dataset(
+        folders / "images",
+        folders / "annotations",
+        folders / "other",
+        quality_csv=quality,
+        time_res_s=0.01,
+        progress=False,
+    )
+    assert skipped.problems == [] and skipped.done == [] and len(skipped.skipped) == 2
+
+
+def test_labelme_made_on_another_image_size_is_a_problem(folders):
+    (folders / "annotations" / "rec_b.csv").unlink()
+    shapes = [
+        {"label": "upper", "points": [[1, 2], [9, 2]], "shape_type": "linestrip"},
+        {"label": "lower", "points": [[1, 8], [9, 8]], "shape_type": "linestrip"},
+    ]
+    content = {"shapes": shapes, "imageHeight": 30, "imageWidth": 60, "imagePath": "rec_b.png"}
+    (folders / "annotations" / "rec_b.json").write_text(json.dumps(content))
+    summary = make_masks.make_masks(
+        folders / "images", folders / "annotations", folders / "m", progress=False
+    )
+    json_path = folders / "annotations" / "rec_b.json"
+    assert summary.problems == [f"{json_path}: annotated on a 30x60 image, but rec_b.png is 20x60."]
+
+
+def test_whole_command_problems_raise_usage_error(folders):
+    with pytest.raises(UsageError, match="images folder .* does not exist"):
+        build_dataset(folders / "nope", folders / "annotations", folders / "data")
+    with pytest.raises(UsageError, match="--quality needs --time-res"):
+        build_dataset(
+            folders / "images",
+            folders / "annotations",
+            folders / "data",
+            quality_csv=folders / "q.csv",
+        )
+    with pytest.raises(UsageError, match="masks would replace the recordings"):
+        make_masks.make_masks(folders / "images", folders / "annotations", folders / "images")
+
+
+@pytest.mark.parametrize("command", [make_masks, make_windows, make_dataset, dicom_to_png])
+def test_help_documents_every_flag_with_its_default(command):
+    text = command.build_parser().format_help().split("options:")[1]
+    blocks = re.split(r"\n  (?=-)", text)[1:]  # one block per option
+    assert len(blocks) >= 5
+    for block in blocks:
+        if not block.startswith("-h"):
+            assert "(default" in block or "(required)" in block, block
+
+
+def run_module(module, *args):
+    return subprocess.run(
+        [sys.executable, "-m", f"preprocessing.{module}", "--no-progress", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cli_usage_error_is_one_sentence_and_exit_2(folders):
+    result = run_module(
+        "make_dataset",
+        "--images",
+        folders / "nope",
+        "--annotations",
+        folders,
+        "--out",
+        folders / "d",
+    )
+    assert result.returncode == 2
+    assert "images folder" in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_lists_recording_problems_and_exits_1(folders):
+    (folders / "annotations" / "rec_b.csv").write_text("trace,x,y\nupper,1,2\nside,3,4\n")
+    result = run_module(
+        "make_masks",
+        "--images",
+        folders / "images",
+        "--annotations",
+        folders / "annotations",
+        "--out",
+        folders / "m",
+    )
+    assert result.returncode == 1
+    assert "rec_b.csv: unknown trace label 'side' on line 3" in result.stderr
+    assert "1 recording(s) done" in result.stdout
+    assert "Traceback" not in result.stderr
