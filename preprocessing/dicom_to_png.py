@@ -44,6 +44,8 @@ SECONDS = 4  # PhysicalUnitsXDirection / YDirection codes
 CENTIMETRES = 3
 LUMINANCE = np.array([0.2989, 0.5870, 0.1140])
 DICOM_SUFFIXES = (".dcm", ".dicom")
+# Colour data that pydicom's decoders hand over as RGB (YBR_FULL* converted, ICT/RCT by JPEG 2000).
+COLOUR_PHOTOMETRICS = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
 PIP_NAMES = {"gdcm": "python-gdcm"}  # where a decoder's import name is not its pip name
 
 
@@ -80,7 +82,9 @@ def find_mmode_region(ds: pydicom.Dataset, region_index: int | None = None) -> M
     if not regions:
         raise ValueError("no Sequence of Ultrasound Regions (0018,6011), so no M-mode region.")
     if region_index is None:
-        found = [i for i, item in enumerate(regions) if item.get("RegionSpatialFormat") == 2]
+        found = [
+            i for i, item in enumerate(regions) if item.get("RegionSpatialFormat") == MMODE_FORMAT
+        ]
         if not found:
             formats = [item.get("RegionSpatialFormat") for item in regions]
             raise ValueError(
@@ -123,7 +127,10 @@ def _resolution(
     item: pydicom.Dataset, axis: str, unit: int, unit_name: str, warnings: list[str]
 ) -> float | None:
     delta, units = item.get(f"PhysicalDelta{axis}"), item.get(f"PhysicalUnits{axis}Direction")
-    if delta is None or units != unit:
+    if delta is None:
+        warnings.append(f"the region has no PhysicalDelta{axis}, so its resolution is null.")
+        return None
+    if units != unit:
         warnings.append(
             f"PhysicalUnits{axis}Direction is {units}, not {unit_name}, so its resolution is null."
         )
@@ -166,9 +173,8 @@ def install_hints(missing: list[str]) -> str:
 def to_luminance(frame: np.ndarray, photometric: str, bits_stored: int) -> np.ndarray:
     """A decoded frame as uint8 (H, W) gray."""
     if frame.ndim == 3:
-        if photometric not in ("RGB", "YBR_FULL", "YBR_FULL_422"):
+        if photometric not in COLOUR_PHOTOMETRICS:
             raise ValueError(f"photometric interpretation {photometric} is not supported.")
-        # pydicom has already turned YBR into RGB.
         gray = frame[..., :3].astype(np.float64) @ LUMINANCE
         return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
@@ -206,7 +212,8 @@ def read_mmode_image(
         stitched = stitch_frames(frames)
     except InvalidDicomError as err:
         raise RecordingError(f"{path}: not a DICOM file ({err}).") from None
-    except (ValueError, AttributeError, KeyError, RuntimeError, NotImplementedError) as err:
+    except (ValueError, TypeError, AttributeError, KeyError, EOFError, RuntimeError) as err:
+        # pydicom reports truncated files, odd values and decoder failures in all these ways.
         raise RecordingError(f"{path}: {err}") from None
     warnings = [f"{path}: {text}" for text in region.unit_warnings]
     if stitched.inexact:

@@ -82,7 +82,9 @@ def make_masks(
 
     images, problems = list_images(images_dir)
     annotations, annotation_problems = list_annotations(annotations_dir)
-    pairs, pair_problems = pair_by_name(images, annotations, "an annotation", annotations_dir)
+    pairs, pair_problems = pair_by_name(
+        images, images_dir, annotations, annotations_dir, "an annotation"
+    )
     summary = Summary(problems=problems + annotation_problems + pair_problems)
     for name, image_path, annotation_path in cli.progress(pairs, progress):
         out_path = out_dir / f"{name}.png"

@@ -118,7 +118,7 @@ def make_windows(
 
     images, problems = list_images(images_dir)
     masks, mask_problems = list_images(masks_dir)
-    pairs, pair_problems = pair_by_name(images, masks, "a mask", masks_dir)
+    pairs, pair_problems = pair_by_name(images, images_dir, masks, masks_dir, "a mask")
     summary = Summary(problems=problems + mask_problems + pair_problems)
     for name, image_path, mask_path in cli.progress(pairs, progress):
         try:

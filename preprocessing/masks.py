@@ -80,14 +80,14 @@ def check_traces(upper: np.ndarray, lower: np.ndarray, height: int, width: int) 
             f"-{np.max(upper[:, 0]):g}, lower x {np.min(lower[:, 0]):g}-{np.max(lower[:, 0]):g}."
         )
     columns = np.arange(first_col, last_col + 1)
-    crossed = columns[
-        interpolate_trace(upper, columns) > interpolate_trace(lower, columns) + EPS_PX
-    ]
+    below = interpolate_trace(upper, columns) > interpolate_trace(lower, columns) + EPS_PX
+    crossed = columns[below]
     if crossed.size:
         shown = ", ".join(str(c) for c in crossed[:SHOWN_COLUMNS])
-        more = ", ..." if crossed.size > SHOWN_COLUMNS else ""
+        if crossed.size > SHOWN_COLUMNS:
+            shown += f" and {crossed.size - SHOWN_COLUMNS} more"
         raise TraceError(
-            f"the upper trace is below the lower trace in {crossed.size} column(s): {shown}{more}."
+            f"the upper trace is below the lower trace in {crossed.size} column(s): {shown}."
         )
 
 

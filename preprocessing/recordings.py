@@ -61,17 +61,21 @@ def is_resolution_sidecar(path: Path) -> bool:
 
 
 def pair_by_name(
-    images: dict[str, Path], others: dict[str, Path], other_kind: str, other_dir: Path
+    images: dict[str, Path],
+    images_dir: Path,
+    others: dict[str, Path],
+    others_dir: Path,
+    other_kind: str,
 ) -> tuple[list[tuple[str, Path, Path]], list[str]]:
     """(name, image, other) for names in both; a problem for each file without its partner."""
     pairs = [(name, images[name], others[name]) for name in sorted(images) if name in others]
     problems = [
-        f"{images[name]}: recording without {other_kind} (no {name}.* in {other_dir})."
+        f"{images[name]}: recording without {other_kind}: no {name}.* in {others_dir}."
         for name in sorted(images)
         if name not in others
     ]
     problems += [
-        f"{others[name]}: {other_kind} without its recording (no image named {name})."
+        f"{others[name]}: {other_kind} without its recording: no {name}.* image in {images_dir}."
         for name in sorted(others)
         if name not in images
     ]

@@ -242,3 +242,46 @@ def test_cli_lists_recording_problems_and_exits_1(folders):
     assert "rec_b.csv: unknown trace label 'side' on line 3" in result.stderr
     assert "1 recording(s) done" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        (make_windows, ["--masks", "M", "--quality", "q.csv"], "--quality needs --time-res"),
+        (make_masks, ["--annotations", "A", "--units", "mm,s"], "--units mm,s needs --depth-res"),
+        (make_dataset, ["--annotations", "A", "--step", "0"], "--step must be at least 1"),
+        (make_windows, ["--masks", "M"], "the following arguments are required: --out"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_sentence(folders, capsys, command, args, message):
+    for name in ("M", "A"):
+        (folders / name).mkdir()
+    args = [folders / a if a in ("M", "A", "q.csv") else a for a in args]
+    argv = ["--images", folders / "images", *args]
+    if "required" not in message:
+        argv += ["--out", folders / "out"]
+    try:
+        code = command.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_dicom_usage_error_names_the_missing_input(tmp_path, capsys):
+    code = dicom_to_png.main(["--in", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert (
+        code == 2
+        and "does not exist; pass a DICOM file or folder with --in" in capsys.readouterr().err
+    )
+
+
+def test_windows_refuse_masks_of_another_size_or_empty(folders):
+    masks = folders / "masks"
+    masks.mkdir()
+    Image.fromarray(np.zeros((HEIGHT, WIDTH + 1), np.uint8)).save(masks / "rec_a.png")
+    Image.fromarray(np.zeros((HEIGHT, WIDTH), np.uint8)).save(masks / "rec_b.png")
+    summary = make_windows.make_windows(folders / "images", masks, folders / "data", progress=False)
+    assert summary.done == [] and summary.windows == 0
+    assert "rec_a.png: the mask is 20x61 but the recording is 20x60." in summary.problems[0]
+    assert "rec_b.png: the mask has no foreground" in summary.problems[1]

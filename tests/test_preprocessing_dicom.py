@@ -1,15 +1,18 @@
 """DICOM -> long PNG: region, crop, luminance, stitching of scrolling frames, resolutions."""
 
+import io
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 from pydicom.uid import (
     ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
     JPEGLSLossless,
     UltrasoundMultiFrameImageStorage,
     generate_uid,
@@ -132,6 +135,30 @@ def test_compressed_pixel_data_without_decoder_names_syntax_and_package(tmp_path
     [problem] = dicom_to_png(tmp_path / "scan.dcm", tmp_path / "out", progress=False).problems
     assert "scan.dcm: pixel data in transfer syntax JPEG-LS Lossless" in problem
     assert "pip install pylibjpeg pylibjpeg-libjpeg" in problem
+
+
+def test_lossy_jpeg_frames_are_joined_by_best_match_with_a_warning(tmp_path):
+    # Smooth echo-like content: JPEG changes every frame a little, so no overlap is exact.
+    rows, cols = np.mgrid[0:HEIGHT, 0:70]
+    gray = (120 + 60 * np.sin(cols / 5.0 + rows / 4.0) + 40 * np.cos(cols / 11.0)).astype(np.uint8)
+    frames = scanner_frames(gray, OFFSETS)
+    ds = dcmread(write_dicom(tmp_path / "raw.dcm", frames, mmode_regions()))
+    jpegs = []
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=95)
+        jpegs.append(buffer.getvalue())
+    ds.PixelData = encapsulate(jpegs)
+    ds["PixelData"].VR = "OB"
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.save_as(tmp_path / "scan.dcm", enforce_file_format=True)
+    summary = dicom_to_png(tmp_path / "scan.dcm", tmp_path / "out", progress=False)
+    assert summary.done == ["scan"]
+    assert "placed by best match" in summary.warnings[0]
+    rebuilt = np.asarray(Image.open(tmp_path / "out" / "scan.png")).astype(int)
+    assert rebuilt.shape == gray.shape
+    assert np.abs(rebuilt - gray).mean() < 4
 
 
 def test_luminance_weights():
