@@ -101,6 +101,8 @@ def read_labelme(path: Path) -> Traces:
         raise AnnotationError(f"{path}: not a LabelMe file (no 'shapes' list).")
     points: dict[str, list[tuple[float, float]]] = {label: [] for label in TRACE_LABELS}
     for number, shape in enumerate(content["shapes"], start=1):
+        if not isinstance(shape, dict):
+            raise AnnotationError(f"{path}: shape {number} is not a LabelMe shape.")
         label = str(shape.get("label", "")).strip().lower()
         # LabelMe leaves shape_type out for polygons in old files.
         shape_type = shape.get("shape_type") or "polygon"
@@ -114,7 +116,7 @@ def read_labelme(path: Path) -> Traces:
                 "linestrip, line or points."
             )
         for point in shape.get("points", []):
-            if len(point) != 2:
+            if not isinstance(point, list) or len(point) != 2:
                 raise AnnotationError(f"{path}: shape {number} has a point {point!r}.")
             points[label].append((_number(point[0], path), _number(point[1], path)))
     traces = Traces(*(_as_array(points[label], label, path) for label in TRACE_LABELS))
