@@ -43,3 +43,25 @@ def per_image_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torc
     iou = torch.where(both_empty, 1.0, overlap / union.clamp(min=1))
     mse = (pred != target).double().mean(dims)  # squared error of 0/1 values
     return {"dice": dice, "iou": iou, "mse": mse}
+
+
+def hd95_px(pred, target) -> float:
+    """Symmetric 95th-percentile Hausdorff distance in pixels between two 2-D masks.
+
+    The distances from each boundary pixel of one mask to the nearest boundary pixel of
+    the other, both ways, pooled. 0 when both masks are empty, NaN when only one is.
+    The image border closes a mask, so a cavity cut by the window edge has an edge there.
+    """
+    import numpy as np  # here, so that training does not load scipy
+    from scipy import ndimage
+
+    pred, target = np.asarray(pred, dtype=bool), np.asarray(target, dtype=bool)
+    if not pred.any() and not target.any():
+        return 0.0
+    if not pred.any() or not target.any():
+        return float("nan")
+    pred_edge = pred & ~ndimage.binary_erosion(pred, border_value=0)
+    target_edge = target & ~ndimage.binary_erosion(target, border_value=0)
+    to_target = ndimage.distance_transform_edt(~target_edge)[pred_edge]
+    to_pred = ndimage.distance_transform_edt(~pred_edge)[target_edge]
+    return float(np.percentile(np.concatenate([to_target, to_pred]), 95))

@@ -1,0 +1,146 @@
+"""Load a model from a checkpoint and segment whole recordings of any width.
+
+A recording is cut into square windows whose side is its height, overlapping in time.
+Each window is prepared exactly as in training (uint8 gray, antialiased bilinear resize
+to SIZE, rounded back to uint8, then /255), predicted in batches, and its probabilities
+are resized back and averaged where windows overlap.
+
+Decision where the issue is silent: a recording narrower than its height becomes one
+square window by mirroring it in time (M-mode read backwards is still M-mode), so the
+network sees the same pixel aspect as in training; the mirrored part is cropped away.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from dataset import _resize  # the training resize, so that windows match training exactly
+from quicknat import (
+    CheckpointError,
+    QuickNat,
+    QuickNatConfig,
+    config_from_checkpoint,
+    describe_mismatch,
+    extract_state_dict,
+    predict_logits,
+    read_checkpoint,
+)
+
+Model = Callable[[torch.Tensor], torch.Tensor]  # float (N, 1, S, S) in [0, 1] -> logits
+
+
+class ModelSetupError(ValueError):
+    """Model flags that cannot work with the checkpoint; the message says the fix."""
+
+
+def model_config(checkpoint: Any, flags: dict[str, Any]) -> QuickNatConfig:
+    """Our checkpoint's stored config wins (with a warning if flags differ); else the flags.
+
+    flags: num_filters, kernel_h, kernel_w, se_block, drop_out; None means not given.
+    """
+    stored = config_from_checkpoint(checkpoint)
+    if stored is not None:
+        differ = [
+            f"{k}={getattr(stored, k)} (flag: {v})"
+            for k, v in flags.items()
+            if v is not None and str(v).upper() != str(getattr(stored, k)).upper()
+        ]
+        if differ:
+            print(
+                f"warning: the checkpoint's model settings are used: {', '.join(differ)}.",
+                file=sys.stderr,
+            )
+        return stored
+    try:
+        return QuickNatConfig(**{k: v for k, v in flags.items() if v is not None})
+    except ValueError as err:
+        raise ModelSetupError(str(err)) from None
+
+
+def load_model(
+    path: str | os.PathLike, flags: dict[str, Any], device: torch.device
+) -> tuple[QuickNat, Any]:
+    """The model in eval mode on `device`, and the raw checkpoint (for its other entries)."""
+    checkpoint = read_checkpoint(path)
+    state_dict = extract_state_dict(checkpoint, str(path))
+    model = QuickNat(model_config(checkpoint, flags))
+    mismatch = describe_mismatch(model, state_dict)
+    if mismatch:
+        raise CheckpointError(f"{path}: {mismatch} Pass matching --num-filters/--kernel/--se.")
+    model.load_state_dict(state_dict, strict=True)
+    return model.to(device).eval(), checkpoint
+
+
+def checkpoint_im_size(checkpoint: Any) -> int | None:
+    """The -p a checkpoint of this tool was trained with, if it says."""
+    args = checkpoint.get("args") if isinstance(checkpoint, dict) else None
+    size = args.get("im_size") if isinstance(args, dict) else None
+    return size if isinstance(size, int) and size > 0 else None
+
+
+def window_starts(width: int, side: int, step: int) -> list[int]:
+    """First columns of side-wide windows covering 0..width-1; the last ends at the edge."""
+    if width <= side:
+        return [0]
+    starts = list(range(0, width - side + 1, step))
+    if starts[-1] != width - side:
+        starts.append(width - side)
+    return starts
+
+
+def overlap_step(side: int, overlap: float) -> int:
+    """Columns between window starts for an overlap given as a share of the side."""
+    return max(1, int(round(side * (1.0 - overlap))))
+
+
+def prepare_windows(windows: list[np.ndarray], size: int) -> torch.Tensor:
+    """uint8 (side, side) windows -> float (N, 1, size, size) in [0, 1], as in training."""
+    resized = [_resize(window, size, InterpolationMode.BILINEAR) for window in windows]
+    return torch.stack(resized).float().div_(255)
+
+
+def predict_probabilities(
+    model: Model, batch: torch.Tensor, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Sigmoid of the model's logits for a float (N, 1, S, S) batch, on the CPU."""
+    with torch.inference_mode():
+        batch = batch.to(device)
+        logits = predict_logits(model, batch) if isinstance(model, QuickNat) else model(batch)
+        return torch.sigmoid(logits.float()).cpu()
+
+
+def segment_recording(
+    model: Model,
+    image: np.ndarray,
+    size: int,
+    overlap: float = 0.5,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Cavity probability (H, W) float32 for a uint8 (H, W) recording of any width."""
+    height, width = image.shape
+    side = height
+    padded = image
+    if width < side:
+        padded = np.pad(image, ((0, 0), (0, side - width)), mode="symmetric")
+    starts = window_starts(padded.shape[1], side, overlap_step(side, overlap))
+    prob_sum = np.zeros((height, padded.shape[1]), dtype=np.float64)
+    count = np.zeros(padded.shape[1], dtype=np.int64)
+    for i in range(0, len(starts), batch_size):
+        batch_starts = starts[i : i + batch_size]
+        windows = [padded[:, s : s + side] for s in batch_starts]
+        probs = predict_probabilities(model, prepare_windows(windows, size), device)
+        if probs.shape[-2:] != (side, side):
+            probs = TF.resize(probs, [side, side], InterpolationMode.BILINEAR, antialias=True)
+        for start, prob in zip(batch_starts, probs[:, 0].numpy(), strict=True):
+            prob_sum[:, start : start + side] += prob
+            count[start : start + side] += 1
+    return (prob_sum / count)[:, :width].astype(np.float32)

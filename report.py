@@ -1,0 +1,148 @@
+"""Pictures to check the measurements by eye: overlays and the per-recording report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+import atomic_io
+from measure import Beat, Resolution
+
+UPPER_RGB = (255, 200, 0)  # septum side of the cavity: amber
+LOWER_RGB = (0, 200, 255)  # posterior wall side: cyan
+TRUE_RGB = (0, 255, 0)
+PRED_RGB = (255, 40, 40)
+BOTH_RGB = (255, 255, 0)
+
+
+def gray_to_rgb(image: np.ndarray) -> np.ndarray:
+    return np.repeat(np.asarray(image, dtype=np.uint8)[..., None], 3, axis=2)
+
+
+def cavity_edges(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(W,) first and last cavity row per column, NaN where the column has no cavity."""
+    mask = np.asarray(mask, dtype=bool)
+    filled = mask.any(axis=0)
+    top = mask.argmax(axis=0).astype(np.float64)
+    bottom = (mask.shape[0] - 1 - mask[::-1].argmax(axis=0)).astype(np.float64)
+    return np.where(filled, top, np.nan), np.where(filled, bottom, np.nan)
+
+
+def draw_trace(rgb: np.ndarray, rows: np.ndarray, color: tuple, outward: int) -> None:
+    """Draw a 2-px trace in place, joined across jumps between neighbouring columns.
+
+    outward: -1 thickens the line upwards, +1 downwards, so it stays off the cavity.
+    """
+    previous = np.concatenate([[np.nan], rows[:-1]])
+    low = np.where(np.isfinite(previous), np.fmin(rows, previous), rows)
+    high = np.where(np.isfinite(previous), np.fmax(rows, previous), rows)
+    height = rgb.shape[0]
+    for column in np.flatnonzero(np.isfinite(rows)):
+        first = int(low[column]) + min(outward, 0)
+        last = int(high[column]) + max(outward, 0)
+        rgb[max(first, 0) : min(last, height - 1) + 1, column] = color
+
+
+def recording_overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The recording as RGB with the cavity's upper and lower edges drawn."""
+    rgb = gray_to_rgb(image)
+    top, bottom = cavity_edges(mask)
+    draw_trace(rgb, top, UPPER_RGB, outward=-1)
+    draw_trace(rgb, bottom, LOWER_RGB, outward=+1)
+    return rgb
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """Pixels of the mask that touch the background; the image border is not an edge."""
+    mask = np.asarray(mask, dtype=bool)
+    return mask & ~ndimage.binary_erosion(mask, border_value=1)
+
+
+def evaluation_overlay(
+    image: np.ndarray, true_mask: np.ndarray, pred_mask: np.ndarray, scale: int = 2
+) -> np.ndarray:
+    """Image with the true (green) and predicted (red) outlines, yellow where they agree."""
+
+    def grow(a: np.ndarray) -> np.ndarray:
+        return np.kron(np.asarray(a), np.ones((scale, scale), dtype=np.asarray(a).dtype))
+
+    rgb = gray_to_rgb(grow(image))
+    true_edge, pred_edge = outline(grow(true_mask)), outline(grow(pred_mask))
+    rgb[true_edge] = TRUE_RGB
+    rgb[pred_edge] = PRED_RGB
+    rgb[true_edge & pred_edge] = BOTH_RGB
+    return rgb
+
+
+def summary_line(summary: dict) -> str:
+    if not summary["n_beats"]:
+        return "no complete beat found"
+    return (
+        f"median of {summary['n_beats']} beats: LVIDd {summary['lvid_d_mm']:.2f} mm, "
+        f"LVIDs {summary['lvid_s_mm']:.2f} mm, HR {summary['heart_rate_bpm']:.0f} bpm, "
+        f"EF {summary['ef_percent']:.1f} %, FS {summary['fs_percent']:.1f} %"
+    )
+
+
+def save_report(
+    path: Path,
+    overlay: np.ndarray,
+    lvid_mm: np.ndarray,
+    volume_ul: np.ndarray,
+    beats: list[Beat],
+    resolution: Resolution,
+    title: str,
+    summary: dict,
+) -> None:
+    """Recording with traces, LVID and volume over time with ED and ES marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height, width = overlay.shape[:2]
+    time_s = np.arange(width) * resolution.time_res_s
+    fig, axes = plt.subplots(3, 1, figsize=(14, 9), sharex=True, height_ratios=(1.4, 1, 1))
+    extent = (0, width * resolution.time_res_s, height * resolution.depth_res_mm, 0)
+    axes[0].imshow(overlay, extent=extent, aspect="auto", interpolation="antialiased")
+    axes[0].set_ylabel("depth (mm)")
+    assumed = [
+        name
+        for name, flag in (
+            ("time", resolution.time_res_assumed),
+            ("depth", resolution.depth_res_assumed),
+        )
+        if flag
+    ]
+    heading = f"{title}: {summary_line(summary)}"
+    if assumed:
+        heading += f"\nASSUMED {' and '.join(assumed)} resolution: numbers may be off"
+    axes[0].set_title(heading, fontsize=10, color="firebrick" if assumed else "black")
+    for ax, curve, ed_key, es_key, label in (
+        (axes[1], lvid_mm, "lvid_d_mm", "lvid_s_mm", "LVID (mm)"),
+        (axes[2], volume_ul, "volume_d_ul", "volume_s_ul", "volume (uL, Teichholz)"),
+    ):
+        ax.plot(time_s, curve, color="0.25", linewidth=0.8)
+        ax.plot(
+            [b.t_ed_s for b in beats],
+            [getattr(b, ed_key) for b in beats],
+            "v",
+            color="firebrick",
+            label="end-diastole",
+        )
+        ax.plot(
+            [b.t_es_s for b in beats],
+            [getattr(b, es_key) for b in beats],
+            "^",
+            color="royalblue",
+            label="end-systole",
+        )
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].legend(loc="upper right", fontsize=8)
+    axes[2].set_xlabel("time (s)")
+    fig.tight_layout()
+    atomic_io.save_figure(path, fig, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,227 @@
+"""LVID, volume and beats from cavity masks; resolutions; HD95 and the test-set scores."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from evaluate import score_predictions
+from measure import (
+    DEFAULT_DEPTH_RES_MM,
+    DEFAULT_TIME_RES_S,
+    cavity_mask,
+    find_beats,
+    lvid_mm,
+    read_sidecar,
+    resolve_resolution,
+    summarize,
+    teichholz_volume_ul,
+)
+from metrics import hd95_px
+
+TIME_RES_S = 0.001
+
+
+def cosine_lvid(d_mm, s_mm, hr_bpm, columns, first_ed_col):
+    """LVID with its maxima (ED) at first_ed_col + k * period and minima halfway between."""
+    period = 60.0 / hr_bpm / TIME_RES_S
+    phase = 2 * np.pi * (np.arange(columns) - first_ed_col) / period
+    return (d_mm + s_mm) / 2 + (d_mm - s_mm) / 2 * np.cos(phase)
+
+
+def ef_percent(d_mm, s_mm):
+    return 100 * (1 - teichholz_volume_ul(s_mm) / teichholz_volume_ul(d_mm))
+
+
+def test_teichholz_volume_in_microlitres():
+    # 4 mm = 0.4 cm: 7 / 2.8 * 0.064 mL = 0.16 mL.
+    assert teichholz_volume_ul(4.0) == pytest.approx(160.0)
+    assert np.isnan(teichholz_volume_ul(np.array([np.nan, 3.0]))[0])
+
+
+def test_beats_of_an_analytic_curve():
+    lvid = cosine_lvid(3.5, 2.0, 600, columns=1000, first_ed_col=50)
+    beats = find_beats(lvid, TIME_RES_S, max_hr_bpm=900)
+    assert [b.t_ed_s for b in beats] == pytest.approx([0.05 + 0.1 * k for k in range(9)])
+    assert [b.t_es_s for b in beats] == pytest.approx([0.1 + 0.1 * k for k in range(9)])
+    summary = summarize(beats)
+    assert summary["n_beats"] == 9
+    assert summary["heart_rate_bpm"] == pytest.approx(600, rel=1e-9)
+    assert summary["lvid_d_mm"] == pytest.approx(3.5, abs=2e-3)
+    assert summary["lvid_s_mm"] == pytest.approx(2.0, abs=2e-3)
+    assert summary["fs_percent"] == pytest.approx(100 * 1.5 / 3.5, abs=0.1)
+    assert summary["ef_percent"] == pytest.approx(ef_percent(3.5, 2.0), abs=0.1)
+    beat = beats[0]
+    assert beat.volume_d_ul == pytest.approx(teichholz_volume_ul(beat.lvid_d_mm))
+    assert beat.ef_percent == pytest.approx(
+        100 * (beat.volume_d_ul - beat.volume_s_ul) / beat.volume_d_ul
+    )
+
+
+def test_a_gap_breaks_beats_instead_of_making_zeros():
+    lvid = cosine_lvid(3.5, 2.0, 600, columns=1000, first_ed_col=50)
+    lvid[400:421] = np.nan  # between the EDs at 0.35 s and 0.45 s
+    beats = find_beats(lvid, TIME_RES_S)
+    eds = [b.t_ed_s for b in beats]
+    assert eds == pytest.approx([0.05, 0.15, 0.25, 0.45, 0.55, 0.65, 0.75, 0.85])
+    assert all(b.lvid_s_mm > 1.9 for b in beats)
+
+
+def test_realistic_curve_with_quantised_noisy_diameters():
+    # Fast systole (40 % of the cycle), slow filling, pixel steps of 0.025 mm and noise.
+    rng = np.random.default_rng(0)
+    period, columns = 120, 1440  # 500 bpm at 1 ms per column
+    phase = (np.arange(columns) % period) / period
+    emptying = 3.2 - 1.4 * (1 - np.cos(np.pi * np.clip(phase / 0.4, 0, 1))) / 2
+    filling = 1.8 + 1.4 * (1 - np.cos(np.pi * np.clip((phase - 0.4) / 0.6, 0, 1))) / 2
+    curve = np.where(phase < 0.4, emptying, filling) + rng.normal(0, 0.02, columns)
+    curve = np.round(curve / 0.025) * 0.025
+    summary = summarize(find_beats(curve, TIME_RES_S))
+    assert summary["n_beats"] == 10  # EDs at columns 120, 240, ..., 1320
+    assert summary["heart_rate_bpm"] == pytest.approx(500, rel=0.01)
+    assert summary["lvid_d_mm"] == pytest.approx(3.2, abs=0.03)
+    assert summary["lvid_s_mm"] == pytest.approx(1.8, abs=0.03)
+
+
+def test_no_beats_from_a_flat_or_empty_curve():
+    assert find_beats(np.full(500, 3.0), TIME_RES_S) == []
+    assert find_beats(np.full(500, np.nan), TIME_RES_S) == []
+    summary = summarize([])
+    assert summary["n_beats"] == 0 and summary["lvid_d_mm"] is None
+
+
+def test_max_hr_keeps_peaks_apart():
+    # 1200 bpm ripples on top of 400 bpm beats: a 900 bpm limit ignores the ripples.
+    t = np.arange(1500) * TIME_RES_S
+    lvid = 2.5 + 0.6 * np.cos(2 * np.pi * 400 / 60 * t) + 0.25 * np.cos(2 * np.pi * 20 * t)
+    rates = [b.heart_rate_bpm for b in find_beats(lvid, TIME_RES_S, max_hr_bpm=900)]
+    assert rates and all(r == pytest.approx(400, rel=0.03) for r in rates)
+
+
+def longest_run_reference(column):
+    best, run, best_start, start = 0, 0, 0, 0
+    for row, on in enumerate(column):
+        if on:
+            start = row if run == 0 else start
+            run += 1
+            if run > best:
+                best, best_start = run, start
+        else:
+            run = 0
+    out = np.zeros(len(column), dtype=bool)
+    out[best_start : best_start + best] = True
+    return out
+
+
+def test_cavity_mask_keeps_the_longest_run_per_column():
+    prob = np.array(
+        [
+            [0.9, 0.9, 0.0, 1.0],
+            [0.0, 0.9, 0.0, 1.0],
+            [0.9, 0.0, 0.0, 1.0],
+            [0.9, 0.9, 0.0, 1.0],
+            [0.9, 0.9, 0.0, 1.0],
+            [0.0, 0.5, 0.0, 1.0],
+        ]
+    )
+    expected = np.array(
+        [
+            [0, 1, 0, 1],
+            [0, 1, 0, 1],
+            [1, 0, 0, 1],
+            [1, 0, 0, 1],
+            [1, 0, 0, 1],
+            [0, 0, 0, 1],
+        ],
+        dtype=bool,
+    )  # column 1: two runs of 2, the top one wins; 0.5 is not above the threshold
+    np.testing.assert_array_equal(cavity_mask(prob, 0.5), expected)
+
+
+def test_cavity_mask_matches_a_plain_loop_on_random_masks():
+    prob = np.random.default_rng(1).random((40, 300))
+    mask = cavity_mask(prob, 0.4)
+    for column in range(prob.shape[1]):
+        np.testing.assert_array_equal(mask[:, column], longest_run_reference(prob[:, column] > 0.4))
+
+
+def test_lvid_is_run_length_times_depth_resolution():
+    mask = np.zeros((50, 4), dtype=bool)
+    mask[10:30, 0] = True
+    mask[5:6, 1] = True
+    mask[:, 3] = True
+    np.testing.assert_allclose(lvid_mm(mask, 0.025), [0.5, 0.025, np.nan, 1.25])
+
+
+def test_resolution_from_sidecar_flags_or_assumed(tmp_path):
+    image = tmp_path / "rec.png"
+    assert read_sidecar(image) is None
+    (tmp_path / "rec.json").write_text(json.dumps({"time_res_s": 0.002, "depth_res_mm": 0.03}))
+    sidecar = read_sidecar(image)
+    r = resolve_resolution(sidecar, None, None)
+    assert (r.time_res_s, r.depth_res_mm, r.time_res_assumed, r.depth_res_assumed) == (
+        0.002, 0.03, False, False,
+    )  # fmt: skip
+    r = resolve_resolution(sidecar, 0.001, None)
+    assert (r.time_res_s, r.depth_res_mm) == (0.001, 0.03)
+    r = resolve_resolution(None, None, 0.05)
+    assert (r.time_res_s, r.time_res_assumed) == (DEFAULT_TIME_RES_S, True)
+    assert (r.depth_res_mm, r.depth_res_assumed) == (0.05, False)
+    r = resolve_resolution({"time_res_s": None, "depth_res_mm": 0.03}, None, None)
+    assert r.time_res_assumed and not r.depth_res_assumed
+    assert resolve_resolution(None, None, None).depth_res_mm == DEFAULT_DEPTH_RES_MM
+
+
+@pytest.mark.parametrize("value", [0, -0.1, "fast", True, float("nan")])
+def test_bad_resolution_values_are_refused(value):
+    with pytest.raises(ValueError, match="time_res_s"):
+        resolve_resolution({"time_res_s": value}, None, None)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_unreadable_sidecar_names_the_file(tmp_path, text):
+    (tmp_path / "rec.json").write_text(text)
+    with pytest.raises(ValueError, match="rec.json"):
+        read_sidecar(tmp_path / "rec.png")
+
+
+def square(top, left, side=20, shape=(64, 64)):
+    mask = np.zeros(shape, dtype=bool)
+    mask[top : top + side, left : left + side] = True
+    return mask
+
+
+def test_hd95_of_known_masks():
+    assert hd95_px(square(10, 10), square(10, 10)) == 0.0
+    assert hd95_px(square(10, 10), square(10, 13)) == pytest.approx(3.0)
+    assert hd95_px(np.zeros((8, 8)), np.zeros((8, 8))) == 0.0
+    assert math.isnan(hd95_px(square(10, 10), np.zeros((64, 64), dtype=bool)))
+
+
+def test_hd95_ignores_a_lone_far_pixel_that_the_maximum_would_not():
+    target = np.zeros((200, 200), dtype=bool)
+    target[20:180, 20:180] = True
+    pred = target.copy()
+    pred[195, 195] = True  # about 21 px from the target, one of ~640 boundary pixels
+    assert hd95_px(pred, target) == 0.0
+
+
+def test_test_set_scores_of_known_predictions():
+    target = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
+    target[:, :, 2:6, 2:6] = 1  # 16 pixels each
+    probs = torch.zeros(2, 1, 8, 8)
+    probs[0, :, 2:6, 2:4] = 0.9  # half of the square: Dice 2*8/24, IoU 8/16
+    probs[1, :, 2:6, 2:6] = 0.8  # exact
+    rows, metrics = score_predictions(probs, target, threshold=0.5)
+    assert rows[0]["dice"] == pytest.approx(2 / 3) and rows[0]["iou"] == pytest.approx(0.5)
+    assert rows[1]["dice"] == 1.0 and rows[1]["hd95_px"] == 0.0
+    assert rows[0]["mse"] == pytest.approx(8 / 64)
+    assert metrics["n_images"] == 2
+    assert metrics["dice"] == pytest.approx((2 / 3 + 1) / 2)
+    assert metrics["dice_global"] == pytest.approx(2 * 24 / (24 + 32))
+    assert metrics["iou"] == pytest.approx(0.75)
+    assert rows[0]["hd95_px"] == pytest.approx(2.0)
+    expected_loss = torch.nn.functional.binary_cross_entropy(probs[1], target[1].float())
+    assert rows[1]["loss"] == pytest.approx(expected_loss.item(), rel=1e-6)

@@ -1,0 +1,228 @@
+"""test.py end to end with a tiny trained model: every output file, and bad inputs."""
+
+import csv
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import run
+from measure import BEAT_FIELDS, DEFAULT_DEPTH_RES_MM, DEFAULT_TIME_RES_S
+from preprocessing import synthetic
+from quicknat import QuickNat
+
+ROOT = Path(__file__).resolve().parents[1]
+# Loaded by path: `import test` would find the standard library's test package.
+_spec = importlib.util.spec_from_file_location("measure_cli", ROOT / "test.py")
+cli = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cli)
+
+TIME_RES_S = 0.004
+DEPTH_RES_MM = 0.2
+RECORDING_FILES = ("mask.png", "overlay.png", "lvid.csv", "beats.csv", "summary.json", "report.png")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Three small synthetic recordings, their windows, and a model trained on them."""
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "data"
+    assert (
+        synthetic.main(
+            ["--out", str(data), "--recordings", "3", "--height", "48", "--width", "240",
+             "--depth-res", str(DEPTH_RES_MM), "--time-res", str(TIME_RES_S)]
+        )
+        == 0
+    )  # fmt: skip
+    torch.manual_seed(0)
+    assert (
+        run.main(
+            ["-d", str(data), "-e", "4", "-b", "4", "-p", "48", "-l", "0.01",
+             "--num-filters", "8", "--kernel", "3", "-o", str(root / "model")]
+        )
+        == 0
+    )  # fmt: skip
+    return data, root / "model" / "best.pt"
+
+
+def run_cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_scores_a_test_set(trained, tmp_path, capsys):
+    data, checkpoint = trained
+    code, out, _ = run_cli(capsys, "-d", data, "-m", checkpoint, "-o", tmp_path)
+    assert code == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    n_windows = len(list((data / "img").iterdir()))
+    assert metrics["n_images"] == n_windows
+    assert metrics["size"] == 48  # the checkpoint's -p, as -s was not given
+    assert metrics["dice"] > 0.8 and metrics["dice_global"] > 0.8
+    for key in ("iou", "mse", "loss", "hd95_px"):
+        assert np.isfinite(metrics[key])
+    assert "dice_global" in out
+    rows = read_csv(tmp_path / "per_image.csv")
+    assert len(rows) == n_windows
+    assert sorted(float(r["dice"]) for r in rows)[0] == pytest.approx(
+        min(float(r["dice"]) for r in rows)
+    )
+    overlays = sorted(p.name for p in (tmp_path / "overlays").iterdir())
+    assert len(overlays) == 20
+    worst = min(rows, key=lambda r: float(r["dice"]))["name"]
+    assert f"worst_01_{worst}.png" in overlays
+    assert f"first_01_{rows[0]['name']}.png" in overlays
+    overlay = np.asarray(Image.open(tmp_path / "overlays" / overlays[0]))
+    assert overlay.shape == (96, 96, 3)
+
+
+def test_measures_a_folder_and_survives_a_bad_recording(trained, tmp_path, capsys):
+    data, checkpoint = trained
+    folder = tmp_path / "in"
+    shutil.copytree(data / "recordings", folder)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.png").write_bytes(b"not a png")
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(capsys, "-d", folder, "-m", checkpoint, "-o", out_dir)
+    assert code == 1
+    assert "broken.png" in err and "Traceback" not in err
+    names = [f"synth_{i:03d}" for i in range(3)]
+    for name in names:
+        for suffix in RECORDING_FILES:
+            assert (out_dir / f"{name}_{suffix}").is_file(), f"{name}_{suffix}"
+    rows = read_csv(out_dir / "summary.csv")
+    assert [(r["name"], r["status"]) for r in rows] == [("broken", "failed")] + [
+        (name, "ok") for name in names
+    ]
+    assert "broken.png" in rows[0]["error"]
+    assert not (out_dir / "notes_summary.json").exists()
+
+    name = names[0]
+    summary = json.loads((out_dir / f"{name}_summary.json").read_text())
+    assert summary["time_res_s"] == TIME_RES_S and summary["depth_res_mm"] == DEPTH_RES_MM
+    assert not summary["time_res_assumed"] and not summary["depth_res_assumed"]
+    assert summary["n_beats"] > 0 and 300 < summary["heart_rate_bpm"] < 900
+    assert summary["lvid_s_mm"] < summary["lvid_d_mm"]
+
+    mask = np.asarray(Image.open(out_dir / f"{name}_mask.png")) > 0
+    lvid = read_csv(out_dir / f"{name}_lvid.csv")
+    assert len(lvid) == mask.shape[1] == 240
+    assert float(lvid[10]["time_s"]) == pytest.approx(10 * TIME_RES_S)
+    column = next(i for i, row in enumerate(lvid) if row["lvid_mm"])
+    assert float(lvid[column]["lvid_mm"]) == pytest.approx(mask[:, column].sum() * DEPTH_RES_MM)
+    assert float(lvid[column]["volume_ul"]) > 0
+
+    beats = read_csv(out_dir / f"{name}_beats.csv")
+    assert tuple(beats[0]) == BEAT_FIELDS and len(beats) == summary["n_beats"]
+    lvid_d = np.median([float(b["lvid_d_mm"]) for b in beats])
+    assert lvid_d == pytest.approx(summary["lvid_d_mm"], rel=1e-5)
+    image = np.asarray(Image.open(folder / f"{name}.png"))
+    assert np.asarray(Image.open(out_dir / f"{name}_overlay.png")).shape == (*image.shape, 3)
+
+
+def test_single_image_without_sidecar_assumes_resolution_loudly(trained, tmp_path, capsys):
+    data, checkpoint = trained
+    shutil.copy(data / "recordings" / "synth_001.png", tmp_path / "rec.png")
+    code, _, err = run_cli(capsys, "-d", tmp_path / "rec.png", "-m", checkpoint, "-o", tmp_path)
+    assert code == 0
+    assert "ASSUMING" in err
+    summary = json.loads((tmp_path / "rec_summary.json").read_text())
+    assert summary["time_res_assumed"] and summary["depth_res_assumed"]
+    assert summary["time_res_s"] == DEFAULT_TIME_RES_S
+    assert summary["depth_res_mm"] == DEFAULT_DEPTH_RES_MM
+    assert not (tmp_path / "summary.csv").exists()
+
+
+def test_flags_override_the_sidecar(trained, tmp_path, capsys):
+    data, checkpoint = trained
+    recording = data / "recordings" / "synth_002.png"
+    code, _, err = run_cli(
+        capsys, "-d", recording, "-m", checkpoint, "-o", tmp_path, "--time-res", 0.002
+    )
+    assert code == 0 and "ASSUMING" not in err
+    summary = json.loads((tmp_path / "synth_002_summary.json").read_text())
+    assert summary["time_res_s"] == 0.002 and summary["depth_res_mm"] == DEPTH_RES_MM
+    assert float(read_csv(tmp_path / "synth_002_lvid.csv")[1]["time_s"]) == 0.002
+
+
+def test_unreadable_sidecar_fails_that_recording(trained, tmp_path, capsys):
+    data, checkpoint = trained
+    shutil.copy(data / "recordings" / "synth_000.png", tmp_path / "rec.png")
+    (tmp_path / "rec.json").write_text("{broken")
+    code, _, err = run_cli(capsys, "-d", tmp_path / "rec.png", "-m", checkpoint, "-o", tmp_path)
+    assert code == 1 and "rec.json" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no_data", "does not exist"),
+        ("no_checkpoint", "does not exist"),
+        ("corrupt_checkpoint", "not a readable PyTorch checkpoint"),
+        ("bare_state_dict", "num_filters=8"),
+        ("threshold", "--threshold"),
+        ("dicom", "dicom_to_png"),
+        ("empty_folder", "holds no images"),
+        ("output_is_file", "is a file"),
+        ("mask_missing_for_image", "without a mask"),
+    ],
+)
+def test_bad_inputs_end_with_one_sentence_and_status_2(trained, tmp_path, capsys, case, message):
+    data, checkpoint = trained
+    recording = data / "recordings" / "synth_000.png"
+    argv = ["-d", recording, "-m", checkpoint, "-o", tmp_path / "out"]
+    if case == "no_data":
+        argv[1] = tmp_path / "missing.png"
+    elif case == "no_checkpoint":
+        argv[3] = tmp_path / "missing.pt"
+    elif case == "corrupt_checkpoint":
+        argv[3] = tmp_path / "bad.pt"
+        argv[3].write_bytes(b"garbage")
+    elif case == "bare_state_dict":
+        torch.save(QuickNat({"num_filters": 8, "kernel_h": 3, "kernel_w": 3}).state_dict(),
+                   tmp_path / "bare.pt")  # fmt: skip
+        argv[3] = tmp_path / "bare.pt"
+    elif case == "threshold":
+        argv += ["--threshold", 2]
+    elif case == "dicom":
+        argv[1] = tmp_path / "scan.dcm"
+        argv[1].write_bytes(b"\0" * 200)
+    elif case == "empty_folder":
+        argv[1] = tmp_path / "empty"
+        argv[1].mkdir()
+    elif case == "output_is_file":
+        argv[5] = tmp_path / "taken"
+        argv[5].write_text("")
+    elif case == "mask_missing_for_image":
+        argv[1] = tmp_path / "set"
+        shutil.copytree(data, argv[1], ignore=shutil.ignore_patterns("recordings", "truth"))
+        next((argv[1] / "mask").iterdir()).unlink()
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_foreign_checkpoint_loads_with_the_quicknat_flags(trained, tmp_path, capsys):
+    data, checkpoint = trained
+    state = torch.load(checkpoint, weights_only=True)["net_state_dict"]
+    torch.save({"net_state_dict": state}, tmp_path / "foreign.pt")
+    recording = data / "recordings" / "synth_000.png"
+    argv = ["-d", recording, "-m", tmp_path / "foreign.pt", "-o", tmp_path, "-s", 48]
+    code, _, _ = run_cli(capsys, *argv, "--num-filters", 8, "--kernel", 3)
+    assert code == 0
+    ours = json.loads((tmp_path / "synth_000_summary.json").read_text())
+    code, _, _ = run_cli(capsys, "-d", recording, "-m", checkpoint, "-o", tmp_path)
+    assert code == 0
+    assert json.loads((tmp_path / "synth_000_summary.json").read_text()) == ours
