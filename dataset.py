@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,12 +39,22 @@ class Pair:
 
 @dataclass
 class CachedData:
-    """Decoded, resized data, all in memory: images (N,1,P,P) uint8, masks (N,1,P,P) uint8 0/1."""
+    """Checked pairs and, when cached, all of them decoded and resized in memory.
+
+    images (N,1,P,P) uint8 and masks (N,1,P,P) uint8 0/1, or None when streaming.
+    """
 
     names: list[str]
-    images: torch.Tensor
-    masks: torch.Tensor
+    pairs: list[Pair]
+    size: int
+    images: torch.Tensor | None
+    masks: torch.Tensor | None
     warnings: list[str]
+
+
+def cache_bytes(n_pairs: int, size: int) -> int:
+    """Memory that caching n_pairs resized pairs takes (uint8 image + uint8 mask)."""
+    return n_pairs * size * size * 2
 
 
 def _list_images(folder: Path) -> dict[str, Path]:
@@ -108,9 +119,25 @@ def _resize(array: np.ndarray, size: int, interpolation: InterpolationMode) -> t
     return TF.resize(tensor, [size, size], interpolation)
 
 
-def load_pairs(pairs: list[Pair], size: int) -> CachedData:
-    """Decode and resize every pair once; raise DataError listing every bad file."""
-    names, images, masks, problems = [], [], [], []
+def read_pair(pair: Pair, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pair decoded and resized as in training: uint8 (1,P,P) image and 0/1 mask."""
+    mask, _ = read_mask(pair.mask)
+    return _resize_pair(read_gray(pair.image), mask, size)
+
+
+def _resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[torch.Tensor, ...]:
+    return (
+        _resize(image, size, InterpolationMode.BILINEAR),
+        _resize(mask.astype(np.uint8), size, InterpolationMode.NEAREST_EXACT),
+    )
+
+
+def load_pairs(pairs: list[Pair], size: int, keep: bool = True) -> CachedData:
+    """Decode and check every pair once (and keep them, resized, if `keep`).
+
+    Raises DataError listing every bad file.
+    """
+    names, kept, images, masks, problems = [], [], [], [], []
     odd_masks, empty_masks = [], 0
     for pair in pairs:
         try:
@@ -129,8 +156,11 @@ def load_pairs(pairs: list[Pair], size: int) -> CachedData:
             odd_masks.append(f"{pair.mask.name} {values[:6].tolist()}")
         empty_masks += not mask.any()
         names.append(pair.name)
-        images.append(_resize(image, size, InterpolationMode.BILINEAR))
-        masks.append(_resize(mask.astype(np.uint8), size, InterpolationMode.NEAREST_EXACT))
+        kept.append(pair)
+        if keep:
+            image_resized, mask_resized = _resize_pair(image, mask, size)
+            images.append(image_resized)
+            masks.append(mask_resized)
     if problems:
         raise DataError(f"{len(problems)} unusable pair(s): " + "; ".join(problems) + ".")
     warnings = []
@@ -141,7 +171,9 @@ def load_pairs(pairs: list[Pair], size: int) -> CachedData:
         )
     if empty_masks:
         warnings.append(f"{empty_masks} of {len(names)} masks are entirely empty (allowed)")
-    return CachedData(names, torch.stack(images), torch.stack(masks), warnings)
+    if not keep:
+        return CachedData(names, kept, size, None, None, warnings)
+    return CachedData(names, kept, size, torch.stack(images), torch.stack(masks), warnings)
 
 
 def split_names(names: list[str], val_percent: float, seed: int) -> dict[str, list[str]]:
@@ -178,9 +210,33 @@ class CachedPairs(torch.utils.data.Dataset):
         return self.images[rows], self.masks[rows]
 
 
-def collate_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch is already stacked by `__getitems__`."""
-    return batch
+class StreamingPairs(torch.utils.data.Dataset):
+    """Reads and resizes each pair from disk on every access: for data too big to cache."""
+
+    def __init__(self, data: CachedData, names: list[str]) -> None:
+        by_name = {pair.name: pair for pair in data.pairs}
+        self.names = list(names)
+        self.pairs = [by_name[name] for name in names]
+        self.size = data.size
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return read_pair(self.pairs[i], self.size)
+
+
+def make_dataset(data: CachedData, names: list[str]) -> torch.utils.data.Dataset:
+    """The cached tensors when they are in memory, else files streamed from disk."""
+    return CachedPairs(data, names) if data.images is not None else StreamingPairs(data, names)
+
+
+def collate_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached batches arrive stacked by `__getitems__`; streamed ones as a list of pairs."""
+    if isinstance(batch, tuple):
+        return batch
+    images, masks = zip(*batch, strict=True)
+    return torch.stack(images), torch.stack(masks)
 
 
 # Geometry changes image and mask together. Horizontal flips reverse time, which is

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch.distributed as dist
+
 from dataset import DataError
+from hardware import PRECISIONS, SetupError
 from metrics import LOSSES
 from quicknat import CheckpointError
-from trainer import NonFiniteLoss, SetupError, prepare_training
+from trainer import NonFiniteLoss, is_main_process, prepare_training
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +47,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="squeeze-and-excitation (NONE)",
     )
     model.add_argument("--dropout", type=float, default=None, help="dropout rate (0.2)")
+    speed = p.add_argument_group("speed")
+    speed.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 on GPUs and CPUs that support it, fp16 on older GPUs, else fp32",
+    )
+    speed.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="channels_last memory format for model and batches",
+    )
+    speed.add_argument("--compile", action="store_true", help="torch.compile the model")
+    speed.add_argument(
+        "--cache-limit",
+        type=float,
+        default=4.0,
+        help="GB of resized data kept in memory; above it, stream from disk",
+    )
     p.add_argument("--save-every", type=int, default=0, help="also keep epoch_N.pt every N epochs")
     p.add_argument("--tensorboard", action="store_true", help="also log to OUTPUT/tensorboard")
     return p.parse_args(argv)
@@ -65,8 +88,8 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if not args.learning_rate > 0:
         raise SetupError(f"-l must be positive, got {args.learning_rate:g}.")
-    if args.workers < 0 or args.save_every < 0:
-        raise SetupError("--workers and --save-every must be 0 or more.")
+    if args.workers < 0 or args.save_every < 0 or args.cache_limit < 0:
+        raise SetupError("--workers, --save-every and --cache-limit must be 0 or more.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,11 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         trainer = prepare_training(args)
         return trainer.fit()
     except (SetupError, DataError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err, 2)
     except NonFiniteLoss as err:
+        return fail(err, 1)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def fail(err: Exception, code: int) -> int:
+    if is_main_process():  # one message, not one per torchrun process
         print(f"error: {err}", file=sys.stderr)
-        return 1
+    return code
 
 
 if __name__ == "__main__":

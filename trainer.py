@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
@@ -28,15 +30,25 @@ from tqdm import tqdm
 import atomic_io
 from dataset import (
     CachedData,
-    CachedPairs,
     DataError,
     augment_batch,
+    cache_bytes,
     collate_batch,
     find_pairs,
     load_pairs,
+    make_dataset,
     split_names,
 )
+from hardware import (
+    SetupError,
+    autocast,
+    distributed_rank,
+    memory_format,
+    pick_device,
+    pick_precision,
+)
 from metrics import per_image_scores, segmentation_loss
+from plots import save_curves, save_samples
 from quicknat import (
     CheckpointError,
     QuickNat,
@@ -52,10 +64,6 @@ CHECKPOINT_NAMES = ("last.pt", "best.pt", "interrupted.pt")
 METRICS = ("loss", "dice", "iou", "mse")
 N_SAMPLES = 4  # validation images drawn in samples/epoch_NNN.png
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-class SetupError(ValueError):
-    """A flag, file or folder that keeps training from starting; the message says the fix."""
 
 
 class NonFiniteLoss(RuntimeError):
@@ -75,26 +83,19 @@ class Progress:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def pick_device(name: str) -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; a named device must exist."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if not available.get(name.split(":")[0], False):
-        raise SetupError(f"device {name!r} is not available here; use --device auto or cpu.")
-    return torch.device(name)
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a plain run: the one process that talks and writes."""
+    return distributed_rank()[0] == 0
+
+
+def _say(message: str) -> None:
+    if is_main_process():
+        print(message)
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    if is_main_process():
+        print(f"warning: {message}", file=sys.stderr)
 
 
 def _model_config(args: Any, checkpoint: Any) -> QuickNatConfig:
@@ -144,7 +145,12 @@ def _check_output_folder(output: Path, args: Any, resuming_from: Path | None) ->
 
 def prepare_training(args: Any) -> Trainer:
     """Check flags, checkpoint, data and output folder; build the Trainer. Writes nothing."""
+    rank, world, local_rank = distributed_rank()
     device = pick_device(args.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    precision = pick_precision(args.precision, device)
     checkpoint, resume_path = None, None
     if args.load is not None:
         resume_path = Path(args.load)
@@ -152,7 +158,15 @@ def prepare_training(args: Any) -> Trainer:
     ours = isinstance(checkpoint, dict) and "format_version" in checkpoint
     config = _model_config(args, checkpoint if ours else None)
 
-    data = load_pairs(find_pairs(args.datapath), args.im_size)
+    pairs = find_pairs(args.datapath)
+    cache = cache_bytes(len(pairs), args.im_size) <= args.cache_limit * 1e9
+    if not cache:
+        _say(
+            f"The resized data set needs {cache_bytes(len(pairs), args.im_size) / 1e9:.1f} GB, "
+            f"more than --cache-limit {args.cache_limit:g} GB: streaming it from disk instead "
+            "(more --workers help)."
+        )
+    data = load_pairs(pairs, args.im_size, keep=cache)
     for message in data.warnings:
         _warn(message)
     if ours and isinstance(checkpoint.get("split"), dict):
@@ -165,16 +179,33 @@ def prepare_training(args: Any) -> Trainer:
     torch.manual_seed(args.seed)
     model = QuickNat(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999))
-    progress, rng_state = Progress(), None
+    progress, saved = Progress(), {}
     if checkpoint is not None:
         load_weights(model, {"net_state_dict": extract_state_dict(checkpoint, str(resume_path))})
         if ours:
-            progress, rng_state = _restore(checkpoint, optimizer, args)
-            print(f"Resuming from {resume_path} after epoch {progress.epoch}.")
+            progress, saved = _restore(checkpoint, optimizer, args)
+            _say(f"Resuming from {resume_path} after epoch {progress.epoch}.")
         else:
             loaded = _load_foreign_optimizer(checkpoint, optimizer, model)
-            print(f"Loaded weights{' and optimizer state' if loaded else ''} from {resume_path}.")
-    return Trainer(args, model, optimizer, data, split, device, progress, rng_state)
+            _say(f"Loaded weights{' and optimizer state' if loaded else ''} from {resume_path}.")
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    _say(f"Training on {device} ({precision}), {world} process(es).")
+    run = Run(device, precision, rank, world, progress, saved.get("rng_state"), saved.get("scaler"))
+    return Trainer(args, model, optimizer, data, split, run)
+
+
+@dataclass
+class Run:
+    """Where and how this process trains, and what a resumed run brings back."""
+
+    device: torch.device
+    precision: str
+    rank: int
+    world: int
+    progress: Progress
+    rng_state: dict | None = None
+    scaler_state: dict | None = None
 
 
 def _stored_split(stored: dict, data: CachedData, val_percent: float) -> dict:
@@ -197,7 +228,7 @@ def _restore(checkpoint: dict, optimizer: torch.optim.Optimizer, args: Any) -> t
     try:
         optimizer.load_state_dict(checkpoint["optimizer"])
         progress = Progress(**checkpoint["progress"])
-        rng_state = checkpoint["rng_state"]
+        saved = {"rng_state": checkpoint["rng_state"], "scaler": checkpoint.get("scaler")}
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(
             f"{args.load} is an incomplete checkpoint of this tool ({err}); "
@@ -205,7 +236,7 @@ def _restore(checkpoint: dict, optimizer: torch.optim.Optimizer, args: Any) -> t
         ) from None
     for group in optimizer.param_groups:
         group["lr"] = args.learning_rate
-    return progress, rng_state
+    return progress, saved
 
 
 def _load_foreign_optimizer(checkpoint: Any, optimizer: torch.optim.Optimizer, model) -> bool:
@@ -236,7 +267,12 @@ def _plain(value: Any) -> Any:
 
 
 class Trainer:
-    """The training loop; `fit()` returns the process exit code."""
+    """The training loop; `fit()` returns the process exit code.
+
+    Under torchrun every process runs this loop on its share of the batches;
+    DistributedDataParallel averages the gradients, metrics are summed over all
+    processes, and only rank 0 prints and writes files.
+    """
 
     def __init__(
         self,
@@ -245,33 +281,52 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         data: CachedData,
         split: dict,
-        device: torch.device,
-        progress: Progress,
-        rng_state: dict | None,
+        run: Run,
     ) -> None:
         self.args = args
-        self.device = device
-        self.model = model.to(device)
+        self.run = run
+        self.device = run.device
+        self.is_main = run.rank == 0
+        self.memory_format = memory_format(args.channels_last)
+        self.model = model.to(self.device, memory_format=self.memory_format)
         self.optimizer = optimizer
-        _move_optimizer_state(optimizer, device)
+        _move_optimizer_state(optimizer, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=run.precision == "fp16")
+        if run.scaler_state:
+            self.scaler.load_state_dict(run.scaler_state)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.net: torch.nn.Module = self.model
+        if run.world > 1:
+            # The bottleneck's SE weights exist for checkpoint compatibility but are not
+            # used (as in the original), which DDP must be told about.
+            self.net = DistributedDataParallel(
+                self.model, find_unused_parameters=self.model.config.se_block != "NONE"
+            )
+        self.eager_net = self.net
+        self.compile_pending = bool(args.compile)
+        if args.compile:
+            self.net = torch.compile(self.net)
         self.split = split
-        self.train_set = CachedPairs(data, split["train"])
-        self.val_set = CachedPairs(data, split["val"])
-        self.progress = progress
-        self.rng_state = rng_state
+        self.train_set = make_dataset(data, split["train"])
+        self.val_set = make_dataset(data, split["val"])
+        self.progress = run.progress
         self.output = Path(args.output_path)
+        self.last_epoch = self.progress.epoch + args.epochs
         self.stop_signal: int | None = None
         self.tensorboard = None
-        self.last_epoch = progress.epoch + args.epochs
 
     # ---- the loop -------------------------------------------------------------------
     def fit(self) -> int:
-        self.output.mkdir(parents=True, exist_ok=True)
-        (self.output / "samples").mkdir(exist_ok=True)
-        atomic_io.write_text(self.output / "split.json", json.dumps(self.split, indent=1))
-        self._open_tensorboard()
-        if self.rng_state is not None:
-            _set_rng_state(self.rng_state)
+        if self.is_main:
+            (self.output / "samples").mkdir(parents=True, exist_ok=True)
+            atomic_io.write_text(self.output / "split.json", json.dumps(self.split, indent=1))
+            self._open_tensorboard()
+        if self.run.rng_state is not None:
+            _set_rng_state(self.run.rng_state)
+        else:
+            # Each process its own dropout and augmentation draws.
+            torch.manual_seed(self.args.seed + self.run.rank)
         previous = {s: signal.signal(s, self._on_signal) for s in EXIT_CODES}
         try:
             return self._run_epochs()
@@ -299,75 +354,120 @@ class Trainer:
             row["lr"] = self.optimizer.param_groups[0]["lr"]
             row["seconds"] = round(time.perf_counter() - started, 3)
             self._end_epoch(row, samples)
-        print(f"Done. Checkpoints, metrics.csv and curves.png are in {self.output}.")
+        _say(f"Done. Checkpoints, metrics.csv and curves.png are in {self.output}.")
         return 0
+
+    def train_epoch_batches(self, epoch: int) -> list[list[int]]:
+        """This process's batches for an epoch: a seeded shuffle, the same on every resume."""
+        sampler = DistributedSampler(
+            self.train_set, self.run.world, self.run.rank, shuffle=True, seed=self.args.seed
+        )
+        sampler.set_epoch(epoch)
+        order, bs = list(sampler), self.args.batch_size
+        return [order[i : i + bs] for i in range(0, len(order), bs)]
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
-        sampler = DistributedSampler(
-            self.train_set, num_replicas=1, rank=0, shuffle=True, seed=self.args.seed
-        )
-        sampler.set_epoch(epoch)
-        order = list(sampler)
-        batches = [
-            order[i : i + self.args.batch_size] for i in range(0, len(order), self.args.batch_size)
-        ]
+        batches = self.train_epoch_batches(epoch)
         start = self.progress.step
         sums = dict.fromkeys(("n", *METRICS), 0.0)
-        sums.update(self.progress.partial)
+        if self.is_main:  # partial sums are already summed over processes
+            sums.update(self.progress.partial)
         bar = tqdm(
-            self._loader(batches[start:]),
+            self._loader(self.train_set, batches[start:]),
             total=len(batches),
             initial=start,
             desc=f"epoch {epoch}",
             unit="batch",
             leave=False,
             file=sys.stderr,
+            disable=not self.is_main,
         )
         for step, (images, masks) in enumerate(bar, start=start + 1):
             images, masks = self._to_device(images, masks, augment=self.args.augment)
-            logits = self.model(images)
+            with autocast(self.device, self.run.precision):
+                logits = self._forward(images)
             loss = segmentation_loss(logits, masks, self.args.loss)
-            if not torch.isfinite(loss):
+            (non_finite,) = self._agree(not torch.isfinite(loss))
+            if non_finite:
                 raise NonFiniteLoss(
                     f"the loss became {loss.item()} at epoch {epoch}, step {step}; the last good "
                     f"checkpoints in {self.output} are kept. Try a lower learning rate (-l)."
                 )
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self._accumulate(sums, loss, logits, masks)
             bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}")
             self.progress.step = step
-            if self.stop_signal is not None:
+            # Stop between steps, so that the saved RNG state is the one the next step needs.
+            if self._check_stop():
                 break
         bar.close()
-        return sums
+        return self._sum_over_processes(sums)
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
+        if not self.compile_pending:
+            return self.net(images)
+        self.compile_pending = False
+        try:
+            return self.net(images)
+        except Exception as err:  # noqa: BLE001 - any compiler failure means: go on eagerly
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            _warn(f"--compile failed ({reason[:200]}); training goes on without it.")
+            self.net = self.eager_net
+            return self.net(images)
 
     @torch.no_grad()
     def _validate(self) -> tuple[dict[str, float], tuple]:
         self.model.eval()
-        order = list(range(len(self.val_set)))
+        if self.run.world > 1:
+            # Every process evaluates the weights rank 0 will save, batch-norm statistics included.
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer, 0)
+        order = list(range(self.run.rank, len(self.val_set), self.run.world))
         bs = self.args.batch_size
         sums = dict.fromkeys(("n", *METRICS), 0.0)
         samples = None
-        for images, masks in self._loader([order[i : i + bs] for i in range(0, len(order), bs)]):
+        batches = [order[i : i + bs] for i in range(0, len(order), bs)]
+        for images, masks in self._loader(self.val_set, batches):
             images, masks = self._to_device(images, masks, augment=False)
-            logits = self.model(images)
+            with autocast(self.device, self.run.precision):
+                logits = self.model(images)
             loss = segmentation_loss(logits, masks, self.args.loss)
             self._accumulate(sums, loss, logits, masks)
             if samples is None:
-                samples = (
-                    images[:N_SAMPLES].cpu(),
-                    masks[:N_SAMPLES].cpu(),
-                    logits[:N_SAMPLES].cpu(),
-                )
+                samples = tuple(t[:N_SAMPLES].float().cpu() for t in (images, masks, logits))
             if self.stop_signal is not None:
                 break
+        self._check_stop()
+        sums = self._sum_over_processes(sums)
         return {k: sums[k] / sums["n"] for k in METRICS}, samples
 
-    def _loader(self, batches: list[list[int]]) -> DataLoader:
-        dataset = self.train_set if self.model.training else self.val_set
+    def _check_stop(self) -> bool:
+        """Whether any process was asked to stop; then all of them stop."""
+        (stop,) = self._agree(self.stop_signal is not None)
+        if stop and self.stop_signal is None:
+            self.stop_signal = signal.SIGTERM  # another process's
+        return stop
+
+    def _agree(self, *flags: bool) -> list[bool]:
+        """Each flag, true if it is true in any process (so that all stop together)."""
+        if self.run.world == 1:
+            return list(flags)
+        t = torch.tensor([float(f) for f in flags], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [bool(v) for v in t.tolist()]
+
+    def _sum_over_processes(self, sums: dict[str, float]) -> dict[str, float]:
+        if self.run.world == 1:
+            return sums
+        t = torch.tensor([sums[k] for k in sums], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return dict(zip(sums, t.tolist(), strict=True))
+
+    def _loader(self, dataset: torch.utils.data.Dataset, batches: list[list[int]]) -> DataLoader:
         return DataLoader(
             dataset,
             batch_sampler=batches,
@@ -384,10 +484,9 @@ class Trainer:
         if augment:
             images, masks = augment_batch(images, masks)
         non_blocking = self.device.type == "cuda"
-        return (
-            images.to(self.device, non_blocking=non_blocking),
-            masks.to(self.device, non_blocking=non_blocking).float(),
-        )
+        images = images.to(self.device, non_blocking=non_blocking)
+        masks = masks.to(self.device, non_blocking=non_blocking).float()
+        return images.contiguous(memory_format=self.memory_format), masks
 
     @staticmethod
     def _accumulate(sums: dict, loss: torch.Tensor, logits: torch.Tensor, masks: torch.Tensor):
@@ -408,6 +507,8 @@ class Trainer:
         )
         if improved:
             p.best_dice, p.best_loss, p.best_mse = row["val_dice"], row["val_loss"], row["val_mse"]
+        if not self.is_main:
+            return
         checkpoint = self._checkpoint(row)
         atomic_io.torch_save(checkpoint, self.output / "last.pt")
         if improved:
@@ -430,7 +531,7 @@ class Trainer:
     def _checkpoint(self, row: dict[str, float] | None) -> dict[str, Any]:
         p = self.progress
         last = row or (p.history[-1] if p.history else {})
-        return {
+        checkpoint = {
             # The original tool's keys, so that its scripts can read our checkpoints.
             "epoch": p.epoch,
             "net_state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
@@ -457,20 +558,25 @@ class Trainer:
             "rng_state": _get_rng_state(),
             "format_version": FORMAT_VERSION,
         }
+        if self.scaler.is_enabled():
+            checkpoint["scaler"] = self.scaler.state_dict()
+        return checkpoint
 
     def _interrupt(self, epoch: int, train_sums: dict[str, float]) -> int:
         self.progress.partial = dict(train_sums)
+        code = EXIT_CODES[self.stop_signal]
+        if not self.is_main:
+            return code
         path = self.output / "interrupted.pt"
         atomic_io.torch_save(self._checkpoint(None), path)
-        name = signal.Signals(self.stop_signal).name
         print(
-            f"\nStopped by {name} in epoch {epoch}; saved {path}. Resume with:\n"
-            f"  python run.py -d {self.args.datapath} -o {self.output} -f {path} "
-            f"-e {self.last_epoch - epoch + 1} "
-            f"-b {self.args.batch_size} -p {self.args.im_size} -l {self.args.learning_rate}",
+            f"\nStopped by {signal.Signals(self.stop_signal).name} in epoch {epoch}; saved {path}. "
+            f"Resume with:\n  python run.py -d {self.args.datapath} -o {self.output} -f {path} "
+            f"-e {self.last_epoch - epoch + 1} -b {self.args.batch_size} -p {self.args.im_size} "
+            f"-l {self.args.learning_rate}",
             file=sys.stderr,
         )
-        return EXIT_CODES[self.stop_signal]
+        return code
 
     def _write_metrics_csv(self) -> None:
         buffer = io.StringIO()
@@ -518,47 +624,3 @@ def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device
         for k, v in state.items():
             if isinstance(v, torch.Tensor) and k != "step":
                 state[k] = v.to(device)
-
-
-def save_curves(history: list[dict[str, float]], path: Path) -> None:
-    """Loss and Dice per epoch, train and validation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] for row in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "dice"), strict=True):
-        for split in ("train", "val"):
-            ax.plot(epochs, [row[f"{split}_{metric}"] for row in history], "o-", label=split)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    axes[0].set_title("loss")
-    axes[1].set_title("Dice at threshold 0.5")
-    fig.tight_layout()
-    atomic_io.save_figure(path, fig, dpi=100)
-    plt.close(fig)
-
-
-def save_samples(images: torch.Tensor, masks: torch.Tensor, logits: torch.Tensor, path: Path):
-    """Validation images with the true (green) and predicted (red) outlines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = images.shape[0]
-    fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.2), squeeze=False)
-    for ax, image, mask, logit in zip(axes[0], images, masks, logits, strict=True):
-        ax.imshow(image[0].float().numpy(), cmap="gray", vmin=0, vmax=1)
-        for outline, color in ((mask[0], "lime"), ((logit[0] > 0), "red")):
-            if outline.any() and not outline.all():
-                ax.contour(outline.float().numpy(), levels=[0.5], colors=color, linewidths=1)
-        ax.set_axis_off()
-    fig.suptitle("validation: true (green) and predicted (red) outlines", fontsize=9)
-    fig.tight_layout()
-    atomic_io.save_figure(path, fig, dpi=80)
-    plt.close(fig)

@@ -1,0 +1,47 @@
+"""Training figures: loss and Dice curves, validation samples with outlines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no screen needed
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+import atomic_io  # noqa: E402
+
+
+def save_curves(history: list[dict[str, float]], path: Path) -> None:
+    """Loss and Dice per epoch, train and validation."""
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "dice"), strict=True):
+        for split in ("train", "val"):
+            ax.plot(epochs, [row[f"{split}_{metric}"] for row in history], "o-", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_title("loss")
+    axes[1].set_title("Dice at threshold 0.5")
+    fig.tight_layout()
+    atomic_io.save_figure(path, fig, dpi=100)
+    plt.close(fig)
+
+
+def save_samples(images: torch.Tensor, masks: torch.Tensor, logits: torch.Tensor, path: Path):
+    """Validation images with the true (green) and predicted (red) outlines."""
+    n = images.shape[0]
+    fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.2), squeeze=False)
+    for ax, image, mask, logit in zip(axes[0], images, masks, logits, strict=True):
+        ax.imshow(image[0].float().numpy(), cmap="gray", vmin=0, vmax=1)
+        for outline, color in ((mask[0], "lime"), ((logit[0] > 0), "red")):
+            if outline.any() and not outline.all():
+                ax.contour(outline.float().numpy(), levels=[0.5], colors=color, linewidths=1)
+        ax.set_axis_off()
+    fig.suptitle("validation: true (green) and predicted (red) outlines", fontsize=9)
+    fig.tight_layout()
+    atomic_io.save_figure(path, fig, dpi=80)
+    plt.close(fig)
