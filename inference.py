@@ -5,9 +5,13 @@ Each window is prepared exactly as in training (uint8 gray, antialiased bilinear
 to SIZE, rounded back to uint8, then /255), predicted in batches, and its probabilities
 are resized back and averaged where windows overlap.
 
-Decision where the issue is silent: a recording narrower than its height becomes one
-square window by mirroring it in time (M-mode read backwards is still M-mode), so the
-network sees the same pixel aspect as in training; the mirrored part is cropped away.
+Decisions where the issue is silent:
+- A quarter of the side is mirrored onto both ends of the recording in time (M-mode
+  read backwards is still M-mode), and the average over overlapping windows is weighted
+  towards each window's centre: the network errs at a window's edges, where it lacks
+  context. The mirrored columns are cropped away again.
+- A recording narrower than its height is mirrored the same way to one square window,
+  so the network sees the same pixel aspect as in training.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from quicknat import (
     read_checkpoint,
 )
 
+EDGE_MARGIN_DIVISOR = 4  # a quarter of the window side is mirrored onto each end
 Model = Callable[[torch.Tensor], torch.Tensor]  # float (N, 1, S, S) in [0, 1] -> logits
 
 
@@ -128,12 +133,17 @@ def segment_recording(
     """Cavity probability (H, W) float32 for a uint8 (H, W) recording of any width."""
     height, width = image.shape
     side = height
-    padded = image
-    if width < side:
-        padded = np.pad(image, ((0, 0), (0, side - width)), mode="symmetric")
-    starts = window_starts(padded.shape[1], side, overlap_step(side, overlap))
-    prob_sum = np.zeros((height, padded.shape[1]), dtype=np.float64)
-    count = np.zeros(padded.shape[1], dtype=np.int64)
+    # Mirror a margin onto both ends, so that the recording's first and last columns are
+    # not at a window's edge, where the network sees no context and errs.
+    padded_width = max(width + 2 * (side // EDGE_MARGIN_DIVISOR), side)
+    left = (padded_width - width) // 2
+    padded = np.pad(image, ((0, 0), (left, padded_width - width - left)), mode="symmetric")
+    starts = window_starts(padded_width, side, overlap_step(side, overlap))
+    # Where windows overlap, each column's average is weighted towards the centre of its
+    # windows, for the same reason; the weights never reach 0, so every column counts.
+    weight = np.minimum(np.arange(side), np.arange(side)[::-1]) + 1.0
+    prob_sum = np.zeros((height, padded_width), dtype=np.float64)
+    weight_sum = np.zeros(padded_width, dtype=np.float64)
     for i in range(0, len(starts), batch_size):
         batch_starts = starts[i : i + batch_size]
         windows = [padded[:, s : s + side] for s in batch_starts]
@@ -141,6 +151,6 @@ def segment_recording(
         if probs.shape[-2:] != (side, side):
             probs = TF.resize(probs, [side, side], InterpolationMode.BILINEAR, antialias=True)
         for start, prob in zip(batch_starts, probs[:, 0].numpy(), strict=True):
-            prob_sum[:, start : start + side] += prob
-            count[start : start + side] += 1
-    return (prob_sum / count)[:, :width].astype(np.float32)
+            prob_sum[:, start : start + side] += prob * weight
+            weight_sum[start : start + side] += weight
+    return (prob_sum / weight_sum)[:, left : left + width].astype(np.float32)

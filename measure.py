@@ -6,13 +6,17 @@ or small dataclasses out.
 Decisions where the issue is silent:
 - The cavity in a column is its longest run of pixels with probability above the
   threshold; of equally long runs the topmost wins.
-- LVID is the run's length in rows times the depth resolution. Training masks hold the
-  rows whose centres lie between the two traces, so on average the run is as long as the
-  traces are apart.
+- LVID is the run's length in rows times the depth resolution, with each end of the run
+  moved to where the probability crosses the threshold (linear between rows): whole rows
+  would make the curve a staircase, and end-diastole times jitter on its flat steps.
+  Training masks hold the rows whose centres lie between the two traces, so on average
+  the run is as long as the traces are apart.
 - Beats are found and measured on the lightly smoothed LVID curve: the maximum of a
   noisy curve would read high.
 - A beat runs from one end-diastole (ED) to the next in the same gap-free stretch; it
   reports the first ED's LVIDd and the lowest LVID between the two EDs as LVIDs.
+- An ED within one smoothing window (SMOOTH_S) of the ends of a gap-free stretch is
+  ignored: the curve must be seen on both sides of it.
 """
 
 from __future__ import annotations
@@ -70,10 +74,34 @@ def cavity_mask(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return mask
 
 
-def lvid_mm(mask: np.ndarray, depth_res_mm: float) -> np.ndarray:
-    """(W,) LV inner diameter per column of a cavity mask; NaN where there is no cavity."""
-    rows = np.asarray(mask).sum(axis=0).astype(np.float64)
-    return np.where(rows > 0, rows * depth_res_mm, np.nan)
+def lvid_mm(
+    mask: np.ndarray, depth_res_mm: float, prob: np.ndarray | None = None, threshold: float = 0.5
+) -> np.ndarray:
+    """(W,) LV inner diameter per column of a cavity mask; NaN where there is no cavity.
+
+    Without prob: the run's length in rows. With prob: each end of the run moves to where
+    prob crosses the threshold, linear between rows (outside the image counts as 0), so
+    the diameter is not rounded to whole rows; a step from 1 to 0 gives the row count.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    height = mask.shape[0]
+    filled = mask.any(axis=0)
+    rows = mask.sum(axis=0).astype(np.float64)
+    if prob is not None:
+        columns = np.arange(mask.shape[1])
+        top = mask.argmax(axis=0)
+        bottom = height - 1 - mask[::-1].argmax(axis=0)
+        padded = np.pad(np.asarray(prob, dtype=np.float64), ((1, 1), (0, 0)))
+        inside_top, above = padded[top + 1, columns], padded[top, columns]
+        inside_bottom, below = padded[bottom + 1, columns], padded[bottom + 2, columns]
+        # The share of the gap between the run's end row and its outside neighbour that
+        # lies on the cavity side of the crossing. Inside > threshold >= outside, so only
+        # empty columns divide by zero, and np.where drops them.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            top_share = (inside_top - threshold) / (inside_top - above)
+            bottom_share = (inside_bottom - threshold) / (inside_bottom - below)
+        rows = np.where(filled, rows - 1 + top_share + bottom_share, 0.0)
+    return np.where(filled, rows * depth_res_mm, np.nan)
 
 
 def teichholz_volume_ul(d_mm: np.ndarray | float) -> np.ndarray | float:
@@ -89,9 +117,14 @@ def finite_segments(values: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
 
 
+def smoothing_window(time_res_s: float) -> int:
+    """Columns in SMOOTH_S, odd, at least 3."""
+    return max(3, int(round(SMOOTH_S / time_res_s)) | 1)
+
+
 def smooth_lvid(lvid: np.ndarray, time_res_s: float) -> np.ndarray:
     """Savitzky-Golay smoothing over ~SMOOTH_S, each gap-free stretch on its own."""
-    window = max(3, int(round(SMOOTH_S / time_res_s)) | 1)
+    window = smoothing_window(time_res_s)
     smooth = np.array(lvid, dtype=np.float64)
     for start, stop in finite_segments(smooth):
         if stop - start >= window:
@@ -108,10 +141,14 @@ def find_beats(lvid: np.ndarray, time_res_s: float, max_hr_bpm: float = 900.0) -
     low, high = np.percentile(finite, [5, 95])
     prominence = max(PROMINENCE_SHARE * (high - low), 1e-9)
     min_distance = max(1, int(60.0 / max_hr_bpm / time_res_s))
+    margin = smoothing_window(time_res_s)
     beats = []
     for start, stop in finite_segments(smooth):
         segment = smooth[start:stop]
         peaks, _ = find_peaks(segment, distance=min_distance, prominence=prominence)
+        # A peak this close to a segment's end is not trusted: smoothing is one-sided
+        # there, and a glitch in the end columns can pose as the systole before it.
+        peaks = peaks[(peaks >= margin) & (peaks < segment.size - margin)]
         for ed, next_ed in zip(peaks[:-1], peaks[1:], strict=True):
             es = ed + int(np.argmin(segment[ed:next_ed]))
             beats.append(

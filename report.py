@@ -63,13 +63,16 @@ def outline(mask: np.ndarray) -> np.ndarray:
 def evaluation_overlay(
     image: np.ndarray, true_mask: np.ndarray, pred_mask: np.ndarray, scale: int = 2
 ) -> np.ndarray:
-    """Image with the true (green) and predicted (red) outlines, yellow where they agree."""
+    """Image with the true (green) and predicted (red) outlines, yellow where they agree.
 
-    def grow(a: np.ndarray) -> np.ndarray:
-        return np.kron(np.asarray(a), np.ones((scale, scale), dtype=np.asarray(a).dtype))
-
-    rgb = gray_to_rgb(grow(image))
-    true_edge, pred_edge = outline(grow(true_mask)), outline(grow(pred_mask))
+    Enlarged `scale` times (nearest neighbour), so that thin outlines stay visible.
+    """
+    image, true_mask, pred_mask = (
+        np.asarray(a).repeat(scale, axis=0).repeat(scale, axis=1)
+        for a in (image, true_mask, pred_mask)
+    )
+    rgb = gray_to_rgb(image)
+    true_edge, pred_edge = outline(true_mask), outline(pred_mask)
     rgb[true_edge] = TRUE_RGB
     rgb[pred_edge] = PRED_RGB
     rgb[true_edge & pred_edge] = BOTH_RGB
@@ -122,7 +125,7 @@ def save_report(
     axes[0].set_title(heading, fontsize=10, color="firebrick" if assumed else "black")
     for ax, curve, ed_key, es_key, label in (
         (axes[1], lvid_mm, "lvid_d_mm", "lvid_s_mm", "LVID (mm)"),
-        (axes[2], volume_ul, "volume_d_ul", "volume_s_ul", "volume (uL, Teichholz)"),
+        (axes[2], volume_ul, "volume_d_ul", "volume_s_ul", "volume (µL, Teichholz)"),
     ):
         ax.plot(time_s, curve, color="0.25", linewidth=0.8)
         ax.plot(

@@ -20,10 +20,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 import atomic_io
-from dataset import DataError, find_pairs, load_pairs
+from dataset import CachedData, DataError, find_pairs, load_pairs
 from evaluate import metrics_table, predict_dataset, score_predictions, write_evaluation
 from images import IMAGE_SUFFIXES, ImageReadError, read_gray
 from inference import ModelSetupError, checkpoint_im_size, load_model, segment_recording
@@ -31,6 +32,7 @@ from measure import (
     BEAT_FIELDS,
     DEFAULT_DEPTH_RES_MM,
     DEFAULT_TIME_RES_S,
+    Resolution,
     cavity_mask,
     find_beats,
     lvid_mm,
@@ -39,7 +41,7 @@ from measure import (
     summarize,
     teichholz_volume_ul,
 )
-from quicknat import CheckpointError
+from quicknat import CheckpointError, QuickNat
 from report import recording_overlay, save_report, summary_line
 from trainer import SetupError, pick_device
 
@@ -169,8 +171,15 @@ def main(argv: list[str] | None = None) -> int:
             "drop_out": args.dropout,
         }
         model, checkpoint = load_model(args.model, flags, device)
+        trained_size = checkpoint_im_size(checkpoint)
         if args.size is None:
-            args.size = checkpoint_im_size(checkpoint) or DEFAULT_SIZE
+            args.size = trained_size or DEFAULT_SIZE
+        elif trained_size and args.size != trained_size:
+            print(
+                f"warning: the model was trained on {trained_size} px windows (-p), but -s is "
+                f"{args.size}; it may segment worse at another scale.",
+                file=sys.stderr,
+            )
         path, out = Path(args.datapath), Path(args.output)
         if (path / "img").is_dir() and (path / "mask").is_dir():
             data = load_pairs(find_pairs(path), args.size)
@@ -187,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     return measure_recordings(model, recordings, args, device, out, folder=path.is_dir())
 
 
-def evaluate_test_set(model, data, args, device, out: Path) -> int:
+def evaluate_test_set(
+    model: QuickNat, data: CachedData, args: argparse.Namespace, device: torch.device, out: Path
+) -> int:
+    """Mode 1: scores, per-image rows and overlays of a test set."""
     for message in data.warnings:
         print(f"warning: {message}", file=sys.stderr)
     probs = predict_dataset(model, data.images, args.batch_size, device)
@@ -200,7 +212,15 @@ def evaluate_test_set(model, data, args, device, out: Path) -> int:
     return 0
 
 
-def measure_recordings(model, recordings: list[Path], args, device, out: Path, folder: bool) -> int:
+def measure_recordings(
+    model: QuickNat,
+    recordings: list[Path],
+    args: argparse.Namespace,
+    device: torch.device,
+    out: Path,
+    folder: bool,
+) -> int:
+    """Mode 2: measure each recording; a failure is reported and the rest go on."""
     rows, failed, done = [], [], set()
     for path in tqdm(recordings, desc="recordings", unit="rec", file=sys.stderr):
         name = path.stem
@@ -229,7 +249,9 @@ def measure_recordings(model, recordings: list[Path], args, device, out: Path, f
     return 0
 
 
-def measure_recording(model, path: Path, args, device, out: Path) -> dict:
+def measure_recording(
+    model: QuickNat, path: Path, args: argparse.Namespace, device: torch.device, out: Path
+) -> dict:
     """Segment and measure one recording, write its files; its summary."""
     image = read_gray(path)
     try:
@@ -239,7 +261,7 @@ def measure_recording(model, path: Path, args, device, out: Path) -> dict:
     warn_assumed(path.stem, resolution)
     prob = segment_recording(model, image, args.size, args.overlap, args.batch_size, device)
     mask = cavity_mask(prob, args.threshold)
-    lvid = lvid_mm(mask, resolution.depth_res_mm)
+    lvid = lvid_mm(mask, resolution.depth_res_mm, prob, args.threshold)
     volume = teichholz_volume_ul(lvid)
     beats = find_beats(lvid, resolution.time_res_s, args.max_hr)
     summary = {**summarize(beats), **asdict(resolution)}
@@ -257,7 +279,7 @@ def measure_recording(model, path: Path, args, device, out: Path) -> dict:
     return summary
 
 
-def warn_assumed(name: str, resolution) -> None:
+def warn_assumed(name: str, resolution: Resolution) -> None:
     assumed = []
     if resolution.time_res_assumed:
         assumed.append(f"{resolution.time_res_s} s per column (--time-res)")
@@ -289,7 +311,7 @@ def csv_text(fields: tuple[str, ...], rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def cell(value) -> object:
+def cell(value: object) -> object:
     """Floats with 6 significant digits; NaN and None as empty cells."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""

@@ -69,6 +69,14 @@ def test_a_gap_breaks_beats_instead_of_making_zeros():
     assert all(b.lvid_s_mm > 1.9 for b in beats)
 
 
+def test_a_glitch_at_the_start_does_not_make_a_beat():
+    # The recording starts just after an ED; its first two columns read far too small.
+    lvid = cosine_lvid(3.5, 2.0, 600, columns=1000, first_ed_col=-4)
+    lvid[:2] = 1.0
+    beats = find_beats(lvid, TIME_RES_S)
+    assert [b.t_ed_s for b in beats] == pytest.approx([0.096 + 0.1 * k for k in range(8)])
+
+
 def test_realistic_curve_with_quantised_noisy_diameters():
     # Fast systole (40 % of the cycle), slow filling, pixel steps of 0.025 mm and noise.
     rng = np.random.default_rng(0)
@@ -153,6 +161,17 @@ def test_lvid_is_run_length_times_depth_resolution():
     mask[5:6, 1] = True
     mask[:, 3] = True
     np.testing.assert_allclose(lvid_mm(mask, 0.025), [0.5, 0.025, np.nan, 1.25])
+
+
+def test_subpixel_lvid_moves_the_run_ends_to_the_threshold_crossings():
+    prob = np.zeros((12, 4))
+    prob[3:8, :3] = 1.0  # rows 3-7: a step, 5 rows
+    prob[2, 1], prob[8, 1] = 0.5, 0.75  # column 1: crossings at rows 2 and 8 + 1/3
+    prob[2, 2], prob[8, 2] = 0.25, 0.25  # column 2: at 2.5 - 1/6 and 7.5 + 1/6
+    mask = cavity_mask(prob, 0.5)
+    np.testing.assert_allclose(
+        lvid_mm(mask, 0.1, prob, 0.5), [0.5, 0.5 + 0.1 + 0.1 / 3, 0.5 + 0.1 / 3, np.nan]
+    )
 
 
 def test_resolution_from_sidecar_flags_or_assumed(tmp_path):

@@ -120,7 +120,8 @@ def test_measures_a_folder_and_survives_a_bad_recording(trained, tmp_path, capsy
     assert len(lvid) == mask.shape[1] == 240
     assert float(lvid[10]["time_s"]) == pytest.approx(10 * TIME_RES_S)
     column = next(i for i, row in enumerate(lvid) if row["lvid_mm"])
-    assert float(lvid[column]["lvid_mm"]) == pytest.approx(mask[:, column].sum() * DEPTH_RES_MM)
+    rows = float(lvid[column]["lvid_mm"]) / DEPTH_RES_MM  # sub-pixel: within a row of the mask
+    assert abs(rows - mask[:, column].sum()) <= 1
     assert float(lvid[column]["volume_ul"]) > 0
 
     beats = read_csv(out_dir / f"{name}_beats.csv")
