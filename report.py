@@ -133,7 +133,7 @@ def save_report(
             [getattr(b, ed_key) for b in beats],
             "v",
             color="firebrick",
-            label="end-diastole",
+            label="end-diastole (a beat starts)",
         )
         ax.plot(
             [b.t_es_s for b in beats],
