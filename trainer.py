@@ -178,7 +178,11 @@ def prepare_training(args: Any) -> Trainer:
 
     torch.manual_seed(args.seed)
     model = QuickNat(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999))
+    # The fused kernel updates all parameters in one pass instead of ~10 ops per tensor.
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999), fused=fused
+    )
     progress, saved = Progress(), {}
     if checkpoint is not None:
         load_weights(model, {"net_state_dict": extract_state_dict(checkpoint, str(resume_path))})
@@ -342,7 +346,7 @@ class Trainer:
     def _run_epochs(self) -> int:
         for epoch in range(self.progress.epoch + 1, self.last_epoch + 1):
             started = time.perf_counter()
-            train = self._train_epoch(epoch)
+            train = self.train_epoch(epoch)
             if self.stop_signal is not None:
                 return self._interrupt(epoch, train)
             val, samples = self._validate()
@@ -366,7 +370,7 @@ class Trainer:
         order, bs = list(sampler), self.args.batch_size
         return [order[i : i + bs] for i in range(0, len(order), bs)]
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
         batches = self.train_epoch_batches(epoch)
         start = self.progress.step
