@@ -24,59 +24,68 @@ from inference import Model, predict_probabilities
 from metrics import hd95_px, per_image_scores
 from report import evaluation_overlay
 
-SCORES = ("dice", "iou", "mse", "loss", "hd95_px")
+SCORES = ("dice", "iou", "mse", "loss", "hd95_px", "true_px", "pred_px")
 N_OVERLAYS = 10  # worst and first images drawn
 
 
-def predict_dataset(
-    model: Model, images: torch.Tensor, batch_size: int, device: torch.device | str = "cpu"
-) -> torch.Tensor:
-    """Probabilities (N, 1, S, S) for uint8 images (N, 1, S, S), in batches."""
-    batches = range(0, images.shape[0], batch_size)
-    probs = []
-    for start in tqdm(batches, desc="test set", unit="batch", leave=False, file=sys.stderr):
-        batch = images[start : start + batch_size].float().div_(255)
-        probs.append(predict_probabilities(model, batch, device))
-    return torch.cat(probs)
-
-
-def score_predictions(
-    probs: torch.Tensor, masks: torch.Tensor, threshold: float
-) -> tuple[list[dict[str, float]], dict[str, float | int | None]]:
-    """Per-image scores and the test-set metrics for probabilities and 0/1 masks."""
+def score_batch(probs: torch.Tensor, masks: torch.Tensor, threshold: float) -> list[dict]:
+    """Per-image scores of probabilities (N, 1, S, S) against 0/1 masks (N, 1, S, S)."""
     target = masks.bool()
     pred = probs > threshold
     scores = per_image_scores(pred, target)
-    # BCE on probabilities clamped like torch does, per image.
+    # BCE on the probabilities, per image (torch clamps the logs at -100).
     loss = F.binary_cross_entropy(probs.double(), target.double(), reduction="none")
     scores["loss"] = loss.mean(dim=(1, 2, 3))
     scores["hd95_px"] = torch.tensor(
         [hd95_px(p[0], t[0]) for p, t in zip(pred, target, strict=True)]
     )
-    rows = [{k: float(scores[k][i]) for k in SCORES} for i in range(pred.shape[0])]
-    overlap = (pred & target).sum().item()
-    total = pred.sum().item() + target.sum().item()
+    scores["true_px"] = target.sum(dim=(1, 2, 3))
+    scores["pred_px"] = pred.sum(dim=(1, 2, 3))
+    return [{k: scores[k][i].item() for k in SCORES} for i in range(pred.shape[0])]
+
+
+def evaluate(
+    model: Model,
+    data: CachedData,
+    threshold: float,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+) -> tuple[list[dict], torch.Tensor]:
+    """Per-image scores and the boolean predictions (N, 1, S, S), in batches."""
+    rows, preds = [], []
+    starts = range(0, len(data.names), batch_size)
+    for start in tqdm(starts, desc="test set", unit="batch", leave=False, file=sys.stderr):
+        images = data.images[start : start + batch_size].float().div_(255)
+        probs = predict_probabilities(model, images, device)
+        rows += score_batch(probs, data.masks[start : start + batch_size], threshold)
+        preds.append(probs > threshold)
+    return rows, torch.cat(preds)
+
+
+def score_test_set(rows: list[dict]) -> dict[str, float | int | None]:
+    """Means of the per-image scores, and Dice over all pixels of all images.
+
+    HD95 is averaged over the images where it is defined (not where exactly one of the
+    true and predicted masks is empty); hd95_undefined counts the others.
+    """
+    areas = [row["true_px"] + row["pred_px"] for row in rows]
+    # Dice = 2 overlap / areas, so the overlaps sum back from each image's Dice.
+    overlap2 = sum(row["dice"] * area for row, area in zip(rows, areas, strict=True))
     hd95 = [row["hd95_px"] for row in rows if not math.isnan(row["hd95_px"])]
-    metrics: dict[str, float | int | None] = {
+    return {
         "n_images": len(rows),
         "dice": float(np.mean([row["dice"] for row in rows])),
-        "dice_global": 2 * overlap / total if total else 1.0,
+        "dice_global": overlap2 / sum(areas) if sum(areas) else 1.0,
         "iou": float(np.mean([row["iou"] for row in rows])),
         "mse": float(np.mean([row["mse"] for row in rows])),
         "loss": float(np.mean([row["loss"] for row in rows])),
         "hd95_px": float(np.mean(hd95)) if hd95 else None,
         "hd95_undefined": len(rows) - len(hd95),
     }
-    return rows, metrics
 
 
 def write_evaluation(
-    out: Path,
-    data: CachedData,
-    probs: torch.Tensor,
-    rows: list[dict[str, float]],
-    metrics: dict,
-    threshold: float,
+    out: Path, data: CachedData, rows: list[dict], preds: torch.Tensor, metrics: dict
 ) -> None:
     """OUT/metrics.json, OUT/per_image.csv and OUT/overlays/ (worst and first images)."""
     atomic_io.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
@@ -92,13 +101,15 @@ def write_evaluation(
     for label, indices in (("worst", worst), ("first", first)):
         for rank, i in enumerate(indices, start=1):
             overlay = evaluation_overlay(
-                data.images[i, 0].numpy(), data.masks[i, 0].numpy(), probs[i, 0] > threshold
+                data.images[i, 0].numpy(), data.masks[i, 0].numpy(), preds[i, 0].numpy()
             )
             path = out / "overlays" / f"{label}_{rank:02d}_{data.names[i]}.png"
             atomic_io.save_png(path, overlay)
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | int) -> str:
+    if isinstance(value, int):
+        return str(value)
     return "" if math.isnan(value) else f"{value:.6g}"
 
 

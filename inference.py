@@ -141,9 +141,9 @@ def segment_recording(
     starts = window_starts(padded_width, side, overlap_step(side, overlap))
     # Where windows overlap, each column's average is weighted towards the centre of its
     # windows, for the same reason; the weights never reach 0, so every column counts.
-    weight = np.minimum(np.arange(side), np.arange(side)[::-1]) + 1.0
-    prob_sum = np.zeros((height, padded_width), dtype=np.float64)
-    weight_sum = np.zeros(padded_width, dtype=np.float64)
+    weight = np.minimum(np.arange(side), np.arange(side)[::-1]).astype(np.float32) + 1
+    prob_sum = np.zeros((height, padded_width), dtype=np.float32)
+    weight_sum = np.zeros(padded_width, dtype=np.float32)
     for i in range(0, len(starts), batch_size):
         batch_starts = starts[i : i + batch_size]
         windows = [padded[:, s : s + side] for s in batch_starts]
@@ -153,4 +153,4 @@ def segment_recording(
         for start, prob in zip(batch_starts, probs[:, 0].numpy(), strict=True):
             prob_sum[:, start : start + side] += prob * weight
             weight_sum[start : start + side] += weight
-    return (prob_sum / weight_sum)[:, left : left + width].astype(np.float32)
+    return prob_sum[:, left : left + width] / weight_sum[left : left + width]

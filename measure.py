@@ -1,7 +1,7 @@
 """From a cavity probability map to LVID, volume and per-beat numbers.
 
-Rows are depth (down), columns are time. Every function here is pure: arrays in, arrays
-or small dataclasses out.
+Rows are depth (down), columns are time. Every function here but read_sidecar is pure:
+arrays in, arrays or small dataclasses out.
 
 Decisions where the issue is silent:
 - The cavity in a column is its longest run of pixels with probability above the
@@ -197,10 +197,11 @@ class Resolution:
     depth_res_assumed: bool
 
 
-def read_sidecar(image_path: Path) -> dict | None:
-    """The NAME.json written next to NAME.png by dicom_to_png, or None if there is none.
+def read_sidecar(image_path: Path) -> dict[str, float | None] | None:
+    """time_res_s and depth_res_mm from the NAME.json next to NAME.png, or None if none.
 
-    Raises ValueError, naming the file, for a sidecar that cannot be read.
+    A missing or null value is None. Raises ValueError, naming the file, for a sidecar
+    that cannot be read or holds a value that is not a positive number.
     """
     path = Path(image_path).with_suffix(".json")
     if not path.is_file():
@@ -211,30 +212,29 @@ def read_sidecar(image_path: Path) -> dict | None:
         raise ValueError(f"{path} is not a readable JSON sidecar ({err}).") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} should hold a JSON object with time_res_s and depth_res_mm.")
-    return data
+    values = {}
+    for key in ("time_res_s", "depth_res_mm"):
+        value = data.get(key)
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (math.isfinite(value) and value > 0)
+        ):
+            raise ValueError(f"{path}: {key} must be a positive number, got {value!r}.")
+        values[key] = None if value is None else float(value)
+    return values
 
 
 def resolve_resolution(
     sidecar: dict | None, time_res_s: float | None, depth_res_mm: float | None
 ) -> Resolution:
-    """Flags win over the sidecar; a value neither gives (or null in it) is assumed."""
-    values = {}
-    for key, flag, default in (
-        ("time_res_s", time_res_s, DEFAULT_TIME_RES_S),
-        ("depth_res_mm", depth_res_mm, DEFAULT_DEPTH_RES_MM),
-    ):
-        value = flag if flag is not None else (sidecar or {}).get(key)
-        if value is None:
-            values[key] = (default, True)
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{key} must be a number, got {value!r}.")
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{key} must be a positive number, got {value!r}.")
-        values[key] = (float(value), False)
+    """Flags win over the sidecar; a value that neither gives is assumed (and says so)."""
+    sidecar = sidecar or {}
+    time_res_s = time_res_s if time_res_s is not None else sidecar.get("time_res_s")
+    depth_res_mm = depth_res_mm if depth_res_mm is not None else sidecar.get("depth_res_mm")
     return Resolution(
-        time_res_s=values["time_res_s"][0],
-        depth_res_mm=values["depth_res_mm"][0],
-        time_res_assumed=values["time_res_s"][1],
-        depth_res_assumed=values["depth_res_mm"][1],
+        time_res_s=DEFAULT_TIME_RES_S if time_res_s is None else time_res_s,
+        depth_res_mm=DEFAULT_DEPTH_RES_MM if depth_res_mm is None else depth_res_mm,
+        time_res_assumed=time_res_s is None,
+        depth_res_assumed=depth_res_mm is None,
     )

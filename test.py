@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 import atomic_io
 from dataset import CachedData, DataError, find_pairs, load_pairs
-from evaluate import metrics_table, predict_dataset, score_predictions, write_evaluation
+from evaluate import evaluate, metrics_table, score_test_set, write_evaluation
 from images import IMAGE_SUFFIXES, ImageReadError, read_gray
 from inference import ModelSetupError, checkpoint_im_size, load_model, segment_recording
 from measure import (
@@ -202,10 +202,9 @@ def evaluate_test_set(
     """Mode 1: scores, per-image rows and overlays of a test set."""
     for message in data.warnings:
         print(f"warning: {message}", file=sys.stderr)
-    probs = predict_dataset(model, data.images, args.batch_size, device)
-    rows, metrics = score_predictions(probs, data.masks, args.threshold)
-    metrics.update(size=args.size, threshold=args.threshold)
-    write_evaluation(out, data, probs, rows, metrics, args.threshold)
+    rows, preds = evaluate(model, data, args.threshold, args.batch_size, device)
+    metrics = {**score_test_set(rows), "size": args.size, "threshold": args.threshold}
+    write_evaluation(out, data, rows, preds, metrics)
     print(f"Test set {args.datapath} at {args.size} px:")
     print(metrics_table(metrics))
     print(f"metrics.json, per_image.csv and overlays/ are in {out}.")
@@ -255,9 +254,10 @@ def measure_recording(
     """Segment and measure one recording, write its files; its summary."""
     image = read_gray(path)
     try:
-        resolution = resolve_resolution(read_sidecar(path), args.time_res, args.depth_res)
+        sidecar = read_sidecar(path)
     except ValueError as err:
-        raise RecordingError(f"{path}: {err}") from None
+        raise RecordingError(str(err)) from None
+    resolution = resolve_resolution(sidecar, args.time_res, args.depth_res)
     warn_assumed(path.stem, resolution)
     prob = segment_recording(model, image, args.size, args.overlap, args.batch_size, device)
     mask = cavity_mask(prob, args.threshold)
@@ -307,15 +307,17 @@ def csv_text(fields: tuple[str, ...], rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(fields), extrasaction="ignore")
     writer.writeheader()
-    writer.writerows({k: cell(v) for k, v in row.items()} for row in rows)
+    writer.writerows({k: cell(k, v) for k, v in row.items()} for row in rows)
     return buffer.getvalue()
 
 
-def cell(value: object) -> object:
-    """Floats with 6 significant digits; NaN and None as empty cells."""
+def cell(key: str, value: object) -> object:
+    """Times with 6 decimals, other floats with 6 significant digits; NaN, None empty."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, float) and (key == "time_s" or key.startswith("t_")):
+        return f"{value:.6f}"
+    if isinstance(value, float):
         return f"{value:.6g}"
     return value
 

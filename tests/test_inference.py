@@ -72,6 +72,20 @@ def test_overlapping_windows_are_averaged_not_summed():
     np.testing.assert_allclose(prob, expected, atol=1e-6)
 
 
+def edge_blind_model(batch):
+    """Right everywhere (cavity) but in each window's first and last three columns."""
+    logits = torch.full_like(batch, 10.0)
+    logits[..., :3] = logits[..., -3:] = -10.0
+    return logits
+
+
+@pytest.mark.parametrize("width", [32, 100, 161])
+def test_window_edges_and_recording_ends_do_not_decide(width):
+    image = np.zeros((32, width), dtype=np.uint8)
+    prob = segment_recording(edge_blind_model, image, size=32, overlap=0.5)
+    assert (prob > 0.5).all()
+
+
 def test_recording_narrower_than_high_is_one_mirrored_window():
     mask = band_mask(32, 12, seed=3)
     image = np.where(mask, 255, 0).astype(np.uint8)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluate import score_predictions
+from evaluate import score_batch, score_test_set
 from measure import (
     DEFAULT_DEPTH_RES_MM,
     DEFAULT_TIME_RES_S,
@@ -188,15 +188,17 @@ def test_resolution_from_sidecar_flags_or_assumed(tmp_path):
     r = resolve_resolution(None, None, 0.05)
     assert (r.time_res_s, r.time_res_assumed) == (DEFAULT_TIME_RES_S, True)
     assert (r.depth_res_mm, r.depth_res_assumed) == (0.05, False)
-    r = resolve_resolution({"time_res_s": None, "depth_res_mm": 0.03}, None, None)
+    (tmp_path / "rec.json").write_text('{"time_res_s": null, "depth_res_mm": 0.03}')
+    r = resolve_resolution(read_sidecar(image), None, None)  # dicom_to_png's unknown unit
     assert r.time_res_assumed and not r.depth_res_assumed
     assert resolve_resolution(None, None, None).depth_res_mm == DEFAULT_DEPTH_RES_MM
 
 
 @pytest.mark.parametrize("value", [0, -0.1, "fast", True, float("nan")])
-def test_bad_resolution_values_are_refused(value):
-    with pytest.raises(ValueError, match="time_res_s"):
-        resolve_resolution({"time_res_s": value}, None, None)
+def test_bad_sidecar_values_are_refused_naming_file_and_key(tmp_path, value):
+    (tmp_path / "rec.json").write_text(json.dumps({"time_res_s": value, "depth_res_mm": 0.02}))
+    with pytest.raises(ValueError, match=r"rec\.json: time_res_s"):
+        read_sidecar(tmp_path / "rec.png")
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
@@ -233,10 +235,12 @@ def test_test_set_scores_of_known_predictions():
     probs = torch.zeros(2, 1, 8, 8)
     probs[0, :, 2:6, 2:4] = 0.9  # half of the square: Dice 2*8/24, IoU 8/16
     probs[1, :, 2:6, 2:6] = 0.8  # exact
-    rows, metrics = score_predictions(probs, target, threshold=0.5)
+    rows = score_batch(probs, target, threshold=0.5)
+    metrics = score_test_set(rows)
     assert rows[0]["dice"] == pytest.approx(2 / 3) and rows[0]["iou"] == pytest.approx(0.5)
     assert rows[1]["dice"] == 1.0 and rows[1]["hd95_px"] == 0.0
     assert rows[0]["mse"] == pytest.approx(8 / 64)
+    assert (rows[0]["true_px"], rows[0]["pred_px"]) == (16, 8)
     assert metrics["n_images"] == 2
     assert metrics["dice"] == pytest.approx((2 / 3 + 1) / 2)
     assert metrics["dice_global"] == pytest.approx(2 * 24 / (24 + 32))
