@@ -18,57 +18,122 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Train QuickNAT to segment the left-ventricle inner diameter in M-mode "
         "echocardiogram windows. Checkpoints, metrics.csv and curves.png go to -o.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("-d", "--datapath", required=True, help="data folder holding img/ and mask/")
-    p.add_argument("-e", "--epochs", type=int, default=1, help="epochs to train (more, on resume)")
-    p.add_argument("-b", "--batch-size", type=int, default=1, help="images per batch")
-    p.add_argument("-p", "--im-size", type=int, default=256, help="images are resized to P x P")
-    p.add_argument("-l", "--learning-rate", type=float, default=0.001, help="Adam learning rate")
-    p.add_argument("-f", "--load", default=None, help="checkpoint to resume or start from")
     p.add_argument(
-        "-v", "--validation", type=float, default=20.0, help="percent of the data held out"
+        "-e",
+        "--epochs",
+        type=int,
+        default=1,
+        help="epochs to train; on resume, epochs more (default: %(default)s)",
     )
-    p.add_argument("-o", "--output-path", default="./checkpoints", help="output folder")
-    p.add_argument("--overwrite", action="store_true", help="replace checkpoints of an earlier run")
-    p.add_argument("--seed", type=int, default=0, help="seed for the split, weights and batches")
-    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cuda, cpu")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--augment", action="store_true", help="random flips, shifts, gamma, noise")
-    p.add_argument("--loss", choices=LOSSES, default="bce", help="training loss")
+    p.add_argument(
+        "-b", "--batch-size", type=int, default=1, help="images per batch (default: %(default)s)"
+    )
+    p.add_argument(
+        "-p",
+        "--im-size",
+        type=int,
+        default=256,
+        help="images are resized to P x P, a multiple of 16 (default: %(default)s)",
+    )
+    p.add_argument(
+        "-l",
+        "--learning-rate",
+        type=float,
+        default=0.001,
+        help="Adam learning rate (default: %(default)s)",
+    )
+    p.add_argument(
+        "-f", "--load", default=None, help="checkpoint to resume or start from (default: none)"
+    )
+    p.add_argument(
+        "-v",
+        "--validation",
+        type=float,
+        default=20.0,
+        help="percent of the data held out for validation (default: %(default)s)",
+    )
+    p.add_argument(
+        "-o", "--output-path", default="./checkpoints", help="output folder (default: %(default)s)"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the checkpoints of an earlier run in -o"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for the split, weights and batches (default: %(default)s)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda, then mps, then cpu), cuda, mps or cpu (default: %(default)s)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="DataLoader worker processes; helps only when streaming (default: %(default)s)",
+    )
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="random time flips, shifts, scaling, gamma, contrast, noise (default: off)",
+    )
+    p.add_argument(
+        "--loss", choices=LOSSES, default="bce", help="training loss (default: %(default)s)"
+    )
     model = p.add_argument_group("QuickNAT (a checkpoint of this tool brings its own)")
-    model.add_argument("--num-filters", type=int, default=None, help="filters per conv (64)")
-    model.add_argument("--kernel", type=int, default=None, help="odd conv kernel size (5)")
+    model.add_argument(
+        "--num-filters", type=int, default=None, help="filters per convolution (default: 64)"
+    )
+    model.add_argument(
+        "--kernel", type=int, default=None, help="odd convolution kernel size (default: 5)"
+    )
     model.add_argument(
         "--se",
         type=str.upper,
         choices=("NONE", "CSE", "SSE", "CSSE"),
         default=None,
-        help="squeeze-and-excitation (NONE)",
+        help="squeeze-and-excitation (default: NONE)",
     )
-    model.add_argument("--dropout", type=float, default=None, help="dropout rate (0.2)")
+    model.add_argument("--dropout", type=float, default=None, help="dropout rate (default: 0.2)")
     speed = p.add_argument_group("speed")
     speed.add_argument(
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="auto: bf16 on GPUs and CPUs that support it, fp16 on older GPUs, else fp32",
+        help="auto (the default): bf16 on GPUs and CPUs that support it, fp16 on older GPUs, "
+        "else fp32",
     )
     speed.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="channels_last memory format for model and batches",
+        help="channels_last memory format for model and batches (default: on)",
     )
-    speed.add_argument("--compile", action="store_true", help="torch.compile the model")
+    speed.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (default: off)"
+    )
     speed.add_argument(
         "--cache-limit",
         type=float,
         default=4.0,
-        help="GB of resized data kept in memory; above it, stream from disk",
+        help="GB of resized data kept in memory; above it, stream from disk (default: %(default)s)",
     )
-    p.add_argument("--save-every", type=int, default=0, help="also keep epoch_N.pt every N epochs")
-    p.add_argument("--tensorboard", action="store_true", help="also log to OUTPUT/tensorboard")
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        help="also keep epoch_N.pt every N epochs; 0: never (default: %(default)s)",
+    )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log to OUTPUT/tensorboard (needs the tensorboard package)",
+    )
     return p.parse_args(argv)
 
 
