@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 import atomic_io  # noqa: E402
 
@@ -21,6 +22,7 @@ def save_curves(history: list[dict[str, float]], path: Path) -> None:
         for split in ("train", "val"):
             ax.plot(epochs, [row[f"{split}_{metric}"] for row in history], "o-", label=split)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -61,7 +61,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Measure the left ventricle on M-mode recordings with a trained QuickNAT "
         "(-d an image or a folder of images), or score it on a test set (-d a folder with img/ "
         "and mask/). Results go to -o.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "-d", "--datapath", required=True, help="test set (img/ + mask/), image, or image folder"
@@ -72,42 +71,68 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--size",
         type=int,
         default=None,
-        help=f"windows are resized to SIZE x SIZE; default: the checkpoint's -p, else "
-        f"{DEFAULT_SIZE}",
+        help="windows are resized to SIZE x SIZE (default: the -p the checkpoint was trained "
+        f"with, else {DEFAULT_SIZE})",
     )
-    p.add_argument("-o", "--output", default="./results", help="output folder")
-    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cuda, cpu")
-    p.add_argument("--batch-size", type=int, default=8, help="windows predicted at once")
-    p.add_argument("--threshold", type=float, default=0.5, help="cavity probability threshold")
     p.add_argument(
-        "--overlap", type=float, default=0.5, help="share of a window its neighbour overlaps"
+        "-o", "--output", default="./results", help="output folder (default: %(default)s)"
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda, then mps, then cpu), cuda, cpu (default: auto)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=8, help="windows predicted at once (default: %(default)s)"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="cavity probability threshold (default: %(default)s)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=float,
+        default=0.5,
+        help="share of a window that its neighbour overlaps, 0 to below 1 (default: %(default)s)",
     )
     p.add_argument(
         "--time-res",
         type=float,
         default=None,
-        help=f"seconds per column; default: NAME.json, else {DEFAULT_TIME_RES_S} (assumed)",
+        help="seconds per column; wins over NAME.json (default: NAME.json, else "
+        f"{DEFAULT_TIME_RES_S}, with a warning)",
     )
     p.add_argument(
         "--depth-res",
         type=float,
         default=None,
-        help=f"mm per row; default: NAME.json, else {DEFAULT_DEPTH_RES_MM} (assumed)",
+        help="millimetres per row; wins over NAME.json (default: NAME.json, else "
+        f"{DEFAULT_DEPTH_RES_MM}, with a warning)",
     )
     p.add_argument(
-        "--max-hr", type=float, default=900.0, help="highest heart rate (bpm) beats may have"
+        "--max-hr",
+        type=float,
+        default=900.0,
+        help="highest heart rate in bpm; end-diastoles are at least 60/MAX_HR s apart "
+        "(default: %(default)s)",
     )
-    model = p.add_argument_group("QuickNAT (a checkpoint of this tool brings its own)")
-    model.add_argument("--num-filters", type=int, default=None, help="filters per conv (64)")
-    model.add_argument("--kernel", type=int, default=None, help="odd conv kernel size (5)")
+    model = p.add_argument_group(
+        "QuickNAT, for checkpoints of other tools (this tool's checkpoints bring their own)"
+    )
+    model.add_argument(
+        "--num-filters", type=int, default=None, help="filters per conv (default: 64)"
+    )
+    model.add_argument("--kernel", type=int, default=None, help="odd conv kernel size (default: 5)")
     model.add_argument(
         "--se",
         type=str.upper,
         choices=("NONE", "CSE", "SSE", "CSSE"),
         default=None,
-        help="squeeze-and-excitation (NONE)",
+        help="squeeze-and-excitation blocks (default: NONE)",
     )
-    model.add_argument("--dropout", type=float, default=None, help="dropout rate (0.2)")
+    model.add_argument("--dropout", type=float, default=None, help="dropout rate (default: 0.2)")
     return p.parse_args(argv)
 
 
