@@ -1,4 +1,4 @@
-"""Helpers shared by the command-line entry points: folder checks, progress bar, exit status."""
+"""Shared by the command-line entry points: flags, folder checks, progress bar, exit status."""
 
 from __future__ import annotations
 
@@ -21,6 +21,28 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message}; run with -h for the options.\n")
+
+
+def add_path_flag(parser: argparse.ArgumentParser, flag: str, metavar: str, help: str) -> None:
+    """A required path flag such as --images; " (required)" is added to `help`."""
+    parser.add_argument(flag, metavar=metavar, type=Path, required=True, help=f"{help} (required)")
+
+
+def add_time_res_flag(parser: argparse.ArgumentParser, help: str) -> None:
+    """--time-res, seconds per column; `help` says which flags use it."""
+    parser.add_argument("--time-res", metavar="S", type=float, help=help)
+
+
+def add_overwrite_and_progress_flags(parser: argparse.ArgumentParser) -> None:
+    """--overwrite and --no-progress, the same in every command."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace outputs that already exist (default: skip and report them)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
+    )
 
 
 def require_dir(path: Path, what: str, flag: str) -> Path:

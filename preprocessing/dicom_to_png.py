@@ -283,15 +283,10 @@ def dicom_to_png(
             summary.problems.append(f"{path}: {names[name].name} gives the same name {name}.")
             continue
         names[name] = path
-        try:
+        with summary.recording(name, path):
             summary.warnings += convert_dicom(
                 path, out_dir, region_index=region_index, overwrite=overwrite
             )
-            summary.done.append(name)
-        except RecordingError as err:
-            summary.problems.append(str(err))
-        except OSError as err:
-            summary.problems.append(f"{path}: {err}")
     return summary
 
 
@@ -308,13 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="a DICOM file, or a folder whose DICOM files are converted (required)",
     )
-    parser.add_argument(
-        "--out",
-        metavar="DIR",
-        type=Path,
-        required=True,
-        help="folder for NAME.png and NAME.json (required)",
-    )
+    cli.add_path_flag(parser, "--out", "DIR", "folder for NAME.png and NAME.json")
     parser.add_argument(
         "--region",
         metavar="N",
@@ -322,14 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="item of the Sequence of Ultrasound Regions to use, 0 = first "
         "(default: the one with RegionSpatialFormat 2, M-mode)",
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace outputs that already exist (default: skip and report them)",
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
-    )
+    cli.add_overwrite_and_progress_flags(parser)
     return parser
 
 

@@ -13,17 +13,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from images import ImageReadError
 from preprocessing import cli
 from preprocessing.annotations import PhysicalUnits
-from preprocessing.errors import RecordingError, SkipRecording
-from preprocessing.make_masks import add_units_flags, parse_units, recording_and_mask
+from preprocessing.make_masks import (
+    add_input_flags,
+    add_units_flags,
+    annotated_recordings,
+    parse_units,
+    recording_and_mask,
+)
 from preprocessing.make_windows import (
     add_window_flags,
     check_window_options,
     write_recording_windows,
 )
-from preprocessing.recordings import list_annotations, list_images, pair_by_name
 from preprocessing.summary import Summary
 
 
@@ -48,14 +51,10 @@ def build_dataset(
     quality = check_window_options(step, quality_csv, time_res_s)
     out_dir = cli.make_data_dir(out_dir, [images_dir, annotations_dir])
 
-    images, problems = list_images(images_dir)
-    annotations, annotation_problems = list_annotations(annotations_dir)
-    pairs, pair_problems = pair_by_name(
-        images, images_dir, annotations, annotations_dir, "an annotation"
-    )
-    summary = Summary(problems=problems + annotation_problems + pair_problems)
+    pairs, problems = annotated_recordings(images_dir, annotations_dir)
+    summary = Summary(problems=problems)
     for name, image_path, annotation_path in cli.progress(pairs, progress):
-        try:
+        with summary.recording(name, image_path):
             image, mask = recording_and_mask(image_path, annotation_path, units)
             summary.windows += write_recording_windows(
                 name,
@@ -68,13 +67,6 @@ def build_dataset(
                 overwrite=overwrite,
                 mask_source=str(annotation_path),
             )
-            summary.done.append(name)
-        except SkipRecording as why:
-            summary.skipped.append(str(why))
-        except (RecordingError, ImageReadError) as err:
-            summary.problems.append(str(err))
-        except OSError as err:
-            summary.problems.append(f"{image_path}: {err}")
     return summary
 
 
@@ -83,21 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m preprocessing.make_dataset",
         description="Turn recordings and trace annotations into DATA/img and DATA/mask windows.",
     )
-    parser.add_argument(
-        "--images", metavar="DIR", type=Path, required=True, help="folder of recordings (required)"
-    )
-    parser.add_argument(
-        "--annotations",
-        metavar="DIR",
-        type=Path,
-        required=True,
-        help="folder of REC.csv or LabelMe REC.json annotations (required)",
-    )
-    parser.add_argument(
-        "--out", metavar="DATA", type=Path, required=True, help="data set folder DATA (required)"
-    )
+    add_input_flags(parser)
+    cli.add_path_flag(parser, "--out", "DATA", "data set folder DATA")
     add_units_flags(parser)
     add_window_flags(parser, "seconds per column, for --quality and --units mm,s (default: none)")
+    cli.add_overwrite_and_progress_flags(parser)
     return parser
 
 

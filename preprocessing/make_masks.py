@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from atomic_io import save_png
-from images import ImageReadError, read_gray
+from images import read_gray
 from preprocessing import cli
 from preprocessing.annotations import PhysicalUnits, read_annotation
 from preprocessing.errors import RecordingError, UsageError
@@ -45,6 +45,18 @@ def recording_and_mask(
     except TraceError as err:
         raise RecordingError(f"{annotation_path}: {err}") from None
     return image, mask
+
+
+def annotated_recordings(
+    images_dir: Path, annotations_dir: Path
+) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+    """(name, image, annotation) for each annotated recording; and the listing problems."""
+    images, problems = list_images(images_dir)
+    annotations, annotation_problems = list_annotations(annotations_dir)
+    pairs, pair_problems = pair_by_name(
+        images, images_dir, annotations, annotations_dir, "an annotation"
+    )
+    return pairs, problems + annotation_problems + pair_problems
 
 
 def parse_units(
@@ -80,25 +92,24 @@ def make_masks(
         raise UsageError("--out is the images folder; masks would replace the recordings.")
     out_dir = cli.make_out_dir(out_dir, "--out")
 
-    images, problems = list_images(images_dir)
-    annotations, annotation_problems = list_annotations(annotations_dir)
-    pairs, pair_problems = pair_by_name(
-        images, images_dir, annotations, annotations_dir, "an annotation"
-    )
-    summary = Summary(problems=problems + annotation_problems + pair_problems)
+    pairs, problems = annotated_recordings(images_dir, annotations_dir)
+    summary = Summary(problems=problems)
     for name, image_path, annotation_path in cli.progress(pairs, progress):
         out_path = out_dir / f"{name}.png"
-        try:
+        with summary.recording(name, out_path):
             if out_path.exists() and not overwrite:
                 raise RecordingError(f"{out_path}: already exists; pass --overwrite to replace it.")
             _, mask = recording_and_mask(image_path, annotation_path, units)
             save_png(out_path, mask)
-            summary.done.append(name)
-        except (RecordingError, ImageReadError) as err:
-            summary.problems.append(str(err))
-        except OSError as err:
-            summary.problems.append(f"{out_path}: {err}")
     return summary
+
+
+def add_input_flags(parser: argparse.ArgumentParser) -> None:
+    """--images and --annotations, shared with make_dataset."""
+    cli.add_path_flag(parser, "--images", "DIR", "folder of recordings")
+    cli.add_path_flag(
+        parser, "--annotations", "DIR", "folder of REC.csv or LabelMe REC.json annotations"
+    )
 
 
 def add_units_flags(parser: argparse.ArgumentParser) -> None:
@@ -124,34 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m preprocessing.make_masks",
         description="Draw the mask between the upper and lower trace of every annotated recording.",
     )
-    parser.add_argument(
-        "--images", metavar="DIR", type=Path, required=True, help="folder of recordings (required)"
-    )
-    parser.add_argument(
-        "--annotations",
-        metavar="DIR",
-        type=Path,
-        required=True,
-        help="folder of REC.csv or LabelMe REC.json annotations (required)",
-    )
-    parser.add_argument(
-        "--out", metavar="DIR", type=Path, required=True, help="folder for the masks (required)"
-    )
+    add_input_flags(parser)
+    cli.add_path_flag(parser, "--out", "DIR", "folder for the masks")
     add_units_flags(parser)
-    parser.add_argument(
-        "--time-res",
-        metavar="S",
-        type=float,
-        help="seconds per column, for --units mm,s (default: none)",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace masks that already exist (default: skip and report them)",
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
-    )
+    cli.add_time_res_flag(parser, "seconds per column, for --units mm,s (default: none)")
+    cli.add_overwrite_and_progress_flags(parser)
     return parser
 
 

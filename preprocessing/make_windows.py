@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from atomic_io import save_png
-from images import ImageReadError, read_gray, read_mask
+from images import read_gray, read_mask
 from preprocessing import cli
 from preprocessing.errors import RecordingError, SkipRecording, UsageError
 from preprocessing.quality import QualityTable, allowed_segments, read_quality_csv
@@ -121,7 +121,7 @@ def make_windows(
     pairs, pair_problems = pair_by_name(images, images_dir, masks, masks_dir, "a mask")
     summary = Summary(problems=problems + mask_problems + pair_problems)
     for name, image_path, mask_path in cli.progress(pairs, progress):
-        try:
+        with summary.recording(name, image_path):
             image = read_gray(image_path)
             mask, _ = read_mask(mask_path)
             if mask.shape != image.shape:
@@ -140,18 +140,11 @@ def make_windows(
                 overwrite=overwrite,
                 mask_source=str(mask_path),
             )
-            summary.done.append(name)
-        except SkipRecording as why:
-            summary.skipped.append(str(why))
-        except (RecordingError, ImageReadError) as err:
-            summary.problems.append(str(err))
-        except OSError as err:
-            summary.problems.append(f"{image_path}: {err}")
     return summary
 
 
 def add_window_flags(parser: argparse.ArgumentParser, time_res_help: str) -> None:
-    """--step, --quality, --time-res, --overwrite and --no-progress, shared with make_dataset."""
+    """--step, --quality and --time-res, shared with make_dataset."""
     parser.add_argument(
         "--step",
         metavar="COLUMNS",
@@ -165,20 +158,7 @@ def add_window_flags(parser: argparse.ArgumentParser, time_res_help: str) -> Non
         help="quality-classification CSV (Recording, Good-Start, Good-End[, Bad-Start, "
         "Bad-End], seconds); only good regions are cut (default: the whole span)",
     )
-    parser.add_argument(
-        "--time-res",
-        metavar="S",
-        type=float,
-        help=time_res_help,
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace outputs that already exist (default: skip and report them)",
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
-    )
+    cli.add_time_res_flag(parser, time_res_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,20 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m preprocessing.make_windows",
         description="Cut square windows from recordings and masks into DATA/img and DATA/mask.",
     )
-    parser.add_argument(
-        "--images", metavar="DIR", type=Path, required=True, help="folder of recordings (required)"
-    )
-    parser.add_argument(
-        "--masks",
-        metavar="DIR",
-        type=Path,
-        required=True,
-        help="folder of masks named like the recordings (required)",
-    )
-    parser.add_argument(
-        "--out", metavar="DATA", type=Path, required=True, help="data set folder DATA (required)"
-    )
+    cli.add_path_flag(parser, "--images", "DIR", "folder of recordings")
+    cli.add_path_flag(parser, "--masks", "DIR", "folder of masks named like the recordings")
+    cli.add_path_flag(parser, "--out", "DATA", "data set folder DATA")
     add_window_flags(parser, "seconds per column, needed by --quality (default: none)")
+    cli.add_overwrite_and_progress_flags(parser)
     return parser
 
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
+
+from images import ImageReadError
+from preprocessing.errors import RecordingError, SkipRecording
 
 
 @dataclass
@@ -18,6 +24,25 @@ class Summary:
     @property
     def exit_code(self) -> int:
         return 1 if self.problems else 0
+
+    @contextmanager
+    def recording(self, name: str, path: Path) -> Iterator[None]:
+        """Record how one recording's block ends: done, skipped, or a problem.
+
+        SkipRecording -> skipped; RecordingError and ImageReadError (whose messages name
+        the file) -> problems as they are; any other OSError -> problems as "path: error".
+        Other exceptions propagate.
+        """
+        try:
+            yield
+        except SkipRecording as why:
+            self.skipped.append(str(why))
+        except (RecordingError, ImageReadError) as err:
+            self.problems.append(str(err))
+        except OSError as err:
+            self.problems.append(f"{path}: {err}")
+        else:
+            self.done.append(name)
 
 
 def print_summary(
