@@ -8,6 +8,7 @@ that masks stay binary.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision import tv_tensors
-from torchvision.transforms import v2
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
+import torch.nn.functional as F
 
 from images import IMAGE_SUFFIXES, ImageReadError, read_gray, read_mask
 
@@ -70,8 +68,11 @@ def _name_some(names: list[str]) -> str:
     return shown + (f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else "")
 
 
-def find_pairs(root: str | Path) -> list[Pair]:
-    """Pair DATA/img and DATA/mask files by stem; raise DataError listing every problem."""
+def find_pairs(root: str | Path, min_pairs: int = 2) -> list[Pair]:
+    """Pair DATA/img and DATA/mask files by stem; raise DataError listing every problem.
+
+    Training needs 2 pairs (one to train, one to validate); scoring a test set needs 1.
+    """
     root = Path(root)
     img_dir, mask_dir = root / "img", root / "mask"
     missing = [d for d in (img_dir, mask_dir) if not d.is_dir()]
@@ -99,9 +100,9 @@ def find_pairs(root: str | Path) -> list[Pair]:
         problems.append(f"images without a mask in {mask_dir}: {_name_some(unmatched_images)}")
     if unmatched_masks:
         problems.append(f"masks without an image in {img_dir}: {_name_some(unmatched_masks)}")
-    if len(pairs) < 2:
+    if len(pairs) < min_pairs:
         problems.append(
-            f"found {len(pairs)} image/mask pair(s) in {root}; training needs at least 2 "
+            f"found {len(pairs)} image/mask pair(s) in {root}; at least {min_pairs} needed "
             f"(readable files: {', '.join(IMAGE_SUFFIXES)})"
         )
     if problems:
@@ -109,14 +110,23 @@ def find_pairs(root: str | Path) -> list[Pair]:
     return pairs
 
 
-def _resize(array: np.ndarray, size: int, interpolation: InterpolationMode) -> torch.Tensor:
-    tensor = torch.from_numpy(np.array(array))[None]
-    if tensor.shape[-2:] == (size, size):
-        return tensor
-    if interpolation == InterpolationMode.BILINEAR:
-        resized = TF.resize(tensor.float(), [size, size], interpolation, antialias=True)
-        return resized.round_().clamp_(0, 255).to(torch.uint8)
-    return TF.resize(tensor, [size, size], interpolation)
+def resize_image(array: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 (H, W) -> uint8 (1, size, size), antialiased bilinear (torchvision's resize)."""
+    tensor = torch.from_numpy(np.array(array))[None, None]
+    if tensor.shape[-2:] != (size, size):
+        tensor = F.interpolate(
+            tensor.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+        tensor = tensor.round_().clamp_(0, 255).to(torch.uint8)
+    return tensor[0]
+
+
+def resize_mask(array: np.ndarray, size: int) -> torch.Tensor:
+    """Mask (H, W) -> uint8 (1, size, size) 0/1, nearest neighbour so it stays binary."""
+    tensor = torch.from_numpy(np.array(array, dtype=np.uint8))[None, None]
+    if tensor.shape[-2:] != (size, size):
+        tensor = F.interpolate(tensor, size=(size, size), mode="nearest-exact")
+    return tensor[0]
 
 
 def read_pair(pair: Pair, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,10 +136,7 @@ def read_pair(pair: Pair, size: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[torch.Tensor, ...]:
-    return (
-        _resize(image, size, InterpolationMode.BILINEAR),
-        _resize(mask.astype(np.uint8), size, InterpolationMode.NEAREST_EXACT),
-    )
+    return resize_image(image, size), resize_mask(mask, size)
 
 
 def load_pairs(pairs: list[Pair], size: int, keep: bool = True) -> CachedData:
@@ -239,14 +246,21 @@ def collate_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(images), torch.stack(masks)
 
 
-# Geometry changes image and mask together. Horizontal flips reverse time, which is
-# still a valid M-mode; vertical flips are never used, since the heart has a top.
-_GEOMETRY = v2.Compose(
-    [
-        v2.RandomHorizontalFlip(),
-        v2.RandomAffine(degrees=0.0, translate=(0.05, 0.05), scale=(0.9, 1.1)),
-    ]
-)
+@functools.cache
+def _geometry() -> Any:
+    """Random geometry for image and mask together. Horizontal flips reverse time, which is
+    still a valid M-mode; vertical flips are never used, since the heart has a top.
+
+    Built on first use, so that runs without --augment do not import torchvision.
+    """
+    from torchvision.transforms import v2
+
+    return v2.Compose(
+        [
+            v2.RandomHorizontalFlip(),
+            v2.RandomAffine(degrees=0.0, translate=(0.05, 0.05), scale=(0.9, 1.1)),
+        ]
+    )
 
 
 def augment_batch(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -255,9 +269,11 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tens
     images: float (N, 1, H, W) in [0, 1]; masks: (N, 1, H, W). Uses torch's global RNG,
     so a seeded run augments the same way every time.
     """
+    from torchvision import tv_tensors
+
     out_images, out_masks = [], []
     for image, mask in zip(images, masks, strict=True):
-        image, mask = _GEOMETRY(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        image, mask = _geometry()(tv_tensors.Image(image), tv_tensors.Mask(mask))
         gamma = torch.empty(()).uniform_(-0.35, 0.35).exp()
         contrast = torch.empty(()).uniform_(-0.25, 0.25).exp()
         noise_sigma = torch.empty(()).uniform_(0.0, 0.03)

@@ -50,13 +50,14 @@ def evaluate(
     threshold: float,
     batch_size: int,
     device: torch.device | str = "cpu",
+    precision: str = "fp32",
 ) -> tuple[list[dict], torch.Tensor]:
     """Per-image scores and the boolean predictions (N, 1, S, S), in batches."""
     rows, preds = [], []
     starts = range(0, len(data.names), batch_size)
     for start in tqdm(starts, desc="test set", unit="batch", leave=False, file=sys.stderr):
         images = data.images[start : start + batch_size].float().div_(255)
-        probs = predict_probabilities(model, images, device)
+        probs = predict_probabilities(model, images, device, precision)
         rows += score_batch(probs, data.masks[start : start + batch_size], threshold)
         preds.append(probs > threshold)
     return rows, torch.cat(preds)

@@ -23,15 +23,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
+import torch.nn.functional as F
 
-from dataset import _resize  # the training resize, so that windows match training exactly
+from dataset import resize_image  # the training resize, so that windows match training exactly
+from hardware import SetupError, autocast, memory_format
 from quicknat import (
     CheckpointError,
     QuickNat,
-    QuickNatConfig,
-    config_from_checkpoint,
+    choose_config,
     describe_mismatch,
     extract_state_dict,
     predict_logits,
@@ -42,46 +41,34 @@ EDGE_MARGIN_DIVISOR = 4  # a quarter of the window side is mirrored onto each en
 Model = Callable[[torch.Tensor], torch.Tensor]  # float (N, 1, S, S) in [0, 1] -> logits
 
 
-class ModelSetupError(ValueError):
-    """Model flags that cannot work with the checkpoint; the message says the fix."""
-
-
-def model_config(checkpoint: Any, flags: dict[str, Any]) -> QuickNatConfig:
-    """Our checkpoint's stored config wins (with a warning if flags differ); else the flags.
-
-    flags: num_filters, kernel_h, kernel_w, se_block, drop_out; None means not given.
-    """
-    stored = config_from_checkpoint(checkpoint)
-    if stored is not None:
-        differ = [
-            f"{k}={getattr(stored, k)} (flag: {v})"
-            for k, v in flags.items()
-            if v is not None and str(v).upper() != str(getattr(stored, k)).upper()
-        ]
-        if differ:
-            print(
-                f"warning: the checkpoint's model settings are used: {', '.join(differ)}.",
-                file=sys.stderr,
-            )
-        return stored
-    try:
-        return QuickNatConfig(**{k: v for k, v in flags.items() if v is not None})
-    except ValueError as err:
-        raise ModelSetupError(str(err)) from None
-
-
 def load_model(
-    path: str | os.PathLike, flags: dict[str, Any], device: torch.device
+    path: str | os.PathLike,
+    settings: dict[str, Any],
+    device: torch.device,
+    channels_last: bool = False,
 ) -> tuple[QuickNat, Any]:
-    """The model in eval mode on `device`, and the raw checkpoint (for its other entries)."""
+    """The model in eval mode on `device`, and the raw checkpoint (for its other entries).
+
+    Our checkpoint's stored config wins over `settings` (QuickNAT params from the flags,
+    None meaning not given), with a warning where they differ.
+    """
     checkpoint = read_checkpoint(path)
     state_dict = extract_state_dict(checkpoint, str(path))
-    model = QuickNat(model_config(checkpoint, flags))
+    try:
+        config, ignored = choose_config(checkpoint, settings)
+    except ValueError as err:
+        raise SetupError(str(err)) from None
+    if ignored:
+        print(f"warning: the checkpoint's model settings are used: {', '.join(ignored)}.",
+              file=sys.stderr)  # fmt: skip
+    model = QuickNat(config)
     mismatch = describe_mismatch(model, state_dict)
     if mismatch:
         raise CheckpointError(f"{path}: {mismatch} Pass matching --num-filters/--kernel/--se.")
     model.load_state_dict(state_dict, strict=True)
-    return model.to(device).eval(), checkpoint
+    # A one-channel input batch has the same layout either way, so only the model converts.
+    model = model.to(device, memory_format=memory_format(channels_last))
+    return model.eval(), checkpoint
 
 
 def checkpoint_im_size(checkpoint: Any) -> int | None:
@@ -108,15 +95,16 @@ def overlap_step(side: int, overlap: float) -> int:
 
 def prepare_windows(windows: list[np.ndarray], size: int) -> torch.Tensor:
     """uint8 (side, side) windows -> float (N, 1, size, size) in [0, 1], as in training."""
-    resized = [_resize(window, size, InterpolationMode.BILINEAR) for window in windows]
+    resized = [resize_image(window, size) for window in windows]
     return torch.stack(resized).float().div_(255)
 
 
 def predict_probabilities(
-    model: Model, batch: torch.Tensor, device: torch.device | str = "cpu"
+    model: Model, batch: torch.Tensor, device: torch.device | str = "cpu", precision: str = "fp32"
 ) -> torch.Tensor:
     """Sigmoid of the model's logits for a float (N, 1, S, S) batch, on the CPU."""
-    with torch.inference_mode():
+    device = torch.device(device)
+    with torch.inference_mode(), autocast(device, precision):
         batch = batch.to(device)
         logits = predict_logits(model, batch) if isinstance(model, QuickNat) else model(batch)
         return torch.sigmoid(logits.float()).cpu()
@@ -129,6 +117,7 @@ def segment_recording(
     overlap: float = 0.5,
     batch_size: int = 8,
     device: torch.device | str = "cpu",
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Cavity probability (H, W) float32 for a uint8 (H, W) recording of any width."""
     height, width = image.shape
@@ -147,9 +136,11 @@ def segment_recording(
     for i in range(0, len(starts), batch_size):
         batch_starts = starts[i : i + batch_size]
         windows = [padded[:, s : s + side] for s in batch_starts]
-        probs = predict_probabilities(model, prepare_windows(windows, size), device)
+        probs = predict_probabilities(model, prepare_windows(windows, size), device, precision)
         if probs.shape[-2:] != (side, side):
-            probs = TF.resize(probs, [side, side], InterpolationMode.BILINEAR, antialias=True)
+            probs = F.interpolate(
+                probs, size=(side, side), mode="bilinear", align_corners=False, antialias=True
+            )
         for start, prob in zip(batch_starts, probs[:, 0].numpy(), strict=True):
             prob_sum[:, start : start + side] += prob * weight
             weight_sum[start : start + side] += weight

@@ -7,8 +7,9 @@ import sys
 
 import torch.distributed as dist
 
+from cli_flags import add_model_flags, add_speed_flags
 from dataset import DataError
-from hardware import PRECISIONS, SetupError
+from hardware import SetupError
 from metrics import LOSSES
 from quicknat import CheckpointError
 from trainer import NonFiniteLoss, is_main_process, prepare_training
@@ -85,35 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--loss", choices=LOSSES, default="bce", help="training loss (default: %(default)s)"
     )
-    model = p.add_argument_group("QuickNAT (a checkpoint of this tool brings its own)")
-    model.add_argument(
-        "--num-filters", type=int, default=None, help="filters per convolution (default: 64)"
-    )
-    model.add_argument(
-        "--kernel", type=int, default=None, help="odd convolution kernel size (default: 5)"
-    )
-    model.add_argument(
-        "--se",
-        type=str.upper,
-        choices=("NONE", "CSE", "SSE", "CSSE"),
-        default=None,
-        help="squeeze-and-excitation (default: NONE)",
-    )
-    model.add_argument("--dropout", type=float, default=None, help="dropout rate (default: 0.2)")
-    speed = p.add_argument_group("speed")
-    speed.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="auto (the default): bf16 on GPUs and CPUs that support it, fp16 on older GPUs, "
-        "else fp32",
-    )
-    speed.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="channels_last memory format for model and batches (default: on)",
-    )
+    add_model_flags(p, "QuickNAT (a checkpoint of this tool brings its own)")
+    speed = add_speed_flags(p)
     speed.add_argument(
         "--compile", action="store_true", help="torch.compile the model (default: off)"
     )

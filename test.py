@@ -24,10 +24,12 @@ import torch
 from tqdm import tqdm
 
 import atomic_io
+from cli_flags import add_model_flags, add_speed_flags, model_settings
 from dataset import CachedData, DataError, find_pairs, load_pairs
 from evaluate import evaluate, metrics_table, score_test_set, write_evaluation
+from hardware import SetupError, pick_device, pick_precision
 from images import IMAGE_SUFFIXES, ImageReadError, read_gray
-from inference import ModelSetupError, checkpoint_im_size, load_model, segment_recording
+from inference import checkpoint_im_size, load_model, segment_recording
 from measure import (
     BEAT_FIELDS,
     DEFAULT_DEPTH_RES_MM,
@@ -43,7 +45,6 @@ from measure import (
 )
 from quicknat import CheckpointError, QuickNat
 from report import recording_overlay, save_report, summary_line
-from trainer import SetupError, pick_device
 
 DEFAULT_SIZE = 256
 SUMMARY_FIELDS = (
@@ -118,21 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="highest heart rate in bpm; end-diastoles are at least 60/MAX_HR s apart "
         "(default: %(default)s)",
     )
-    model = p.add_argument_group(
-        "QuickNAT, for checkpoints of other tools (this tool's checkpoints bring their own)"
-    )
-    model.add_argument(
-        "--num-filters", type=int, default=None, help="filters per conv (default: 64)"
-    )
-    model.add_argument("--kernel", type=int, default=None, help="odd conv kernel size (default: 5)")
-    model.add_argument(
-        "--se",
-        type=str.upper,
-        choices=("NONE", "CSE", "SSE", "CSSE"),
-        default=None,
-        help="squeeze-and-excitation blocks (default: NONE)",
-    )
-    model.add_argument("--dropout", type=float, default=None, help="dropout rate (default: 0.2)")
+    add_model_flags(p, "QuickNAT, for checkpoints of other tools (ours bring their own)")
+    add_speed_flags(p)
     return p.parse_args(argv)
 
 
@@ -188,14 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_args(args)
         device = pick_device(args.device)
-        flags = {
-            "num_filters": args.num_filters,
-            "kernel_h": args.kernel,
-            "kernel_w": args.kernel,
-            "se_block": args.se,
-            "drop_out": args.dropout,
-        }
-        model, checkpoint = load_model(args.model, flags, device)
+        args.precision = pick_precision(args.precision, device)
+        model, checkpoint = load_model(args.model, model_settings(args), device, args.channels_last)
         trained_size = checkpoint_im_size(checkpoint)
         if args.size is None:
             args.size = trained_size or DEFAULT_SIZE
@@ -207,12 +189,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         path, out = Path(args.datapath), Path(args.output)
         if (path / "img").is_dir() and (path / "mask").is_dir():
-            data = load_pairs(find_pairs(path), args.size)
+            data = load_pairs(find_pairs(path, min_pairs=1), args.size)
             out.mkdir(parents=True, exist_ok=True)
             return evaluate_test_set(model, data, args, device, out)
         recordings = list_recordings(path)
         out.mkdir(parents=True, exist_ok=True)
-    except (SetupError, DataError, CheckpointError, ModelSetupError) as err:
+    except (SetupError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
@@ -227,7 +209,7 @@ def evaluate_test_set(
     """Mode 1: scores, per-image rows and overlays of a test set."""
     for message in data.warnings:
         print(f"warning: {message}", file=sys.stderr)
-    rows, preds = evaluate(model, data, args.threshold, args.batch_size, device)
+    rows, preds = evaluate(model, data, args.threshold, args.batch_size, device, args.precision)
     metrics = {**score_test_set(rows), "size": args.size, "threshold": args.threshold}
     write_evaluation(out, data, rows, preds, metrics)
     print(f"Test set {args.datapath} at {args.size} px:")
@@ -284,7 +266,9 @@ def measure_recording(
         raise RecordingError(str(err)) from None
     resolution = resolve_resolution(sidecar, args.time_res, args.depth_res)
     warn_assumed(path.stem, resolution)
-    prob = segment_recording(model, image, args.size, args.overlap, args.batch_size, device)
+    prob = segment_recording(
+        model, image, args.size, args.overlap, args.batch_size, device, args.precision
+    )
     mask = cavity_mask(prob, args.threshold)
     lvid = lvid_mm(mask, resolution.depth_res_mm, prob, args.threshold)
     volume = teichholz_volume_ul(lvid)

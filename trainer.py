@@ -28,6 +28,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 import atomic_io
+from cli_flags import model_settings
 from dataset import (
     CachedData,
     DataError,
@@ -53,7 +54,7 @@ from quicknat import (
     CheckpointError,
     QuickNat,
     QuickNatConfig,
-    config_from_checkpoint,
+    choose_config,
     extract_state_dict,
     load_weights,
     read_checkpoint,
@@ -100,27 +101,13 @@ def _warn(message: str) -> None:
 
 def _model_config(args: Any, checkpoint: Any) -> QuickNatConfig:
     """The stored config of our checkpoints wins over the flags; otherwise the flags."""
-    flags = {
-        "num_filters": args.num_filters,
-        "kernel_h": args.kernel,
-        "kernel_w": args.kernel,
-        "se_block": args.se,
-        "drop_out": args.dropout,
-    }
-    stored = config_from_checkpoint(checkpoint)
-    if stored is not None:
-        differ = [
-            f"{k}={getattr(stored, k)} (flag: {v})"
-            for k, v in flags.items()
-            if v is not None and str(v).upper() != str(getattr(stored, k)).upper()
-        ]
-        if differ:
-            _warn(f"the checkpoint's model settings are used: {', '.join(differ)}.")
-        return stored
     try:
-        return QuickNatConfig(**{k: v for k, v in flags.items() if v is not None})
+        config, ignored = choose_config(checkpoint, model_settings(args))
     except ValueError as err:
         raise SetupError(str(err)) from None
+    if ignored:
+        _warn(f"the checkpoint's model settings are used: {', '.join(ignored)}.")
+    return config
 
 
 def _check_output_folder(output: Path, args: Any, resuming_from: Path | None) -> None:

@@ -9,6 +9,7 @@ shapes and arithmetic match, so its checkpoints load with strict=True.
 
 from .checkpoint import (
     CheckpointError,
+    choose_config,
     config_from_checkpoint,
     describe_mismatch,
     extract_state_dict,
@@ -25,6 +26,7 @@ __all__ = [
     "QuickNat",
     "QuickNatConfig",
     "check_input",
+    "choose_config",
     "config_from_checkpoint",
     "count_parameters",
     "describe_mismatch",

@@ -147,6 +147,24 @@ def load_weights(model: nn.Module, source: str | os.PathLike | dict) -> Any:
     return checkpoint
 
 
+def choose_config(checkpoint: Any, settings: dict[str, Any]) -> tuple[QuickNatConfig, list[str]]:
+    """Our checkpoint's stored config wins over the settings given; else those settings.
+
+    `settings` holds QuickNAT params, None meaning not given. Returns the config and, for a
+    stored config, the given settings that differ from it (for a warning). An invalid
+    setting raises ValueError.
+    """
+    stored = config_from_checkpoint(checkpoint)
+    if stored is None:
+        return QuickNatConfig(**{k: v for k, v in settings.items() if v is not None}), []
+    differ = [
+        f"{k}={getattr(stored, k)} (flag: {v})"
+        for k, v in settings.items()
+        if v is not None and str(v).upper() != str(getattr(stored, k)).upper()
+    ]
+    return stored, differ
+
+
 def config_from_checkpoint(checkpoint: Any) -> QuickNatConfig | None:
     """The model_config stored by this project's trainer, if there is one."""
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model_config"), dict):

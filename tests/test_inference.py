@@ -8,13 +8,13 @@ from PIL import Image
 from dataset import find_pairs, load_pairs
 from inference import (
     load_model,
-    model_config,
     overlap_step,
+    predict_probabilities,
     prepare_windows,
     segment_recording,
     window_starts,
 )
-from quicknat import CheckpointError, QuickNat, QuickNatConfig
+from quicknat import CheckpointError, QuickNat, QuickNatConfig, choose_config
 
 TINY = {"num_filters": 8, "kernel_h": 3, "kernel_w": 3}
 NO_FLAGS = dict.fromkeys(("num_filters", "kernel_h", "kernel_w", "se_block", "drop_out"))
@@ -147,7 +147,30 @@ def test_foreign_checkpoint_uses_defaults_unless_flags_say_otherwise(tmp_path):
 
 
 def test_model_config_defaults_and_flags():
-    assert model_config(None, NO_FLAGS) == QuickNatConfig()
-    assert model_config({"net_state_dict": {}}, {**NO_FLAGS, "se_block": "CSSE"}).se_block == (
-        "CSSE"
-    )
+    assert choose_config(None, NO_FLAGS) == (QuickNatConfig(), [])
+    config, _ = choose_config({"net_state_dict": {}}, {**NO_FLAGS, "se_block": "CSSE"})
+    assert config.se_block == "CSSE"
+    stored = {"model_config": QuickNatConfig(**TINY).to_dict()}
+    config, ignored = choose_config(stored, {**NO_FLAGS, "num_filters": 16})
+    assert config.num_filters == 8 and ignored == ["num_filters=8 (flag: 16)"]
+
+
+def test_predictions_run_under_the_chosen_precision():
+    seen = []
+
+    def spy(batch):
+        enabled = torch.is_autocast_enabled("cpu")
+        seen.append(torch.get_autocast_dtype("cpu") if enabled else None)
+        return batch
+
+    predict_probabilities(spy, torch.rand(1, 1, 16, 16), "cpu", "bf16")
+    predict_probabilities(spy, torch.rand(1, 1, 16, 16), "cpu", "fp32")
+    assert seen == [torch.bfloat16, None]
+
+
+def test_load_model_in_channels_last(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save(QuickNat(TINY).state_dict(), path)
+    flags = {**NO_FLAGS, **TINY}
+    model, _ = load_model(path, flags, torch.device("cpu"), channels_last=True)
+    assert model.encode1.conv2.weight.is_contiguous(memory_format=torch.channels_last)

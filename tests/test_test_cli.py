@@ -227,3 +227,24 @@ def test_foreign_checkpoint_loads_with_the_quicknat_flags(trained, tmp_path, cap
     code, _, _ = run_cli(capsys, "-d", recording, "-m", checkpoint, "-o", tmp_path)
     assert code == 0
     assert json.loads((tmp_path / "synth_000_summary.json").read_text()) == ours
+
+
+def test_scores_a_one_pair_test_set_in_bf16_and_fp32(trained, tmp_path, capsys):
+    data, checkpoint = trained
+    one = tmp_path / "one"
+    (one / "img").mkdir(parents=True)
+    (one / "mask").mkdir()
+    name = sorted((data / "img").iterdir())[0].name
+    shutil.copy(data / "img" / name, one / "img" / name)
+    shutil.copy(data / "mask" / name, one / "mask" / name)
+    dice = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        code, _, _ = run_cli(
+            capsys, "-d", one, "-m", checkpoint, "-o", out, "--precision", precision
+        )
+        assert code == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["n_images"] == 1
+        dice[precision] = metrics["dice"]
+    assert abs(dice["fp32"] - dice["bf16"]) < 0.02

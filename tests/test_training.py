@@ -191,7 +191,7 @@ def _bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
         ("e-zero", "-e must be at least 1"),
         ("p-odd", "-p must be a multiple of 16"),
         ("too-few", "too few to hold out"),
-        ("one-pair", "training needs at least 2"),
+        ("one-pair", "at least 2 needed"),
         ("size-mismatch", "but its mask"),
         ("unreadable", "cannot read it as an image"),
         ("output-is-file", "is a file"),
@@ -421,3 +421,30 @@ def test_sigterm_writes_interrupted_checkpoint_that_resumes_exactly(tmp_path):
     assert train(data, out, *resume) == 0
     assert train(data, tmp_path / "straight", "-e", epochs, "--augment") == 0
     assert same_weights(load(out / "last.pt"), load(tmp_path / "straight" / "last.pt"))
+
+
+def test_help_documents_every_flag_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        run.parse_args(["-h"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--datapath", "--epochs", "--batch-size", "--im-size", "--learning-rate",
+                 "--load", "--validation", "--output-path", "--seed", "--device", "--workers",
+                 "--augment", "--loss", "--num-filters", "--kernel", "--se", "--dropout",
+                 "--precision", "--channels-last", "--compile", "--cache-limit", "--save-every",
+                 "--tensorboard", "--overwrite"):  # fmt: skip
+        assert flag in text, flag
+    defaults = (
+        "1",
+        "256",
+        "0.001",
+        "20.0",
+        "./checkpoints",
+        "64",
+        "5",
+        "NONE",
+        "0.2",
+        "4.0",
+        "bce",
+    )
+    for default in defaults:
+        assert f"(default: {default})" in text, default

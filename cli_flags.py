@@ -1,0 +1,58 @@
+"""Command-line flags that run.py and test.py share: the QuickNAT settings and speed."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from hardware import PRECISIONS
+from quicknat import SE_BLOCKS
+
+
+def add_model_flags(parser: argparse.ArgumentParser, title: str) -> None:
+    """--num-filters, --kernel, --se, --dropout; None when not given, so a checkpoint can win."""
+    group = parser.add_argument_group(title)
+    group.add_argument(
+        "--num-filters", type=int, default=None, help="filters per convolution (default: 64)"
+    )
+    group.add_argument(
+        "--kernel", type=int, default=None, help="odd convolution kernel size (default: 5)"
+    )
+    group.add_argument(
+        "--se",
+        type=str.upper,
+        choices=SE_BLOCKS,
+        default=None,
+        help="squeeze-and-excitation (default: NONE)",
+    )
+    group.add_argument("--dropout", type=float, default=None, help="dropout rate (default: 0.2)")
+
+
+def model_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The model flags as QuickNAT params; None means not given."""
+    return {
+        "num_filters": args.num_filters,
+        "kernel_h": args.kernel,
+        "kernel_w": args.kernel,
+        "se_block": args.se,
+        "drop_out": args.dropout,
+    }
+
+
+def add_speed_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--precision and --channels-last; returns the group for flags of one tool only."""
+    group = parser.add_argument_group("speed")
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto (the default): bf16 on GPUs and CPUs that support it, fp16 on older GPUs, "
+        "else fp32",
+    )
+    group.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="channels_last memory format for the model (default: on)",
+    )
+    return group
