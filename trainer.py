@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import math
+import shlex
 import signal
 import sys
 import tempfile
@@ -562,9 +563,7 @@ class Trainer:
         atomic_io.torch_save(self._checkpoint(None), path)
         print(
             f"\nStopped by {signal.Signals(self.stop_signal).name} in epoch {epoch}; saved {path}. "
-            f"Resume with:\n  python run.py -d {self.args.datapath} -o {self.output} -f {path} "
-            f"-e {self.last_epoch - epoch + 1} -b {self.args.batch_size} -p {self.args.im_size} "
-            f"-l {self.args.learning_rate}",
+            f"Resume with:\n  {resume_command(self.args, path, self.last_epoch - epoch + 1)}",
             file=sys.stderr,
         )
         return code
@@ -586,6 +585,21 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         self.tensorboard = SummaryWriter(log_dir=str(self.output / "tensorboard"))
+
+
+def resume_command(args: Any, checkpoint: Path, epochs: int) -> str:
+    """The run.py command that continues this run exactly (model flags come from the file)."""
+    parts = [
+        f"python run.py -d {shlex.quote(str(args.datapath))}",
+        f"-o {shlex.quote(str(args.output_path))} -f {shlex.quote(str(checkpoint))} -e {epochs}",
+        f"-b {args.batch_size} -p {args.im_size} -l {args.learning_rate} --seed {args.seed}",
+        f"--loss {args.loss} --precision {args.precision} --device {args.device}",
+    ]
+    if args.augment:
+        parts.append("--augment")
+    if not args.channels_last:
+        parts.append("--no-channels-last")
+    return " ".join(parts)
 
 
 def _get_rng_state() -> dict[str, Any]:

@@ -415,10 +415,11 @@ def test_sigterm_writes_interrupted_checkpoint_that_resumes_exactly(tmp_path):
     done = interrupted["epoch"]
     assert done < int(epochs)
 
-    # Resuming from interrupted.pt ends exactly where an uninterrupted run ends.
-    remaining = str(int(epochs) - done)
-    resume = ["-f", str(out / "interrupted.pt"), "-e", remaining, "--augment"]
-    assert train(data, out, *resume) == 0
+    # The printed command resumes exactly where an uninterrupted run ends.
+    command = stderr.split("Resume with:")[1].split()
+    assert command[:2] == ["python", "run.py"]
+    assert command[command.index("-e") + 1] == str(int(epochs) - done)
+    assert run.main(command[2:]) == 0
     assert train(data, tmp_path / "straight", "-e", epochs, "--augment") == 0
     assert same_weights(load(out / "last.pt"), load(tmp_path / "straight" / "last.pt"))
 
