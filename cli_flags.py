@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import torch
+
 from hardware import PRECISIONS
-from quicknat import SE_BLOCKS
+from quicknat import SE_BLOCKS, infer_config
 
 
 def add_model_flags(parser: argparse.ArgumentParser, title: str) -> None:
@@ -56,3 +58,12 @@ def add_speed_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
         help="channels_last memory format for the model (default: on)",
     )
     return group
+
+
+def fitting_flags(state_dict: dict[str, torch.Tensor]) -> str:
+    """A sentence naming the model flags that fit these weights, or '' if they don't show."""
+    inferred = infer_config(state_dict)
+    if "num_filters" not in inferred or inferred["kernel_h"] != inferred["kernel_w"]:
+        return ""
+    flags = f"--num-filters {inferred['num_filters']} --kernel {inferred['kernel_h']}"
+    return f" Pass {flags} --se {inferred['se_block']} to fit them."

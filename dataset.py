@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from images import IMAGE_SUFFIXES, ImageReadError, read_gray, read_mask
 
-MASK_SUFFIXES = ("_mask", "_m", "")  # tried in this order for image NAME
+MASK_SUFFIXES = ("", "_mask", "_m")  # tried in this order for image NAME
 MAX_NAMED = 10
 
 
@@ -55,12 +55,16 @@ def cache_bytes(n_pairs: int, size: int) -> int:
     return n_pairs * size * size * 2
 
 
-def _list_images(folder: Path) -> dict[str, Path]:
+def _list_images(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """Image files by stem, and the names of files that share a stem with another."""
     files: dict[str, Path] = {}
+    clashes = []
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.stem in files:
+                clashes.append(f"{files[path.stem].name} and {path.name}")
             files.setdefault(path.stem, path)
-    return files
+    return files, clashes
 
 
 def _name_some(names: list[str]) -> str:
@@ -85,17 +89,23 @@ def find_pairs(root: str | Path, min_pairs: int = 2) -> list[Pair]:
             f"{' and '.join(str(d) for d in missing)} missing: the data folder needs img/ "
             "(the images) and mask/ (masks with the same file names)."
         )
-    images, masks = _list_images(img_dir), _list_images(mask_dir)
-    pairs, unmatched_images, used_masks = [], [], set()
+    (images, image_clashes), (masks, mask_clashes) = _list_images(img_dir), _list_images(mask_dir)
+    pairs, unmatched_images, claimed_by = [], [], {}
     for stem, image in images.items():
         mask_stem = next((stem + s for s in MASK_SUFFIXES if stem + s in masks), None)
         if mask_stem is None:
             unmatched_images.append(image.name)
             continue
-        used_masks.add(mask_stem)
+        claimed_by.setdefault(mask_stem, []).append(image.name)
         pairs.append(Pair(stem, image, masks[mask_stem]))
-    unmatched_masks = [masks[s].name for s in masks if s not in used_masks]
+    unmatched_masks = [masks[s].name for s in masks if s not in claimed_by]
+    shared = [f"{masks[s].name} ({', '.join(n)})" for s, n in claimed_by.items() if len(n) > 1]
     problems = []
+    for folder, clashes in ((img_dir, image_clashes), (mask_dir, mask_clashes)):
+        if clashes:
+            problems.append(f"files with the same name in {folder}: {_name_some(clashes)}")
+    if shared:
+        problems.append(f"masks that fit more than one image: {_name_some(shared)}")
     if unmatched_images:
         problems.append(f"images without a mask in {mask_dir}: {_name_some(unmatched_images)}")
     if unmatched_masks:

@@ -15,21 +15,23 @@ class ImageReadError(ValueError):
     """A file that is not a readable image; the message names the file."""
 
 
-def _read_array(path: Path) -> np.ndarray:
+def _read_array(path: Path, palette_index: bool = False) -> np.ndarray:
     try:
         if path.suffix.lower() == ".npy":
             return np.load(path, allow_pickle=False)
         with Image.open(path) as im:
             im.load()
-            if im.mode == "P":
+            if im.mode == "P" and palette_index:
                 # Palette masks: keep the palette index, so index 0 is background.
                 return np.asarray(im)
+            if im.mode == "P":
+                im = im.convert("RGB")
             if im.mode in ("RGBA", "LA", "PA"):
                 im = im.convert("RGB" if im.mode == "RGBA" else "L")
             if im.mode in ("RGB", "CMYK", "YCbCr"):
                 im = im.convert("RGB")
             return np.asarray(im)
-    except (OSError, ValueError, SyntaxError) as err:
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
         raise ImageReadError(f"{path}: cannot read it as an image ({err}).") from None
 
 
@@ -63,7 +65,7 @@ def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     hold more than two.
     """
     path = Path(path)
-    array = _read_array(path)
+    array = _read_array(path, palette_index=True)
     if array.ndim == 3:
         array = array.max(axis=2)
     if array.ndim != 2:

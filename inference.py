@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cli_flags import fitting_flags
 from dataset import resize_image  # the training resize, so that windows match training exactly
 from hardware import SetupError, autocast, memory_format
 from quicknat import (
@@ -64,7 +65,7 @@ def load_model(
     model = QuickNat(config)
     mismatch = describe_mismatch(model, state_dict)
     if mismatch:
-        raise CheckpointError(f"{path}: {mismatch} Pass matching --num-filters/--kernel/--se.")
+        raise CheckpointError(f"{path}: {mismatch}{fitting_flags(state_dict)}")
     model.load_state_dict(state_dict, strict=True)
     # A one-channel input batch has the same layout either way, so only the model converts.
     model = model.to(device, memory_format=memory_format(channels_last))

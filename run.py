@@ -141,12 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         return fail(err, 2)
     except NonFiniteLoss as err:
         return fail(err, 1)
+    except KeyboardInterrupt:  # before training started: nothing was written
+        return fail("interrupted before training started; nothing was written.", 130)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
-def fail(err: Exception, code: int) -> int:
+def fail(err: Exception | str, code: int) -> int:
     if is_main_process():  # one message, not one per torchrun process
         print(f"error: {err}", file=sys.stderr)
     return code

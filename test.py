@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--device",
         default="auto",
-        help="auto (cuda, then mps, then cpu), cuda, cpu (default: auto)",
+        help="auto (cuda, then mps, then cpu), cuda, mps or cpu (default: auto)",
     )
     p.add_argument(
         "--batch-size", type=int, default=8, help="windows predicted at once (default: %(default)s)"

@@ -29,7 +29,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 import atomic_io
-from cli_flags import model_settings
+from cli_flags import fitting_flags, model_settings
 from dataset import (
     CachedData,
     DataError,
@@ -56,8 +56,8 @@ from quicknat import (
     QuickNat,
     QuickNatConfig,
     choose_config,
+    describe_mismatch,
     extract_state_dict,
-    load_weights,
     read_checkpoint,
 )
 
@@ -173,7 +173,11 @@ def prepare_training(args: Any) -> Trainer:
     )
     progress, saved = Progress(), {}
     if checkpoint is not None:
-        load_weights(model, {"net_state_dict": extract_state_dict(checkpoint, str(resume_path))})
+        state_dict = extract_state_dict(checkpoint, str(resume_path))
+        mismatch = describe_mismatch(model, state_dict)
+        if mismatch:
+            raise CheckpointError(f"{resume_path}: {mismatch}{fitting_flags(state_dict)}")
+        model.load_state_dict(state_dict)
         if ours:
             progress, saved = _restore(checkpoint, optimizer, args)
             _say(f"Resuming from {resume_path} after epoch {progress.epoch}.")
@@ -212,7 +216,7 @@ def _stored_split(stored: dict, data: CachedData, val_percent: float) -> dict:
     if new:
         _warn(f"{new} pair(s) not in the checkpoint's split are left out of this run.")
     if float(stored.get("val_percent", val_percent)) != float(val_percent):
-        print(f"Reusing the checkpoint's split ({stored.get('val_percent')}%); -v is ignored.")
+        _say(f"Reusing the checkpoint's split ({stored.get('val_percent')}%); -v is ignored.")
     return stored
 
 
@@ -244,7 +248,10 @@ def _load_foreign_optimizer(checkpoint: Any, optimizer: torch.optim.Optimizer, m
             if isinstance(t, torch.Tensor) and t.dim() > 0
         )
         if shapes_fit:
+            fused = optimizer.param_groups[0].get("fused")
             optimizer.load_state_dict(state)
+            for group in optimizer.param_groups:  # its moments, but this run's -l and kernel
+                group["lr"], group["fused"] = optimizer.defaults["lr"], fused
             return True
     except (KeyError, IndexError, TypeError, ValueError):
         pass
@@ -316,6 +323,9 @@ class Trainer:
             self._open_tensorboard()
         if self.run.rng_state is not None:
             _set_rng_state(self.run.rng_state)
+            if self.run.rank:
+                # Only rank 0's state is saved; the others must not repeat its draws.
+                torch.manual_seed(self.args.seed + self.run.rank + 7919 * self.progress.epoch)
         else:
             # Each process its own dropout and augmentation draws.
             torch.manual_seed(self.args.seed + self.run.rank)
@@ -472,12 +482,15 @@ class Trainer:
         )
 
     def _to_device(self, images, masks, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        images = images.float().div_(255)
-        if augment:
-            images, masks = augment_batch(images, masks)
+        if augment:  # on the CPU, per image
+            images, masks = augment_batch(images.float().div_(255), masks)
+        # Copy the (pinned, on CUDA) batch as it comes, a quarter of the bytes when uint8,
+        # and convert on the device.
         non_blocking = self.device.type == "cuda"
         images = images.to(self.device, non_blocking=non_blocking)
         masks = masks.to(self.device, non_blocking=non_blocking).float()
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255)
         return images.contiguous(memory_format=self.memory_format), masks
 
     @staticmethod
@@ -595,10 +608,16 @@ def resume_command(args: Any, checkpoint: Path, epochs: int) -> str:
         f"-b {args.batch_size} -p {args.im_size} -l {args.learning_rate} --seed {args.seed}",
         f"--loss {args.loss} --precision {args.precision} --device {args.device}",
     ]
-    if args.augment:
-        parts.append("--augment")
-    if not args.channels_last:
-        parts.append("--no-channels-last")
+    parts.append(f"--workers {args.workers} --cache-limit {args.cache_limit:g}")
+    if args.save_every:
+        parts.append(f"--save-every {args.save_every}")
+    switches = {
+        "--augment": args.augment,
+        "--no-channels-last": not args.channels_last,
+        "--compile": args.compile,
+        "--tensorboard": args.tensorboard,
+    }
+    parts += [flag for flag, on in switches.items() if on]
     return " ".join(parts)
 
 

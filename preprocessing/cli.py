@@ -38,7 +38,8 @@ def add_overwrite_and_progress_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace outputs that already exist (default: skip and report them)",
+        help="replace outputs that already exist (default: keep them and report the recording "
+        "as a problem)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bar (default: shown)"

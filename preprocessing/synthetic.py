@@ -603,7 +603,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "Simulate M-mode echocardiograms of a mouse left ventricle with known inner "
             "diameters, and cut them into a training set. Writes DIR/recordings/REC.png "
             "(+ REC.json resolutions), DIR/annotations/REC.csv (upper and lower traces), "
-            "DIR/truth/REC.json (LVIDd, LVIDs, heart rate, EF, FS, per beat and median) "
+            "DIR/truth/REC.json (LVIDd, LVIDs, heart rate per beat; their medians, EF, FS) "
             "and DIR/img, DIR/mask (square training windows). The defaults make 8 recordings "
             "9.6 mm deep and 1.2 s long."
         ),

@@ -198,7 +198,7 @@ def _bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
         ("output-unwritable", "cannot write to output folder"),
         ("ckpt-missing", "does not exist; check the path"),
         ("ckpt-corrupt", "not a readable PyTorch checkpoint"),
-        ("ckpt-other-architecture", "num_filters=16"),
+        ("ckpt-other-architecture", "other.pt: the weights do not fit"),
         ("existing-run", "already holds last.pt"),
     ],
 )
@@ -372,7 +372,6 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
 
 def test_tensorboard_flag_without_the_package_says_so(tmp_path, capsys):
-    pytest.importorskip("pytest")
     if trainer.importlib.util.find_spec("tensorboard") is not None:
         pytest.skip("tensorboard is installed here")
     data = make_data(tmp_path / "data")
@@ -449,3 +448,76 @@ def test_help_documents_every_flag_with_its_default(capsys):
     )
     for default in defaults:
         assert f"(default: {default})" in text, default
+
+
+def test_exact_mask_name_wins_and_ambiguous_names_are_reported(tmp_path):
+    gray = np.full((16, 16), 90, np.uint8)
+    for folder in ("img", "mask"):
+        (tmp_path / folder).mkdir()
+        for name in ("A", "A_m", "B"):
+            Image.fromarray(gray).save(tmp_path / folder / f"{name}.png")
+    assert {p.name: p.mask.name for p in find_pairs(tmp_path)} == {
+        "A": "A.png", "A_m": "A_m.png", "B": "B.png",
+    }  # fmt: skip
+    Image.fromarray(gray).save(tmp_path / "img" / "B.jpg")
+    (tmp_path / "mask" / "A.png").unlink()  # now A and A_m both fit A_m.png
+    with pytest.raises(DataError) as err:
+        find_pairs(tmp_path)
+    assert "same name in" in str(err.value) and "B.jpg and B.png" in str(err.value)
+    assert "A_m.png (A.png, A_m.png)" in str(err.value)
+
+
+def test_empty_masks_are_counted_and_allowed(tmp_path):
+    make_data(tmp_path, n=3)
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "mask" / "rec1.png")
+    data = load_pairs(find_pairs(tmp_path), 32)
+    assert data.warnings == ["1 of 3 masks are entirely empty (allowed)"]
+
+
+@pytest.mark.parametrize("loss", ["dice", "bce+dice"])
+def test_dice_losses_train(tmp_path, loss):
+    data = make_data(tmp_path / "data")
+    assert train(data, tmp_path / "out", "-e", "1", "--loss", loss) == 0
+    assert load(tmp_path / "out" / "last.pt")["args"]["loss"] == loss
+
+
+def test_foreign_optimizer_keeps_this_runs_learning_rate_or_is_replaced(tmp_path, capsys):
+    data = make_data(tmp_path / "data")
+    model = QuickNat({"num_filters": 8, "kernel_h": 3, "kernel_w": 3})
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    model(torch.rand(2, 1, 32, 32)).mean().backward()
+    optimizer.step()
+    path = tmp_path / "foreign.pt"
+    torch.save({"net_state_dict": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+    assert train(data, tmp_path / "out", "-e", "1", "-l", "0.0002", "-f", str(path)) == 0
+    saved = load(tmp_path / "out" / "last.pt")["optimizer"]["param_groups"][0]
+    assert saved["lr"] == 0.0002 and saved["fused"] is True
+
+    other = QuickNat({"num_filters": 8, "kernel_h": 5, "kernel_w": 5})
+    torch.save(
+        {"net_state_dict": model.state_dict(),
+         "optimizer": torch.optim.Adam(other.parameters()).state_dict() | {
+             "state": {0: {"step": torch.tensor(1.0), "exp_avg": torch.zeros(8, 1, 5, 5),
+                           "exp_avg_sq": torch.zeros(8, 1, 5, 5)}}}},
+        path,
+    )  # fmt: skip
+    capsys.readouterr()
+    assert train(data, tmp_path / "out2", "-e", "1", "-f", str(path)) == 0
+    assert "does not fit this model; starting a fresh one" in capsys.readouterr().err
+
+
+def test_sigint_stops_with_exit_130_and_a_resumable_checkpoint(tmp_path):
+    data = make_data(tmp_path / "data")
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "-d", str(data), "-o", str(out), *TINY, "-e", "50"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (out / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Stopped by SIGINT" in stderr and "Traceback" not in stderr
+    assert load(out / "interrupted.pt")["format_version"] == 1
