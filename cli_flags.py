@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 
-from hardware import PRECISIONS
-from quicknat import SE_BLOCKS, infer_config
+from hardware import PRECISIONS, SetupError
+from quicknat import (
+    SE_BLOCKS,
+    CheckpointError,
+    QuickNatConfig,
+    choose_config,
+    describe_mismatch,
+    extract_state_dict,
+    infer_config,
+)
 
 
 def add_model_flags(parser: argparse.ArgumentParser, title: str) -> None:
@@ -58,6 +68,31 @@ def add_speed_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
         help="channels_last memory format for the model (default: on)",
     )
     return group
+
+
+def model_config(
+    checkpoint: Any, settings: dict[str, Any], warn: Callable[[str], None]
+) -> QuickNatConfig:
+    """Our checkpoint's stored config wins over the flags' settings (warned about); else those.
+
+    `settings` as from model_settings; an invalid value is a SetupError.
+    """
+    try:
+        config, ignored = choose_config(checkpoint, settings)
+    except ValueError as err:
+        raise SetupError(str(err)) from None
+    if ignored:
+        warn(f"the checkpoint's model settings are used: {', '.join(ignored)}.")
+    return config
+
+
+def load_checkpoint_weights(model: nn.Module, checkpoint: Any, name: str) -> None:
+    """Load the checkpoint's weights strictly; a mismatch names the file and the flags that fit."""
+    state_dict = extract_state_dict(checkpoint, name)
+    mismatch = describe_mismatch(model, state_dict)
+    if mismatch:
+        raise CheckpointError(f"{name}: {mismatch}{fitting_flags(state_dict)}")
+    model.load_state_dict(state_dict, strict=True)
 
 
 def fitting_flags(state_dict: dict[str, torch.Tensor]) -> str:

@@ -25,21 +25,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cli_flags import fitting_flags
+from cli_flags import load_checkpoint_weights, model_config
 from dataset import resize_image  # the training resize, so that windows match training exactly
-from hardware import SetupError, autocast, memory_format
+from hardware import autocast, memory_format
 from quicknat import (
-    CheckpointError,
     QuickNat,
-    choose_config,
-    describe_mismatch,
-    extract_state_dict,
     predict_logits,
     read_checkpoint,
 )
 
 EDGE_MARGIN_DIVISOR = 4  # a quarter of the window side is mirrored onto each end
 Model = Callable[[torch.Tensor], torch.Tensor]  # float (N, 1, S, S) in [0, 1] -> logits
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def load_model(
@@ -54,19 +54,8 @@ def load_model(
     None meaning not given), with a warning where they differ.
     """
     checkpoint = read_checkpoint(path)
-    state_dict = extract_state_dict(checkpoint, str(path))
-    try:
-        config, ignored = choose_config(checkpoint, settings)
-    except ValueError as err:
-        raise SetupError(str(err)) from None
-    if ignored:
-        print(f"warning: the checkpoint's model settings are used: {', '.join(ignored)}.",
-              file=sys.stderr)  # fmt: skip
-    model = QuickNat(config)
-    mismatch = describe_mismatch(model, state_dict)
-    if mismatch:
-        raise CheckpointError(f"{path}: {mismatch}{fitting_flags(state_dict)}")
-    model.load_state_dict(state_dict, strict=True)
+    model = QuickNat(model_config(checkpoint, settings, _warn))
+    load_checkpoint_weights(model, checkpoint, str(path))
     # A one-channel input batch has the same layout either way, so only the model converts.
     model = model.to(device, memory_format=memory_format(channels_last))
     return model.eval(), checkpoint

@@ -29,7 +29,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 import atomic_io
-from cli_flags import fitting_flags, model_settings
+from cli_flags import load_checkpoint_weights, model_config, model_settings
 from dataset import (
     CachedData,
     DataError,
@@ -54,10 +54,6 @@ from plots import save_curves, save_samples
 from quicknat import (
     CheckpointError,
     QuickNat,
-    QuickNatConfig,
-    choose_config,
-    describe_mismatch,
-    extract_state_dict,
     read_checkpoint,
 )
 
@@ -100,17 +96,6 @@ def _warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
 
-def _model_config(args: Any, checkpoint: Any) -> QuickNatConfig:
-    """The stored config of our checkpoints wins over the flags; otherwise the flags."""
-    try:
-        config, ignored = choose_config(checkpoint, model_settings(args))
-    except ValueError as err:
-        raise SetupError(str(err)) from None
-    if ignored:
-        _warn(f"the checkpoint's model settings are used: {', '.join(ignored)}.")
-    return config
-
-
 def _check_output_folder(output: Path, args: Any, resuming_from: Path | None) -> None:
     if output.exists() and not output.is_dir():
         raise SetupError(f"output path {output} is a file; pass a folder with -o.")
@@ -144,7 +129,7 @@ def prepare_training(args: Any) -> Trainer:
         resume_path = Path(args.load)
         checkpoint = read_checkpoint(resume_path)
     ours = isinstance(checkpoint, dict) and "format_version" in checkpoint
-    config = _model_config(args, checkpoint if ours else None)
+    config = model_config(checkpoint if ours else None, model_settings(args), _warn)
 
     pairs = find_pairs(args.datapath)
     cache = cache_bytes(len(pairs), args.im_size) <= args.cache_limit * 1e9
@@ -173,11 +158,7 @@ def prepare_training(args: Any) -> Trainer:
     )
     progress, saved = Progress(), {}
     if checkpoint is not None:
-        state_dict = extract_state_dict(checkpoint, str(resume_path))
-        mismatch = describe_mismatch(model, state_dict)
-        if mismatch:
-            raise CheckpointError(f"{resume_path}: {mismatch}{fitting_flags(state_dict)}")
-        model.load_state_dict(state_dict)
+        load_checkpoint_weights(model, checkpoint, str(resume_path))
         if ours:
             progress, saved = _restore(checkpoint, optimizer, args)
             _say(f"Resuming from {resume_path} after epoch {progress.epoch}.")

@@ -58,6 +58,20 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
 
 
+def signal_running_training(data: Path, out: Path, signum: int, *extra: str) -> tuple[int, str]:
+    """Start run.py, send `signum` once its first last.pt exists; (exit code, stderr)."""
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "-d", str(data), "-o", str(out), *TINY, *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (out / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
 def load(path: Path) -> dict:
     return torch.load(path, weights_only=True)
 
@@ -397,17 +411,10 @@ def test_sigterm_writes_interrupted_checkpoint_that_resumes_exactly(tmp_path):
     data = make_data(tmp_path / "data")
     out = tmp_path / "out"
     epochs = "10"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), "-d", str(data), "-o", str(out), *TINY,
-         "-e", epochs, "--augment"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not (out / "last.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 143, stderr
+    returncode, stderr = signal_running_training(
+        data, out, signal.SIGTERM, "-e", epochs, "--augment"
+    )
+    assert returncode == 143, stderr
     assert "Resume with" in stderr and "Traceback" not in stderr
     interrupted = load(out / "interrupted.pt")
     assert load(out / "last.pt")["epoch"] >= 1
@@ -509,15 +516,7 @@ def test_foreign_optimizer_keeps_this_runs_learning_rate_or_is_replaced(tmp_path
 def test_sigint_stops_with_exit_130_and_a_resumable_checkpoint(tmp_path):
     data = make_data(tmp_path / "data")
     out = tmp_path / "out"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), "-d", str(data), "-o", str(out), *TINY, "-e", "50"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not (out / "last.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    returncode, stderr = signal_running_training(data, out, signal.SIGINT, "-e", "50")
+    assert returncode == 130, stderr
     assert "Stopped by SIGINT" in stderr and "Traceback" not in stderr
     assert load(out / "interrupted.pt")["format_version"] == 1
