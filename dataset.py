@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from images import IMAGE_SUFFIXES, ImageReadError, read_gray, read_mask
+from mmode.images import IMAGE_SUFFIXES, ImageReadError, list_files, read_gray, read_mask
+from mmode.tensors import resize_image, resize_mask
 
 MASK_SUFFIXES = ("", "_mask", "_m")  # tried in this order for image NAME
 MAX_NAMED = 10
@@ -55,18 +55,6 @@ def cache_bytes(n_pairs: int, size: int) -> int:
     return n_pairs * size * size * 2
 
 
-def _list_images(folder: Path) -> tuple[dict[str, Path], list[str]]:
-    """Image files by stem, and the names of files that share a stem with another."""
-    files: dict[str, Path] = {}
-    clashes = []
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            if path.stem in files:
-                clashes.append(f"{files[path.stem].name} and {path.name}")
-            files.setdefault(path.stem, path)
-    return files, clashes
-
-
 def _name_some(names: list[str]) -> str:
     shown = ", ".join(names[:MAX_NAMED])
     return shown + (f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else "")
@@ -89,7 +77,7 @@ def find_pairs(root: str | Path, min_pairs: int = 2) -> list[Pair]:
             f"{' and '.join(str(d) for d in missing)} missing: the data folder needs img/ "
             "(the images) and mask/ (masks with the same file names)."
         )
-    (images, image_clashes), (masks, mask_clashes) = _list_images(img_dir), _list_images(mask_dir)
+    (images, image_clashes), (masks, mask_clashes) = list_files(img_dir), list_files(mask_dir)
     pairs, unmatched_images, claimed_by = [], [], {}
     for stem, image in images.items():
         mask_stem = next((stem + s for s in MASK_SUFFIXES if stem + s in masks), None)
@@ -103,7 +91,8 @@ def find_pairs(root: str | Path, min_pairs: int = 2) -> list[Pair]:
     problems = []
     for folder, clashes in ((img_dir, image_clashes), (mask_dir, mask_clashes)):
         if clashes:
-            problems.append(f"files with the same name in {folder}: {_name_some(clashes)}")
+            named = [f"{kept.name} and {other.name}" for kept, other in clashes]
+            problems.append(f"files with the same name in {folder}: {_name_some(named)}")
     if shared:
         problems.append(f"masks that fit more than one image: {_name_some(shared)}")
     if unmatched_images:
@@ -118,25 +107,6 @@ def find_pairs(root: str | Path, min_pairs: int = 2) -> list[Pair]:
     if problems:
         raise DataError("; ".join(problems) + ".")
     return pairs
-
-
-def resize_image(array: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 (H, W) -> uint8 (1, size, size), antialiased bilinear (torchvision's resize)."""
-    tensor = torch.from_numpy(np.array(array))[None, None]
-    if tensor.shape[-2:] != (size, size):
-        tensor = F.interpolate(
-            tensor.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )
-        tensor = tensor.round_().clamp_(0, 255).to(torch.uint8)
-    return tensor[0]
-
-
-def resize_mask(array: np.ndarray, size: int) -> torch.Tensor:
-    """Mask (H, W) -> uint8 (1, size, size) 0/1, nearest neighbour so it stays binary."""
-    tensor = torch.from_numpy(np.array(array, dtype=np.uint8))[None, None]
-    if tensor.shape[-2:] != (size, size):
-        tensor = F.interpolate(tensor, size=(size, size), mode="nearest-exact")
-    return tensor[0]
 
 
 def read_pair(pair: Pair, size: int) -> tuple[torch.Tensor, torch.Tensor]:

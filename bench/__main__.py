@@ -30,13 +30,13 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import atomic_io
-import run
 from bench.baseline import original_loader, train_epoch
 from dataset import find_pairs
-from hardware import autocast
 from quicknat import QuickNat
+from runtime import files
+from runtime.hardware import autocast
 from trainer import prepare_training
+from training.config import TrainConfig, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 # Nominal peak GFLOP/s (fp32, bf16). The CPU figures are the issue's for two modern
@@ -111,19 +111,19 @@ def flops_per_image(config: dict, size: int, batch: int, train: bool) -> float:
     return counter.get_total_flops() / batch
 
 
-def trainer_args(data: Path, out: Path, size: int, batch: int, device: str, extra: list[str]):
-    args = run.parse_args(
+def trainer_config(
+    data: Path, out: Path, size: int, batch: int, device: str, extra: list[str]
+) -> TrainConfig:
+    return parse_config(
         ["-d", str(data), "-o", str(out), "-p", str(size), "-b", str(batch), "--device", device]
         + ["--overwrite", "-l", "0.0001", *extra]
     )
-    run.check_args(args)
-    return args
 
 
 def time_training(data: Path, work: Path, size: int, cfg) -> dict:
     """Images/s of training steps and inference, ours and the baseline's, alternating."""
     ours = prepare_training(
-        trainer_args(data, work / "t", size, cfg.batch_size, cfg.device, cfg.model_flags)
+        trainer_config(data, work / "t", size, cfg.batch_size, cfg.device, cfg.model_flags)
     )
     device, config = ours.device, ours.model.config.to_dict()
     pairs = {pair.name: pair for pair in find_pairs(data)}
@@ -146,7 +146,6 @@ def time_training(data: Path, work: Path, size: int, cfg) -> dict:
                     seen = ours.train_epoch(epoch)["n"]
                 synchronize(device)
                 elapsed = time.perf_counter() - started
-            ours.progress.step = 0
             if epoch > 1:
                 timings[name].append(seen / elapsed)
                 memory[name] = max(memory[name], peak["mb"])
@@ -360,8 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         results["accuracy"] = accuracy_check(data, work, cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)
     report = render(results, cfg)
-    atomic_io.write_text(cfg.out / "RESULTS.md", report)
-    atomic_io.write_text(cfg.out / "results.json", json.dumps(results, indent=1))
+    files.write_text(cfg.out / "RESULTS.md", report)
+    files.write_text(cfg.out / "results.json", json.dumps(results, indent=1))
     print(report)
     return 0
 

@@ -14,5 +14,5 @@ Conventions shared by all commands:
 - A problem with one recording (unreadable image, bad annotation, output already there
   without --overwrite, ...) skips that recording only; all of them are listed at the end
   and the command exits with status 1.
-- Outputs are written atomically (atomic_io) and never replaced without --overwrite.
+- Outputs are written atomically (runtime.files) and never replaced without --overwrite.
 """

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocessing.errors import RecordingError
+from runtime.errors import RecordingError
 
 TRACE_LABELS = ("upper", "lower")
 LABELME_SHAPE_TYPES = ("linestrip", "line", "points", "point")

@@ -10,8 +10,8 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-from preprocessing.errors import UsageError
 from preprocessing.summary import Summary, print_summary
+from runtime.errors import SetupError
 
 T = TypeVar("T")
 
@@ -47,18 +47,18 @@ def add_overwrite_and_progress_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def require_dir(path: Path, what: str, flag: str) -> Path:
-    """`path` as an existing folder, or a UsageError that says which flag to fix."""
+    """`path` as an existing folder, or a SetupError that says which flag to fix."""
     path = Path(path)
     if not path.is_dir():
         state = "is not a folder" if path.exists() else "does not exist"
-        raise UsageError(f"the {what} folder {path} {state}; pass an existing folder with {flag}.")
+        raise SetupError(f"the {what} folder {path} {state}; pass an existing folder with {flag}.")
     return path
 
 
 def require_file(path: Path, what: str, flag: str) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise UsageError(
+        raise SetupError(
             f"the {what} file {path} does not exist; pass an existing file with {flag}."
         )
     return path
@@ -68,7 +68,7 @@ def make_out_dir(path: Path, flag: str) -> Path:
     """Create the output folder (and its parents) if needed."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UsageError(f"the output {path} is a file; pass a folder with {flag}.")
+        raise SetupError(f"the output {path} is a file; pass a folder with {flag}.")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -78,14 +78,14 @@ def make_data_dir(out_dir: Path, inputs: list[Path]) -> Path:
     out_dir = make_out_dir(out_dir, "--out")
     for sub in ("img", "mask"):
         if any((out_dir / sub).resolve() == Path(folder).resolve() for folder in inputs):
-            raise UsageError(f"{out_dir / sub} is also an input folder; pick another --out.")
+            raise SetupError(f"{out_dir / sub} is also an input folder; pick another --out.")
         (out_dir / sub).mkdir(exist_ok=True)
     return out_dir
 
 
 def require_positive(value: float | None, flag: str) -> None:
     if value is not None and not value > 0:
-        raise UsageError(f"{flag} must be positive, got {value}.")
+        raise SetupError(f"{flag} must be positive, got {value}.")
 
 
 def progress(items: Iterable[T], enabled: bool) -> Iterable[T]:
@@ -97,7 +97,7 @@ def finish(command: str, action: Callable[[], Summary], *, count_windows: bool) 
     """Run a command, print its summary and return the exit status (0, 1 problems, 2 usage)."""
     try:
         summary = action()
-    except UsageError as err:
+    except SetupError as err:
         print(f"{command}: error: {err}", file=sys.stderr)
         return 2
     print_summary(command, summary, count_windows=count_windows)

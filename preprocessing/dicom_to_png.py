@@ -22,7 +22,6 @@ Decisions where the issue is silent:
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from dataclasses import dataclass
@@ -33,16 +32,17 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder, iter_pixels
 
-from atomic_io import save_png, write_text
+from mmode.images import to_gray
+from mmode.scanner import sidecar_text
 from preprocessing import cli
-from preprocessing.errors import RecordingError, UsageError
 from preprocessing.stitch import stitch_frames
 from preprocessing.summary import Summary
+from runtime.errors import RecordingError, SetupError
+from runtime.files import save_png, write_text
 
 MMODE_FORMAT = 2  # RegionSpatialFormat of an M-mode region
 SECONDS = 4  # PhysicalUnitsXDirection / YDirection codes
 CENTIMETRES = 3
-LUMINANCE = np.array([0.2989, 0.5870, 0.1140])
 DICOM_SUFFIXES = (".dcm", ".dicom")
 # Colour data that pydicom's decoders hand over as RGB (YBR_FULL* converted, ICT/RCT by JPEG 2000).
 COLOUR_PHOTOMETRICS = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
@@ -175,7 +175,7 @@ def to_luminance(frame: np.ndarray, photometric: str, bits_stored: int) -> np.nd
     if frame.ndim == 3:
         if photometric not in COLOUR_PHOTOMETRICS:
             raise ValueError(f"photometric interpretation {photometric} is not supported.")
-        gray = frame[..., :3].astype(np.float64) @ LUMINANCE
+        gray = to_gray(frame)
         return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise ValueError(f"photometric interpretation {photometric} is not supported.")
@@ -235,14 +235,11 @@ def convert_dicom(
     if existing and not overwrite:
         raise RecordingError(f"{existing[0]}: already exists; pass --overwrite to replace it.")
     image, region, warnings = read_mmode_image(path, region_index)
-    metadata = {
-        "time_res_s": region.time_res_s,
-        "depth_res_mm": region.depth_res_mm,
-        "source": path.name,
-        "region": region.index,
-    }
     save_png(png_path, image)
-    write_text(json_path, json.dumps(metadata, indent=2) + "\n")
+    sidecar = sidecar_text(
+        region.time_res_s, region.depth_res_mm, source=path.name, region=region.index
+    )
+    write_text(json_path, sidecar)
     return warnings
 
 
@@ -251,14 +248,14 @@ def list_dicom_files(in_path: Path) -> list[Path]:
     if in_path.is_file():
         return [in_path]
     if not in_path.is_dir():
-        raise UsageError(f"{in_path} does not exist; pass a DICOM file or folder with --in.")
+        raise SetupError(f"{in_path} does not exist; pass a DICOM file or folder with --in.")
     paths = [
         path
         for path in sorted(in_path.iterdir())
         if path.is_file() and not path.name.startswith(".") and is_dicom_file(path)
     ]
     if not paths:
-        raise UsageError(f"no DICOM files in {in_path}; pass a DICOM file or folder with --in.")
+        raise SetupError(f"no DICOM files in {in_path}; pass a DICOM file or folder with --in.")
     return paths
 
 
@@ -272,7 +269,7 @@ def dicom_to_png(
 ) -> Summary:
     """Convert one DICOM file or every DICOM file in a folder."""
     if region_index is not None and region_index < 0:
-        raise UsageError(f"--region must be 0 or more, got {region_index}.")
+        raise SetupError(f"--region must be 0 or more, got {region_index}.")
     paths = list_dicom_files(Path(in_path))
     out_dir = cli.make_out_dir(out_dir, "--out")
     summary = Summary()

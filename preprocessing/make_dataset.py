@@ -44,7 +44,7 @@ def build_dataset(
 ) -> Summary:
     """Write the training windows of every annotated recording to out_dir/img and out_dir/mask.
 
-    Per-recording problems end up in the summary; UsageError for a whole-command problem.
+    Per-recording problems end up in the summary; SetupError for a whole-command problem.
     """
     images_dir = cli.require_dir(images_dir, "images", "--images")
     annotations_dir = cli.require_dir(annotations_dir, "annotations", "--annotations")

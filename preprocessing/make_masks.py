@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from atomic_io import save_png
-from images import read_gray
+from mmode.images import read_gray
 from preprocessing import cli
 from preprocessing.annotations import PhysicalUnits, read_annotation
-from preprocessing.errors import RecordingError, UsageError
 from preprocessing.masks import TraceError, mask_from_traces
 from preprocessing.recordings import list_annotations, list_images, pair_by_name
 from preprocessing.summary import Summary
+from runtime.errors import RecordingError, SetupError
+from runtime.files import save_png
 
 
 def recording_and_mask(
@@ -68,9 +68,9 @@ def parse_units(
     if units == "px":
         return None
     if units != "mm,s":
-        raise UsageError(f"--units must be px or mm,s, got {units!r}.")
+        raise SetupError(f"--units must be px or mm,s, got {units!r}.")
     if depth_res_mm is None or time_res_s is None:
-        raise UsageError(
+        raise SetupError(
             "--units mm,s needs --depth-res (mm per row) and --time-res (s per column)."
         )
     return PhysicalUnits(depth_res_mm=depth_res_mm, time_res_s=time_res_s)
@@ -89,7 +89,7 @@ def make_masks(
     images_dir = cli.require_dir(images_dir, "images", "--images")
     annotations_dir = cli.require_dir(annotations_dir, "annotations", "--annotations")
     if Path(out_dir).resolve() == images_dir.resolve():
-        raise UsageError("--out is the images folder; masks would replace the recordings.")
+        raise SetupError("--out is the images folder; masks would replace the recordings.")
     out_dir = cli.make_out_dir(out_dir, "--out")
 
     pairs, problems = annotated_recordings(images_dir, annotations_dir)

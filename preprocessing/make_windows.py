@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from atomic_io import save_png
-from images import read_gray, read_mask
+from mmode.images import read_gray, read_mask
 from preprocessing import cli
-from preprocessing.errors import RecordingError, SkipRecording, UsageError
 from preprocessing.quality import QualityTable, allowed_segments, read_quality_csv
 from preprocessing.recordings import list_images, pair_by_name
-from preprocessing.summary import Summary
+from preprocessing.summary import SkipRecording, Summary
 from preprocessing.windows import cut, mask_span, plan_windows
+from runtime.errors import RecordingError, SetupError
+from runtime.files import save_png
 
 
 def existing_windows(folder: Path, name: str) -> list[Path]:
@@ -90,12 +90,12 @@ def check_window_options(
 ) -> QualityTable | None:
     """Usage checks for --step/--quality/--time-res; the parsed quality CSV if given."""
     if step is not None and step < 1:
-        raise UsageError(f"--step must be at least 1, got {step}.")
+        raise SetupError(f"--step must be at least 1, got {step}.")
     cli.require_positive(time_res_s, "--time-res")
     if quality_csv is None:
         return None
     if time_res_s is None:
-        raise UsageError("--quality needs --time-res (seconds per column) to place its times.")
+        raise SetupError("--quality needs --time-res (seconds per column) to place its times.")
     return read_quality_csv(cli.require_file(quality_csv, "quality", "--quality"))
 
 

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from images import IMAGE_SUFFIXES
-from preprocessing.errors import RecordingError, UsageError
+from mmode.images import IMAGE_SUFFIXES
+from mmode.runs import true_runs
+from runtime.errors import RecordingError, SetupError
 
 RECORDING_SUFFIXES = (*IMAGE_SUFFIXES, ".dcm", ".dicom")
 
@@ -69,17 +70,17 @@ def recording_name(cell: str) -> str:
 
 
 def read_quality_csv(path: Path) -> QualityTable:
-    """Parse the CSV; UsageError if it cannot be read or lacks the needed columns."""
+    """Parse the CSV; SetupError if it cannot be read or lacks the needed columns."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise UsageError(f"cannot read the quality CSV {path} ({err}).") from None
+        raise SetupError(f"cannot read the quality CSV {path} ({err}).") from None
     header = [_key(cell) for cell in rows[0]] if rows else []
     needed = ("recording", "goodstart", "goodend")
     if any(name not in header for name in needed):
-        raise UsageError(
+        raise SetupError(
             f"the quality CSV {path} needs the columns Recording, Good-Start, Good-End "
             "[, Bad-Start, Bad-End]."
         )
@@ -125,8 +126,4 @@ def allowed_segments(
             end = seconds_to_column(end_s, time_res_s) - first_col
             if end >= 0:
                 allowed[start : end + 1] = good
-    # Runs of True: pad with False and find where the value changes.
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], allowed, [False]]).astype(np.int8)))
-    return [
-        (first_col + a, first_col + b - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)
-    ]
+    return [(first_col + start, first_col + stop - 1) for start, stop in true_runs(allowed)]

@@ -8,56 +8,34 @@ generator write next to the images) are not recordings. Hidden files are ignored
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
-from images import IMAGE_SUFFIXES
+from mmode.images import IMAGE_SUFFIXES, list_files
+from mmode.scanner import is_sidecar
 
 ANNOTATION_SUFFIXES = (".csv", ".json")
 
 
-def list_named_files(
+def _named(
     folder: Path, suffixes: tuple[str, ...], ignore: Callable[[Path], bool] | None = None
 ) -> tuple[dict[str, Path], list[str]]:
-    """Files in `folder` with one of `suffixes`, by name; and a problem for each name used twice."""
-    found: dict[str, Path] = {}
-    problems: list[str] = []
-    for path in sorted(Path(folder).iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        if path.suffix.lower() not in suffixes or (ignore and ignore(path)):
-            continue
-        if path.stem in found:
-            problems.append(
-                f"{path}: {found[path.stem].name} has the same name; keep only one of them."
-            )
-            continue
-        found[path.stem] = path
+    """Files by name, and a problem for each name used twice."""
+    found, clashes = list_files(folder, suffixes, ignore)
+    problems = [
+        f"{other}: {kept.name} has the same name; keep only one of them." for kept, other in clashes
+    ]
     return found, problems
 
 
 def list_images(folder: Path) -> tuple[dict[str, Path], list[str]]:
     """Recordings (or masks) in `folder` by name, any image suffix."""
-    return list_named_files(folder, IMAGE_SUFFIXES)
+    return _named(folder, IMAGE_SUFFIXES)
 
 
 def list_annotations(folder: Path) -> tuple[dict[str, Path], list[str]]:
     """CSV and LabelMe annotations in `folder` by recording name, skipping resolution sidecars."""
-    return list_named_files(folder, ANNOTATION_SUFFIXES, ignore=is_resolution_sidecar)
-
-
-def is_resolution_sidecar(path: Path) -> bool:
-    """True for a `{"time_res_s": ..., "depth_res_mm": ...}` file, which is no annotation."""
-    if path.suffix.lower() != ".json":
-        return False
-    try:
-        content = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(content, dict) or "shapes" in content:
-        return False
-    return "time_res_s" in content or "depth_res_mm" in content
+    return _named(folder, ANNOTATION_SUFFIXES, ignore=is_sidecar)
 
 
 def pair_by_name(

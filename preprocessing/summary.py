@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from images import ImageReadError
-from preprocessing.errors import RecordingError, SkipRecording
+from runtime.errors import RecordingError
+
+
+class SkipRecording(Exception):
+    """One recording gives nothing to write for a legitimate reason; not an error."""
 
 
 @dataclass
@@ -29,15 +32,15 @@ class Summary:
     def recording(self, name: str, path: Path) -> Iterator[None]:
         """Record how one recording's block ends: done, skipped, or a problem.
 
-        SkipRecording -> skipped; RecordingError and ImageReadError (whose messages name
-        the file) -> problems as they are; any other OSError -> problems as "path: error".
+        SkipRecording -> skipped; RecordingError (ImageReadError included), whose message
+        names the file -> problems as it is; any other OSError -> problems as "path: error".
         Other exceptions propagate.
         """
         try:
             yield
         except SkipRecording as why:
             self.skipped.append(str(why))
-        except (RecordingError, ImageReadError) as err:
+        except RecordingError as err:
             self.problems.append(str(err))
         except OSError as err:
             self.problems.append(f"{path}: {err}")

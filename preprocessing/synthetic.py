@@ -1,18 +1,9 @@
-"""Simulate M-mode echocardiograms of a mouse left ventricle whose true borders are known.
-
-A new user can train and measure with no data of their own, and tests and benchmarks
-get realistic recordings with exact answers:
+"""Write simulated recordings with known LV traces, and cut them into a training set.
 
     python -m preprocessing.synthetic --out data/synthetic
 
-Each recording draws its own heart (size, fractional shortening, heart rate, wall
-thickness, breathing) and its own scanner settings (gain, contrast, attenuation, noise).
-The heart is a stack of tissue layers whose borders move with the beat; speckle is drawn
-in tissue coordinates and moves with the tissue, so it forms streaks along time as in a
-real M-mode image. Rows are depth (down), columns are time.
-
-Row convention: row r covers depths r - 0.5 to r + 0.5 px, so a trace at y = 10.0 lies
-exactly on the centre of row 10. Column x is the time x * time_res_s.
+A new user can train and measure with no data of their own, and tests and benchmarks
+get realistic recordings with exact answers. The simulation is preprocessing/simulator.py.
 """
 
 from __future__ import annotations
@@ -21,435 +12,34 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
-from atomic_io import save_png, write_text
-from preprocessing.errors import UsageError
+from mmode.scanner import TYPICAL_DEPTH_RES_MM, TYPICAL_TIME_RES_S, sidecar_text
+from preprocessing import cli
 from preprocessing.make_dataset import build_dataset
+from preprocessing.simulator import (
+    DEFAULT_HEIGHT,
+    DEFAULT_WIDTH,
+    MIN_DEPTH_MM,
+    Recording,
+    recording_rng,
+    simulate_recording,
+)
+from runtime.errors import SetupError
+from runtime.files import save_png, write_text
 
 DEFAULT_RECORDINGS = 8
 DEFAULT_SEED = 0
-DEFAULT_HEIGHT = 384
-DEFAULT_WIDTH = 1440
-DEFAULT_TIME_RES_S = 0.00083
-DEFAULT_DEPTH_RES_MM = 0.025
-
-# Deepest heart the drawn ranges can make (7.9 mm in 3000 draws), with margin; a test
-# checks it. Shallower images cannot hold chest wall, RV, LV, walls and pericardium.
-MIN_DEPTH_MM = 8.5
 # Shortest recording that still holds one complete beat at the slowest heart rate.
 MIN_DURATION_S = 0.3
-# An end-diastole needs a few columns on both sides to show as a local maximum.
-EDGE_MARGIN_COLS = 4
 # Annotation points every 2 columns: linear interpolation stays within ~0.1 px.
 TRACE_STEP_COLS = 2
 
 NAME_PREFIX = "synth_"
 OUTPUT_FOLDERS = ("recordings", "annotations", "truth", "img", "mask")
-
-
-class SetupError(ValueError):
-    """Arguments that cannot make a recording; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Heart:
-    """One mouse: sizes in mm, rates per minute or second, shares as fractions."""
-
-    lvid_d_mm: float
-    lvid_s_mm: float
-    heart_rate_bpm: float
-    systole_fraction: float  # of each cycle, ED to ES
-    septum_share: float  # of the LVID change carried by the septum; the rest is posterior wall
-    septum_mm: float  # diastolic thickness
-    septum_thickening: float  # systolic gain in thickness, as a fraction
-    posterior_mm: float
-    posterior_thickening: float
-    rv_cavity_mm: float
-    rv_wall_mm: float
-    pericardium_mm: float
-    breath_hz: float
-    breath_mm: float  # peak-to-peak shift of all heart structures
-    breath_phase: float  # cycles
-
-
-@dataclass(frozen=True)
-class Beats:
-    """Beat k runs from ed_s[k] to ed_s[k + 1]; its systole ends at es_s[k]."""
-
-    ed_s: np.ndarray
-    lvid_d_mm: np.ndarray
-    es_s: np.ndarray
-    lvid_s_mm: np.ndarray
-
-
-@dataclass(frozen=True)
-class Scanner:
-    """Imaging settings of one recording; echo levels in dB, 0 dB is full white."""
-
-    dynamic_range_db: float
-    gain_db: float
-    attenuation_db_per_mm: float
-    noise_db: float
-    axial_blur_mm: float
-    gamma: float
-    blood_db: float
-    muscle_db: float
-    chest_db: float
-    below_db: float
-
-
-@dataclass(frozen=True)
-class Recording:
-    image: np.ndarray  # uint8 (rows, columns)
-    upper_px: np.ndarray  # septum inner edge, one row value per column
-    lower_px: np.ndarray  # posterior wall inner edge
-    truth: dict
-
-
-# ---------------------------------------------------------------- physiology
-
-
-def draw_heart(rng: np.random.Generator) -> Heart:
-    """Draw a conscious mouse heart well inside the physiological ranges."""
-    lvid_d_mm = rng.uniform(2.6, 3.7)
-    # Keep LVIDs inside 1.0-2.4 mm and FS inside 28-60 %.
-    fs = rng.uniform(max(0.28, 1 - 2.4 / lvid_d_mm), min(0.60, 1 - 1.0 / lvid_d_mm))
-    return Heart(
-        lvid_d_mm=lvid_d_mm,
-        lvid_s_mm=lvid_d_mm * (1 - fs),
-        heart_rate_bpm=rng.uniform(570, 760),
-        systole_fraction=rng.uniform(0.36, 0.44),
-        septum_share=rng.uniform(0.30, 0.42),
-        septum_mm=rng.uniform(0.8, 1.1),
-        septum_thickening=rng.uniform(0.30, 0.50),
-        posterior_mm=rng.uniform(0.8, 1.1),
-        posterior_thickening=rng.uniform(0.40, 0.70),
-        rv_cavity_mm=rng.uniform(0.4, 0.8),
-        rv_wall_mm=rng.uniform(0.2, 0.3),
-        pericardium_mm=rng.uniform(0.12, 0.20),
-        breath_hz=rng.uniform(1.5, 3.0),
-        breath_mm=rng.uniform(0.1, 0.3),
-        breath_phase=rng.uniform(0, 1),
-    )
-
-
-def draw_beats(heart: Heart, duration_s: float, rng: np.random.Generator) -> Beats:
-    """Beats covering [0, duration_s] and one more on each side; each varies by a few %."""
-    rr_s = 60.0 / heart.heart_rate_bpm
-    n = int(np.ceil(duration_s / (rr_s * 0.9))) + 3
-    rr_each_s = rr_s * (1 + np.clip(rng.normal(0, 0.03, n), -0.08, 0.08))
-    ed_s = -rng.uniform(0.5, 1.5) * rr_s + np.concatenate([[0.0], np.cumsum(rr_each_s)])
-    lvid_d_mm = heart.lvid_d_mm * (1 + np.clip(rng.normal(0, 0.02, n + 1), -0.05, 0.05))
-    lvid_s_mm = heart.lvid_s_mm * (1 + np.clip(rng.normal(0, 0.03, n), -0.08, 0.08))
-    systole_s = heart.systole_fraction * rr_each_s * (1 + rng.uniform(-0.05, 0.05, n))
-    return Beats(
-        ed_s=ed_s,
-        lvid_d_mm=np.clip(lvid_d_mm, 2.5, 3.8),
-        es_s=ed_s[:-1] + systole_s,
-        lvid_s_mm=np.clip(lvid_s_mm, 0.9, 2.5),
-    )
-
-
-def _ease(u: np.ndarray) -> np.ndarray:
-    """0 to 1 with zero slope at both ends, so the curve is smooth at ED and ES."""
-    u = np.clip(u, 0.0, 1.0)
-    return (1 - np.cos(np.pi * u)) / 2
-
-
-def _filling(v: np.ndarray) -> np.ndarray:
-    """Diastolic filling, 0 to 1: rapid early filling, slow rise, atrial kick.
-
-    Strictly rising, so each beat has a single maximum, at end-diastole.
-    """
-    return 0.75 * _ease(v / 0.55) + 0.10 * _ease(v) + 0.15 * _ease((v - 0.55) / 0.45)
-
-
-def lvid_curve_mm(beats: Beats, time_s: np.ndarray) -> np.ndarray:
-    """True LV inner diameter at each time: falls from ED to ES, refills to the next ED."""
-    k = np.searchsorted(beats.ed_s, time_s, side="right") - 1
-    ed, next_ed, es = beats.ed_s[k], beats.ed_s[k + 1], beats.es_s[k]
-    d_mm, next_d_mm, s_mm = beats.lvid_d_mm[k], beats.lvid_d_mm[k + 1], beats.lvid_s_mm[k]
-    emptying = d_mm - (d_mm - s_mm) * _ease((time_s - ed) / (es - ed))
-    refilling = s_mm + (next_d_mm - s_mm) * _filling((time_s - es) / (next_ed - es))
-    return np.where(time_s < es, emptying, refilling)
-
-
-def breathing_mm(heart: Heart, time_s: np.ndarray) -> np.ndarray:
-    """Slow shift of the heart: a peaked bump per breath, as mice inhale quickly."""
-    phase = 2 * np.pi * (heart.breath_hz * time_s + heart.breath_phase)
-    return heart.breath_mm * ((1 - np.cos(phase)) / 2) ** 2
-
-
-def teichholz_ml(lvid_mm: np.ndarray) -> np.ndarray:
-    """LV volume from its inner diameter: V = 7 / (2.4 + D) * D^3, D in cm, V in mL."""
-    d_cm = np.asarray(lvid_mm) / 10.0
-    return 7.0 / (2.4 + d_cm) * d_cm**3
-
-
-# ---------------------------------------------------------------- geometry
-
-
-def _wall_borders_mm(heart: Heart, lvid_mm: np.ndarray, drift_mm: np.ndarray) -> np.ndarray:
-    """Borders from RV free wall to pericardium, relative to the LV centre, (7, columns).
-
-    Rows: RV wall top, RV cavity top, septum top, LV top (upper trace), LV bottom (lower
-    trace), posterior wall bottom, pericardium bottom.
-    """
-    # How far into systole each column is: 0 at a typical ED, 1 at a typical ES.
-    squeeze = (heart.lvid_d_mm - lvid_mm) / (heart.lvid_d_mm - heart.lvid_s_mm)
-    upper = drift_mm - heart.septum_share * lvid_mm
-    lower = upper + lvid_mm
-    septum_top = upper - heart.septum_mm * (1 + heart.septum_thickening * squeeze)
-    rv_top = septum_top - heart.rv_cavity_mm * (1 - 0.35 * squeeze)
-    rv_wall_top = rv_top - heart.rv_wall_mm
-    posterior_bottom = lower + heart.posterior_mm * (1 + heart.posterior_thickening * squeeze)
-    pericardium_bottom = posterior_bottom + heart.pericardium_mm
-    return np.stack(
-        [rv_wall_top, rv_top, septum_top, upper, lower, posterior_bottom, pericardium_bottom]
-    )
-
-
-# Above the RV: a static chest wall, and between them a thin gap that takes up the motion.
-CHEST_MIN_MM = 0.25
-GAP_MM = 0.08
-BELOW_MIN_MM = 0.4
-CHEST_BREATH_SHARE = 0.3
-
-
-def required_depth_mm(heart: Heart, lvid_mm: np.ndarray, drift_mm: np.ndarray) -> float:
-    """Image depth needed to show this heart with the minimum chest wall and tissue below."""
-    borders = _wall_borders_mm(heart, lvid_mm, drift_mm)
-    chest_end = borders[0] - CHEST_BREATH_SHARE * drift_mm
-    span_mm = borders[-1].max() - (chest_end.min() - GAP_MM)
-    return CHEST_MIN_MM + span_mm + BELOW_MIN_MM
-
-
-def layer_borders_px(
-    heart: Heart,
-    lvid_mm: np.ndarray,
-    drift_mm: np.ndarray,
-    depth_res_mm: float,
-    height: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """All layer borders in rows, (10, columns), from the image top to its bottom.
-
-    Layers between them: chest wall, gap, RV wall, RV cavity, septum, LV cavity,
-    posterior wall, pericardium, tissue below. The heart sits at a random depth.
-    """
-    heart_mm = _wall_borders_mm(heart, lvid_mm, drift_mm)
-    # The chest wall moves only a little with breathing; it stays clear of the RV wall.
-    chest_offset_mm = np.min(heart_mm[0] - CHEST_BREATH_SHARE * drift_mm) - GAP_MM
-    chest_end_mm = chest_offset_mm + CHEST_BREATH_SHARE * drift_mm
-    depth_mm = height * depth_res_mm
-    slack_mm = depth_mm - required_depth_mm(heart, lvid_mm, drift_mm)
-    if slack_mm < 0:
-        raise SetupError(
-            f"the image is {depth_mm:.2f} mm deep but this heart needs "
-            f"{depth_mm - slack_mm:.2f} mm; raise --height or --depth-res."
-        )
-    centre_mm = CHEST_MIN_MM - chest_end_mm.min() + rng.uniform(0.15, 0.85) * slack_mm
-    inner_px = (np.vstack([chest_end_mm, heart_mm]) + centre_mm) / depth_res_mm - 0.5
-    columns = lvid_mm.size
-    top = np.full((1, columns), -0.5)
-    bottom = np.full((1, columns), height - 0.5)
-    return np.vstack([top, inner_px, bottom])
-
-
-UPPER_BORDER = 5  # index in layer_borders_px of the septum's inner edge
-LOWER_BORDER = 6  # and of the posterior wall's inner edge
-BLOOD_LAYERS = (1, 3, 5)  # gap, RV cavity, LV cavity: dark, fast-changing speckle
-
-
-# ---------------------------------------------------------------- image
-
-
-def draw_scanner(rng: np.random.Generator) -> Scanner:
-    """Gain, contrast, attenuation and noise differ from one recording to the next."""
-    return Scanner(
-        dynamic_range_db=rng.uniform(45, 55),
-        gain_db=rng.uniform(-3, 3),
-        attenuation_db_per_mm=rng.uniform(0.5, 1.5),  # what the depth gain leaves over
-        noise_db=rng.uniform(-58, -50),
-        axial_blur_mm=rng.uniform(0.015, 0.025),
-        gamma=rng.uniform(0.85, 1.2),
-        blood_db=rng.uniform(-44, -38),
-        muscle_db=rng.uniform(-20, -15),
-        chest_db=rng.uniform(-16, -10),
-        below_db=rng.uniform(-22, -15),
-    )
-
-
-def layer_levels_db(scanner: Scanner) -> np.ndarray:
-    """Mean echo level of each of the nine layers, top to bottom."""
-    return np.array(
-        [
-            scanner.chest_db,
-            scanner.blood_db + 8,  # gap: loose tissue and fluid, faint
-            scanner.muscle_db + 3,
-            scanner.blood_db,
-            scanner.muscle_db,
-            scanner.blood_db,
-            scanner.muscle_db,
-            3.0,  # pericardium: the brightest reflector, often saturated
-            scanner.below_db,
-        ]
-    )
-
-
-def rayleigh_field(
-    rng: np.random.Generator, shape: tuple[int, int], sigma_rows: float, sigma_cols: float
-) -> np.ndarray:
-    """Speckle amplitude with unit RMS: |blurred complex Gaussian| is Rayleigh distributed."""
-    real = gaussian_filter(rng.standard_normal(shape), (sigma_rows, sigma_cols))
-    imag = gaussian_filter(rng.standard_normal(shape), (sigma_rows, sigma_cols))
-    amplitude = np.hypot(real, imag)
-    return amplitude / np.sqrt(np.mean(amplitude**2))
-
-
-def _sample_rows(field: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """field[rows, column] for fractional rows, linear between rows, edges clamped."""
-    rows = np.clip(rows, 0, field.shape[0] - 1)
-    below = np.minimum(rows.astype(np.intp), field.shape[0] - 2)
-    frac = rows - below
-    top = np.take_along_axis(field, below, axis=0)
-    bottom = np.take_along_axis(field, below + 1, axis=0)
-    return top + frac * (bottom - top)
-
-
-def tissue_rows(borders_px: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Where each pixel's tissue sits at rest: the layers stretched to their mean borders.
-
-    Speckle sampled at these coordinates moves and thickens with the tissue.
-    """
-    layer = np.sum(rows[None] >= borders_px[1:-1, None], axis=0)
-    rest_px = np.broadcast_to(borders_px.mean(axis=1, keepdims=True), borders_px.shape)
-    start, end = (np.take_along_axis(borders_px, i, axis=0) for i in (layer, layer + 1))
-    rest_start, rest_end = (np.take_along_axis(rest_px, i, axis=0) for i in (layer, layer + 1))
-    return rest_start + (rows - start) / (end - start) * (rest_end - rest_start)
-
-
-def echo_amplitude(
-    borders_px: np.ndarray,
-    scanner: Scanner,
-    depth_res_mm: float,
-    time_res_s: float,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Linear echo amplitude before blur, noise and log compression, (rows, columns).
-
-    Pixels cut by a border mix both layers by the share of the pixel each covers, so a
-    border's sub-pixel position shows in the image.
-    """
-    columns = borders_px.shape[1]
-    height = int(round(borders_px[-1, 0] + 0.5))  # the last border is the image's lower edge
-    rows = np.broadcast_to(np.arange(height, dtype=float)[:, None], (height, columns))
-    at_rest = tissue_rows(borders_px, rows)
-    # Tissue speckle moves with the tissue and persists for ~6 ms. Blood swirls instead of
-    # moving with the walls: its speckle stays in image rows and changes within ~2 ms.
-    grain_rows = 0.012 / depth_res_mm
-    tissue = rayleigh_field(rng, (height, columns), grain_rows, 0.006 / time_res_s)
-    blood = rayleigh_field(rng, (height, columns), grain_rows, 0.002 / time_res_s)
-    # Muscle fibre bundles and fascia: brighter and darker bands within each layer.
-    bands_db = gaussian_filter1d(rng.standard_normal(height), 0.05 / depth_res_mm)
-    bands_db *= 3.0 / max(bands_db.std(), 1e-9)
-    bands_gain = 10 ** (np.interp(at_rest, np.arange(height), bands_db) / 20)
-    tissue = _sample_rows(tissue, at_rest) * bands_gain
-    levels = 10 ** (layer_levels_db(scanner) / 20)
-    amplitude = np.zeros((height, columns))
-    for layer, level in enumerate(levels):
-        start, end = borders_px[layer], borders_px[layer + 1]
-        share = np.clip(np.minimum(rows + 0.5, end) - np.maximum(rows - 0.5, start), 0, 1)
-        speckle = blood if layer in BLOOD_LAYERS else tissue
-        amplitude += share * level * speckle
-    return amplitude
-
-
-def to_gray(
-    amplitude: np.ndarray,
-    scanner: Scanner,
-    depth_res_mm: float,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Blur by the beam, attenuate with depth, add receiver noise, log-compress to uint8."""
-    amplitude = gaussian_filter1d(amplitude, scanner.axial_blur_mm / depth_res_mm, axis=0)
-    amplitude = gaussian_filter1d(amplitude, 0.6, axis=1)
-    depth_mm = (np.arange(amplitude.shape[0]) + 0.5)[:, None] * depth_res_mm
-    amplitude *= 10 ** (-scanner.attenuation_db_per_mm * depth_mm / 20)
-    noise = rayleigh_field(rng, amplitude.shape, 0.7, 0.7) * 10 ** (scanner.noise_db / 20)
-    level_db = 20 * np.log10(np.hypot(amplitude, noise)) + scanner.gain_db
-    brightness = np.clip(1 + level_db / scanner.dynamic_range_db, 0, 1) ** scanner.gamma
-    return np.round(255 * brightness).astype(np.uint8)
-
-
-# ---------------------------------------------------------------- truth
-
-
-def beat_truth(beats: Beats, columns: int, time_res_s: float, depth_res_mm: float) -> dict:
-    """Per-beat and median measurements over the complete beats inside the recording."""
-    first_s = EDGE_MARGIN_COLS * time_res_s
-    last_s = (columns - 1 - EDGE_MARGIN_COLS) * time_res_s
-    complete = (beats.ed_s[:-1] >= first_s) & (beats.ed_s[1:] <= last_s)
-    ed_s = beats.ed_s[:-1][complete]
-    rr_s = np.diff(beats.ed_s)[complete]
-    d_mm = beats.lvid_d_mm[:-1][complete]
-    s_mm = beats.lvid_s_mm[complete]
-    es_s = beats.es_s[complete]
-    ef = (teichholz_ml(d_mm) - teichholz_ml(s_mm)) / teichholz_ml(d_mm)
-    fs = (d_mm - s_mm) / d_mm
-    return {
-        "lvid_d_mm": _rounded(np.median(d_mm)),
-        "lvid_s_mm": _rounded(np.median(s_mm)),
-        "heart_rate_bpm": _rounded(np.median(60.0 / rr_s)),
-        "ef_percent": _rounded(100 * np.median(ef)),
-        "fs_percent": _rounded(100 * np.median(fs)),
-        "n_beats": int(complete.sum()),
-        "time_res_s": time_res_s,
-        "depth_res_mm": depth_res_mm,
-        "beat_ed_time_s": [_rounded(v) for v in ed_s],
-        "beat_lvid_d_mm": [_rounded(v) for v in d_mm],
-        "beat_es_time_s": [_rounded(v) for v in es_s],
-        "beat_lvid_s_mm": [_rounded(v) for v in s_mm],
-        "beat_heart_rate_bpm": [_rounded(v) for v in 60.0 / rr_s],
-    }
-
-
-def _rounded(value: float) -> float:
-    """Fixed precision keeps the JSON byte-identical across platforms."""
-    return round(float(value), 6)
-
-
-# ---------------------------------------------------------------- one recording
-
-
-def simulate_recording(
-    rng: np.random.Generator,
-    *,
-    height: int = DEFAULT_HEIGHT,
-    width: int = DEFAULT_WIDTH,
-    time_res_s: float = DEFAULT_TIME_RES_S,
-    depth_res_mm: float = DEFAULT_DEPTH_RES_MM,
-) -> Recording:
-    """One recording: its image, its two true traces and the measurements they imply."""
-    time_s = np.arange(width) * time_res_s
-    heart = draw_heart(rng)
-    beats = draw_beats(heart, time_s[-1], rng)
-    lvid_mm = lvid_curve_mm(beats, time_s)
-    drift_mm = breathing_mm(heart, time_s)
-    borders_px = layer_borders_px(heart, lvid_mm, drift_mm, depth_res_mm, height, rng)
-    scanner = draw_scanner(rng)
-    amplitude = echo_amplitude(borders_px, scanner, depth_res_mm, time_res_s, rng)
-    return Recording(
-        image=to_gray(amplitude, scanner, depth_res_mm, rng),
-        upper_px=borders_px[UPPER_BORDER],
-        lower_px=borders_px[LOWER_BORDER],
-        truth=beat_truth(beats, width, time_res_s, depth_res_mm),
-    )
+COMMAND = "synthetic"
 
 
 def trace_csv(upper_px: np.ndarray, lower_px: np.ndarray) -> str:
@@ -466,24 +56,14 @@ def trace_csv(upper_px: np.ndarray, lower_px: np.ndarray) -> str:
 def write_recording(out_dir: Path, name: str, recording: Recording) -> None:
     """Image with its sidecar, annotation CSV and truth JSON, each written atomically."""
     truth = recording.truth
-    sidecar = {"time_res_s": truth["time_res_s"], "depth_res_mm": truth["depth_res_mm"]}
     save_png(out_dir / "recordings" / f"{name}.png", recording.image)
-    write_text(out_dir / "recordings" / f"{name}.json", json.dumps(sidecar, indent=2) + "\n")
+    sidecar = sidecar_text(truth["time_res_s"], truth["depth_res_mm"])
+    write_text(out_dir / "recordings" / f"{name}.json", sidecar)
     write_text(
         out_dir / "annotations" / f"{name}.csv",
         trace_csv(recording.upper_px, recording.lower_px),
     )
     write_text(out_dir / "truth" / f"{name}.json", json.dumps(truth, indent=2) + "\n")
-
-
-def recording_rng(seed: int, index: int) -> np.random.Generator:
-    """Each recording has its own stream, so recording 3 is the same whatever --recordings."""
-    return np.random.default_rng([seed, index])
-
-
-# ---------------------------------------------------------------- command line
-
-COMMAND = "synthetic"
 
 
 def generate(
@@ -493,8 +73,8 @@ def generate(
     seed: int = DEFAULT_SEED,
     height: int = DEFAULT_HEIGHT,
     width: int = DEFAULT_WIDTH,
-    time_res_s: float = DEFAULT_TIME_RES_S,
-    depth_res_mm: float = DEFAULT_DEPTH_RES_MM,
+    time_res_s: float = TYPICAL_TIME_RES_S,
+    depth_res_mm: float = TYPICAL_DEPTH_RES_MM,
 ) -> list[str]:
     """Write `recordings` recordings with annotations and truth under out_dir; their names."""
     for folder in ("recordings", "annotations", "truth"):
@@ -583,21 +163,15 @@ def cut_windows(out_dir: Path, names: list[str], step: int) -> tuple[list[str], 
             overwrite=True,
             progress=False,
         )
-    except UsageError as err:
+    except SetupError as err:
         return [str(err)], 0
     missing = sorted(set(names) - set(summary.done))
     problems = summary.problems + [f"{name}: no training windows were made." for name in missing]
     return problems, summary.windows
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        """One sentence and exit 2, like every other usage error of this command."""
-        self.exit(2, f"{COMMAND}: error: {message}; run with -h for the options.\n")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = _Parser(
+    parser = cli.Parser(
         prog="python -m preprocessing.synthetic",
         description=(
             "Simulate M-mode echocardiograms of a mouse left ventricle with known inner "
@@ -643,14 +217,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--time-res",
         type=float,
         metavar="S",
-        default=DEFAULT_TIME_RES_S,
+        default=TYPICAL_TIME_RES_S,
         help="seconds per column (default: %(default)s, about 1200 columns per second)",
     )
     parser.add_argument(
         "--depth-res",
         type=float,
         metavar="MM",
-        default=DEFAULT_DEPTH_RES_MM,
+        default=TYPICAL_DEPTH_RES_MM,
         help=f"millimetres per row; height x depth-res must be at least {MIN_DEPTH_MM} mm "
         "(default: %(default)s)",
     )

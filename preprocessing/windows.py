@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmode.runs import cavity_edges
+from mmode.windows import window_starts
+
 
 @dataclass(frozen=True)
 class Window:
@@ -36,23 +39,11 @@ def mask_span(mask: np.ndarray) -> tuple[int, int] | None:
     return int(columns[0]), int(columns[-1])
 
 
-def window_starts(first_col: int, last_col: int, side: int, step: int) -> list[int]:
-    """First columns of `side`-wide windows stepping through a span at least `side` wide."""
-    last_start = last_col - side + 1
-    starts = list(range(first_col, last_start + 1, step))
-    if starts[-1] != last_start:
-        starts.append(last_start)
-    return starts
-
-
 def lv_centre_row(mask: np.ndarray, first_col: int, last_col: int) -> float:
     """Mean row halfway between the mask's top and bottom edge over the given columns."""
-    columns = np.asarray(mask)[:, first_col : last_col + 1] != 0
-    filled = columns.any(axis=0)
+    top, bottom, filled = cavity_edges(np.asarray(mask)[:, first_col : last_col + 1] != 0)
     if not filled.any():
-        return (columns.shape[0] - 1) / 2
-    top = columns.argmax(axis=0)
-    bottom = columns.shape[0] - 1 - columns[::-1].argmax(axis=0)
+        return (mask.shape[0] - 1) / 2
     return float(((top + bottom) / 2)[filled].mean())
 
 

@@ -19,8 +19,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import QuickNatConfig
-
 _PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP, torch.compile
 
 
@@ -132,41 +130,26 @@ def describe_mismatch(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> 
     return message
 
 
-def load_weights(model: nn.Module, source: str | os.PathLike | dict) -> Any:
+def fitting_flags(state_dict: dict[str, torch.Tensor]) -> str:
+    """A sentence naming the command-line model flags that fit these weights, or ''."""
+    inferred = infer_config(state_dict)
+    if "num_filters" not in inferred or inferred["kernel_h"] != inferred["kernel_w"]:
+        return ""
+    flags = f"--num-filters {inferred['num_filters']} --kernel {inferred['kernel_h']}"
+    return f" Pass {flags} --se {inferred['se_block']} to fit them."
+
+
+def load_weights(model: nn.Module, source: str | os.PathLike | dict, name: str = "") -> Any:
     """Load weights strictly into `model` from a file or an already-loaded checkpoint.
 
-    Returns the checkpoint object, so callers can read its other entries.
+    Returns the checkpoint object, so callers can read its other entries. A mismatch is a
+    CheckpointError naming the file (or `name`) and the settings that would fit.
     """
     checkpoint = read_checkpoint(source) if not isinstance(source, dict) else source
-    name = str(source) if not isinstance(source, dict) else "checkpoint"
+    name = name or (str(source) if not isinstance(source, dict) else "checkpoint")
     state_dict = extract_state_dict(checkpoint, name)
     mismatch = describe_mismatch(model, state_dict)
     if mismatch:
-        raise CheckpointError(f"{name}: {mismatch}")
+        raise CheckpointError(f"{name}: {mismatch}{fitting_flags(state_dict)}")
     model.load_state_dict(state_dict, strict=True)
     return checkpoint
-
-
-def choose_config(checkpoint: Any, settings: dict[str, Any]) -> tuple[QuickNatConfig, list[str]]:
-    """Our checkpoint's stored config wins over the settings given; else those settings.
-
-    `settings` holds QuickNAT params, None meaning not given. Returns the config and, for a
-    stored config, the given settings that differ from it (for a warning). An invalid
-    setting raises ValueError.
-    """
-    stored = config_from_checkpoint(checkpoint)
-    if stored is None:
-        return QuickNatConfig(**{k: v for k, v in settings.items() if v is not None}), []
-    differ = [
-        f"{k}={getattr(stored, k)} (flag: {v})"
-        for k, v in settings.items()
-        if v is not None and str(v).upper() != str(getattr(stored, k)).upper()
-    ]
-    return stored, differ
-
-
-def config_from_checkpoint(checkpoint: Any) -> QuickNatConfig | None:
-    """The model_config stored by this project's trainer, if there is one."""
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model_config"), dict):
-        return QuickNatConfig.from_dict(checkpoint["model_config"])
-    return None

@@ -8,8 +8,9 @@ import torch
 from test_training import ROOT, TINY, load, make_data
 
 from dataset import CachedPairs, find_pairs, load_pairs
-from metrics import per_image_scores, segmentation_loss
+from mmode.scores import per_image_scores
 from quicknat import QuickNat, load_weights
+from training.losses import segmentation_loss
 
 
 def test_torchrun_two_processes_write_one_checkpoint_with_all_reduced_metrics(tmp_path):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import atomic_io
-from images import ImageReadError, read_gray, read_mask
+from mmode.images import ImageReadError, read_gray, read_mask
+from runtime import files
 
 
 def test_empty_npy_is_an_image_read_error(tmp_path):
@@ -31,7 +31,7 @@ def test_palette_image_reads_as_gray_values_and_palette_mask_as_indices(tmp_path
 def test_atomic_files_get_the_permissions_of_a_plain_open(tmp_path):
     old = os.umask(0o022)
     try:
-        atomic_io.write_text(tmp_path / "a.txt", "x")
+        files.write_text(tmp_path / "a.txt", "x")
         (tmp_path / "b.txt").write_text("x")
     finally:
         os.umask(old)

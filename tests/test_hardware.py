@@ -4,10 +4,12 @@ import pytest
 import torch
 from test_training import TINY, load, make_data, same_weights
 
-import hardware
 import run
 import trainer
-from hardware import SetupError, pick_precision
+from runtime import hardware
+from runtime.errors import SetupError
+from runtime.hardware import pick_precision
+from training.config import parse_config
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -46,9 +48,8 @@ def test_autocast_runs_the_model_in_bf16_and_fp32_stays_fp32():
 
 def _trainer(tmp_path, *extra):
     data = make_data(tmp_path / "data")
-    args = run.parse_args(["-d", str(data), "-o", str(tmp_path / "out"), *TINY, *extra])
-    run.check_args(args)
-    return trainer.prepare_training(args)
+    argv = ["-d", str(data), "-o", str(tmp_path / "out"), *TINY, *extra]
+    return trainer.prepare_training(parse_config(argv))
 
 
 def test_channels_last_model_and_batches(tmp_path):

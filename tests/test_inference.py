@@ -6,14 +6,14 @@ import torch
 from PIL import Image
 
 from dataset import find_pairs, load_pairs
-from inference import (
+from measurement.inference import (
     load_model,
     overlap_step,
     predict_probabilities,
     prepare_windows,
     segment_recording,
-    window_starts,
 )
+from mmode.windows import window_starts
 from quicknat import CheckpointError, QuickNat, QuickNatConfig, choose_config
 
 TINY = {"num_filters": 8, "kernel_h": 3, "kernel_w": 3}
@@ -41,7 +41,7 @@ def band_mask(height, width, seed=0):
 
 @pytest.mark.parametrize("width, side, step", [(100, 32, 16), (96, 32, 16), (33, 32, 16)])
 def test_windows_cover_every_column_and_end_at_the_edge(width, side, step):
-    starts = window_starts(width, side, step)
+    starts = window_starts(0, width - 1, side, step)
     covered = np.zeros(width, dtype=int)
     for start in starts:
         covered[start : start + side] += 1

@@ -7,19 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from evaluate import score_batch, score_test_set
-from measure import (
-    DEFAULT_DEPTH_RES_MM,
-    DEFAULT_TIME_RES_S,
-    cavity_mask,
-    find_beats,
-    lvid_mm,
+from measurement.beats import find_beats, summarize
+from measurement.scoring import score_batch, score_test_set
+from measurement.traces import cavity_mask, lvid_mm
+from mmode.scanner import (
+    TYPICAL_DEPTH_RES_MM as DEFAULT_DEPTH_RES_MM,
+)
+from mmode.scanner import (
+    TYPICAL_TIME_RES_S as DEFAULT_TIME_RES_S,
+)
+from mmode.scanner import (
     read_sidecar,
     resolve_resolution,
-    summarize,
     teichholz_volume_ul,
 )
-from metrics import hd95_px
+from mmode.scores import hd95_px
 
 TIME_RES_S = 0.001
 

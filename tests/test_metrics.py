@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from metrics import per_image_scores, segmentation_loss, soft_dice_loss
+from mmode.scores import per_image_scores
+from training.losses import segmentation_loss, soft_dice_loss
 
 
 def test_soft_dice_loss_is_near_zero_for_a_confident_match_and_near_one_for_a_miss():

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from mmode.scanner import is_sidecar as is_resolution_sidecar
 from preprocessing.annotations import AnnotationError, PhysicalUnits, read_annotation
 from preprocessing.masks import mask_from_traces
-from preprocessing.recordings import is_resolution_sidecar
 
 UPPER = [(2.5, 3.2), (10, 5.0), (25.5, 4.4), (37, 6.1)]
 LOWER = [(1, 14.9), (18.25, 12.0), (30, 16.5), (38.5, 15.0)]

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from preprocessing import dicom_to_png, make_dataset, make_masks, make_windows
-from preprocessing.errors import UsageError
 from preprocessing.make_dataset import build_dataset
+from runtime.errors import SetupError as UsageError
 
 HEIGHT, WIDTH = 20, 60
 

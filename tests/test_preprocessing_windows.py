@@ -3,14 +3,15 @@
 import numpy as np
 import pytest
 
-from preprocessing.errors import RecordingError
+from mmode.windows import window_starts
 from preprocessing.quality import (
     QualityRegions,
     allowed_segments,
     read_quality_csv,
     recording_name,
 )
-from preprocessing.windows import Window, cut, lv_centre_row, mask_span, plan_windows, window_starts
+from preprocessing.windows import Window, cut, lv_centre_row, mask_span, plan_windows
+from runtime.errors import RecordingError
 
 
 def band_mask(height, width, first_col, last_col, top=5, bottom=12):

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from images import read_gray
-from preprocessing import synthetic
+from mmode.images import read_gray
+from mmode.scanner import TYPICAL_TIME_RES_S
+from preprocessing import simulator, synthetic
 
 # Small but physiological: 128 rows x 0.07 mm = 8.96 mm deep, 400 columns = 0.33 s.
 SMALL = ["--recordings", "2", "--height", "128", "--width", "400", "--depth-res", "0.07"]
@@ -162,8 +163,8 @@ def test_cavity_is_darker_than_the_walls_around_it(sets):
 
 def test_speckle_moves_with_the_tissue():
     """Along the posterior wall, neighbouring columns look alike; white noise would not."""
-    recording = synthetic.simulate_recording(
-        synthetic.recording_rng(0, 0), height=128, width=400, depth_res_mm=0.07
+    recording = simulator.simulate_recording(
+        simulator.recording_rng(0, 0), height=128, width=400, depth_res_mm=0.07
     )
     columns = np.arange(400)
     wall = np.stack(
@@ -175,8 +176,8 @@ def test_speckle_moves_with_the_tissue():
 
 
 def test_csv_traces_follow_the_true_borders_within_a_fraction_of_a_pixel(tmp_path):
-    recording = synthetic.simulate_recording(
-        synthetic.recording_rng(0, 1), height=128, width=401, depth_res_mm=0.07
+    recording = simulator.simulate_recording(
+        simulator.recording_rng(0, 1), height=128, width=401, depth_res_mm=0.07
     )
     csv_path = tmp_path / "traces.csv"
     csv_path.write_text(synthetic.trace_csv(recording.upper_px, recording.lower_px))
@@ -186,14 +187,14 @@ def test_csv_traces_follow_the_true_borders_within_a_fraction_of_a_pixel(tmp_pat
 
 
 def test_drawn_hearts_fit_the_minimum_depth():
-    time_s = np.arange(1440) * synthetic.DEFAULT_TIME_RES_S
+    time_s = np.arange(1440) * TYPICAL_TIME_RES_S
     for index in range(200):
         rng = np.random.default_rng([99, index])
-        heart = synthetic.draw_heart(rng)
-        beats = synthetic.draw_beats(heart, time_s[-1], rng)
-        lvid_mm = synthetic.lvid_curve_mm(beats, time_s)
-        drift_mm = synthetic.breathing_mm(heart, time_s)
-        assert synthetic.required_depth_mm(heart, lvid_mm, drift_mm) < synthetic.MIN_DEPTH_MM
+        heart = simulator.draw_heart(rng)
+        beats = simulator.draw_beats(heart, time_s[-1], rng)
+        lvid_mm = simulator.lvid_curve_mm(beats, time_s)
+        drift_mm = simulator.breathing_mm(heart, time_s)
+        assert simulator.required_depth_mm(heart, lvid_mm, drift_mm) < simulator.MIN_DEPTH_MM
 
 
 @pytest.mark.parametrize(

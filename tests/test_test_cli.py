@@ -12,7 +12,9 @@ import torch
 from PIL import Image
 
 import run
-from measure import BEAT_FIELDS, DEFAULT_DEPTH_RES_MM, DEFAULT_TIME_RES_S
+from measurement.beats import BEAT_FIELDS
+from mmode.scanner import TYPICAL_DEPTH_RES_MM as DEFAULT_DEPTH_RES_MM
+from mmode.scanner import TYPICAL_TIME_RES_S as DEFAULT_TIME_RES_S
 from preprocessing import synthetic
 from quicknat import QuickNat
 

@@ -14,11 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-import atomic_io
 import run
 import trainer
 from dataset import DataError, augment_batch, find_pairs, load_pairs, split_names
-from quicknat import QuickNat
+from quicknat import FORMAT_VERSION, QuickNat
+from runtime import files
+from training import outputs
+from training.config import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["-p", "32", "--num-filters", "8", "--kernel", "3", "-b", "4"]
@@ -386,7 +388,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
 
 def test_tensorboard_flag_without_the_package_says_so(tmp_path, capsys):
-    if trainer.importlib.util.find_spec("tensorboard") is not None:
+    if outputs.importlib.util.find_spec("tensorboard") is not None:
         pytest.skip("tensorboard is installed here")
     data = make_data(tmp_path / "data")
     assert train(data, tmp_path / "out", "-e", "1", "--tensorboard") == 0
@@ -395,14 +397,14 @@ def test_tensorboard_flag_without_the_package_says_so(tmp_path, capsys):
 
 def test_checkpoint_write_is_atomic(tmp_path):
     path = tmp_path / "last.pt"
-    atomic_io.torch_save({"epoch": 1}, path)
+    files.torch_save({"epoch": 1}, path)
 
     class Unsaveable:
         def __reduce__(self):
             raise RuntimeError("crash halfway through the write")
 
     with pytest.raises(RuntimeError):
-        atomic_io.torch_save({"epoch": 2, "big": torch.zeros(10_000), "x": Unsaveable()}, path)
+        files.torch_save({"epoch": 2, "big": torch.zeros(10_000), "x": Unsaveable()}, path)
     assert load(path) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
@@ -432,7 +434,7 @@ def test_sigterm_writes_interrupted_checkpoint_that_resumes_exactly(tmp_path):
 
 def test_help_documents_every_flag_with_its_default(capsys):
     with pytest.raises(SystemExit):
-        run.parse_args(["-h"])
+        build_parser().parse_args(["-h"])
     text = " ".join(capsys.readouterr().out.split())
     for flag in ("--datapath", "--epochs", "--batch-size", "--im-size", "--learning-rate",
                  "--load", "--validation", "--output-path", "--seed", "--device", "--workers",
@@ -519,4 +521,4 @@ def test_sigint_stops_with_exit_130_and_a_resumable_checkpoint(tmp_path):
     returncode, stderr = signal_running_training(data, out, signal.SIGINT, "-e", "50")
     assert returncode == 130, stderr
     assert "Stopped by SIGINT" in stderr and "Traceback" not in stderr
-    assert load(out / "interrupted.pt")["format_version"] == 1
+    assert load(out / "interrupted.pt")["format_version"] == FORMAT_VERSION

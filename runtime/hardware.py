@@ -1,17 +1,15 @@
-"""Devices, numeric precision and processes: get the most out of the machine at hand."""
+"""Devices and numeric precision: get the most out of the machine at hand."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import os
 
 import torch
 
+from runtime.errors import SetupError
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-class SetupError(ValueError):
-    """A flag, file or folder that keeps a run from starting; the message says the fix."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -64,10 +62,20 @@ def memory_format(channels_last: bool) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
-def distributed_rank() -> tuple[int, int, int]:
-    """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) in a plain run."""
-    return (
-        int(os.environ.get("RANK", 0)),
-        int(os.environ.get("WORLD_SIZE", 1)),
-        int(os.environ.get("LOCAL_RANK", 0)),
+def add_speed_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--precision and --channels-last; returns the group for flags of one tool only."""
+    group = parser.add_argument_group("speed")
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto (the default): bf16 on GPUs and CPUs that support it, fp16 on older GPUs, "
+        "else fp32",
     )
+    group.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="channels_last memory format for the model (default: on)",
+    )
+    return group

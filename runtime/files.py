@@ -8,7 +8,9 @@ which is atomic on POSIX and Windows.
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -66,6 +68,31 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+def write_csv(
+    path: str | os.PathLike, fields: list[str], rows: list[dict], *, exact: bool = False
+) -> None:
+    """A CSV with these columns (other keys ignored), atomically.
+
+    Floats get 6 significant digits, times (time_s, t_*) 6 decimals, or with `exact` every
+    digit; NaN and None are empty cells.
+    """
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: _cell(k, v, exact) for k, v in row.items()} for row in rows)
+    write_text(path, buffer.getvalue())
+
+
+def _cell(key: str, value: object, exact: bool) -> object:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if not isinstance(value, float) or exact:
+        return value
+    if key == "time_s" or key.startswith("t_"):
+        return f"{value:.6f}"
+    return f"{value:.6g}"
 
 
 def save_png(path: str | os.PathLike, array: np.ndarray) -> None:

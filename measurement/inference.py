@@ -17,7 +17,6 @@ Decisions where the issue is silent:
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -25,21 +24,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cli_flags import load_checkpoint_weights, model_config
-from dataset import resize_image  # the training resize, so that windows match training exactly
-from hardware import autocast, memory_format
-from quicknat import (
-    QuickNat,
-    predict_logits,
-    read_checkpoint,
-)
+from mmode.tensors import resize_image, to_unit_float
+from mmode.windows import window_starts
+from quicknat import QuickNat, load_weights, predict_logits, read_checkpoint, trained_im_size
+from quicknat.flags import model_config
+from runtime.distributed import warn
+from runtime.hardware import autocast, memory_format
 
 EDGE_MARGIN_DIVISOR = 4  # a quarter of the window side is mirrored onto each end
 Model = Callable[[torch.Tensor], torch.Tensor]  # float (N, 1, S, S) in [0, 1] -> logits
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
 
 
 def load_model(
@@ -47,35 +40,18 @@ def load_model(
     settings: dict[str, Any],
     device: torch.device,
     channels_last: bool = False,
-) -> tuple[QuickNat, Any]:
-    """The model in eval mode on `device`, and the raw checkpoint (for its other entries).
+) -> tuple[QuickNat, int | None]:
+    """The model in eval mode on `device`, and the image size it was trained at (if known).
 
     Our checkpoint's stored config wins over `settings` (QuickNAT params from the flags,
     None meaning not given), with a warning where they differ.
     """
     checkpoint = read_checkpoint(path)
-    model = QuickNat(model_config(checkpoint, settings, _warn))
-    load_checkpoint_weights(model, checkpoint, str(path))
+    model = QuickNat(model_config(checkpoint, settings, warn))
+    load_weights(model, checkpoint, str(path))
     # A one-channel input batch has the same layout either way, so only the model converts.
     model = model.to(device, memory_format=memory_format(channels_last))
-    return model.eval(), checkpoint
-
-
-def checkpoint_im_size(checkpoint: Any) -> int | None:
-    """The -p a checkpoint of this tool was trained with, if it says."""
-    args = checkpoint.get("args") if isinstance(checkpoint, dict) else None
-    size = args.get("im_size") if isinstance(args, dict) else None
-    return size if isinstance(size, int) and size > 0 else None
-
-
-def window_starts(width: int, side: int, step: int) -> list[int]:
-    """First columns of side-wide windows covering 0..width-1; the last ends at the edge."""
-    if width <= side:
-        return [0]
-    starts = list(range(0, width - side + 1, step))
-    if starts[-1] != width - side:
-        starts.append(width - side)
-    return starts
+    return model.eval(), trained_im_size(checkpoint)
 
 
 def overlap_step(side: int, overlap: float) -> int:
@@ -85,8 +61,7 @@ def overlap_step(side: int, overlap: float) -> int:
 
 def prepare_windows(windows: list[np.ndarray], size: int) -> torch.Tensor:
     """uint8 (side, side) windows -> float (N, 1, size, size) in [0, 1], as in training."""
-    resized = [resize_image(window, size) for window in windows]
-    return torch.stack(resized).float().div_(255)
+    return to_unit_float(torch.stack([resize_image(window, size) for window in windows]))
 
 
 def predict_probabilities(
@@ -117,7 +92,7 @@ def segment_recording(
     padded_width = max(width + 2 * (side // EDGE_MARGIN_DIVISOR), side)
     left = (padded_width - width) // 2
     padded = np.pad(image, ((0, 0), (left, padded_width - width - left)), mode="symmetric")
-    starts = window_starts(padded_width, side, overlap_step(side, overlap))
+    starts = window_starts(0, padded_width - 1, side, overlap_step(side, overlap))
     # Where windows overlap, each column's average is weighted towards the centre of its
     # windows, for the same reason; the weights never reach 0, so every column counts.
     weight = np.minimum(np.arange(side), np.arange(side)[::-1]).astype(np.float32) + 1

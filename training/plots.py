@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-import atomic_io  # noqa: E402
+from runtime import files  # noqa: E402
 
 
 def save_curves(history: list[dict[str, float]], path: Path) -> None:
@@ -29,7 +29,7 @@ def save_curves(history: list[dict[str, float]], path: Path) -> None:
     axes[0].set_title("loss")
     axes[1].set_title("Dice at threshold 0.5")
     fig.tight_layout()
-    atomic_io.save_figure(path, fig, dpi=100)
+    files.save_figure(path, fig, dpi=100)
     plt.close(fig)
 
 
@@ -45,5 +45,5 @@ def save_samples(images: torch.Tensor, masks: torch.Tensor, logits: torch.Tensor
         ax.set_axis_off()
     fig.suptitle("validation: true (green) and predicted (red) outlines", fontsize=9)
     fig.tight_layout()
-    atomic_io.save_figure(path, fig, dpi=80)
+    files.save_figure(path, fig, dpi=80)
     plt.close(fig)

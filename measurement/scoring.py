@@ -6,8 +6,6 @@ scores are comparable with the validation scores of run.py.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import sys
@@ -18,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import atomic_io
 from dataset import CachedData
-from inference import Model, predict_probabilities
-from metrics import hd95_px, per_image_scores
-from report import evaluation_overlay
+from measurement.inference import Model, predict_probabilities
+from measurement.report import evaluation_overlay
+from mmode.scores import hd95_px, per_image_scores
+from mmode.tensors import to_unit_float
+from runtime import files
 
 SCORES = ("dice", "iou", "mse", "loss", "hd95_px", "true_px", "pred_px")
 N_OVERLAYS = 10  # worst and first images drawn
@@ -56,7 +55,7 @@ def evaluate(
     rows, preds = [], []
     starts = range(0, len(data.names), batch_size)
     for start in tqdm(starts, desc="test set", unit="batch", leave=False, file=sys.stderr):
-        images = data.images[start : start + batch_size].float().div_(255)
+        images = to_unit_float(data.images[start : start + batch_size])
         probs = predict_probabilities(model, images, device, precision)
         rows += score_batch(probs, data.masks[start : start + batch_size], threshold)
         preds.append(probs > threshold)
@@ -89,13 +88,9 @@ def write_evaluation(
     out: Path, data: CachedData, rows: list[dict], preds: torch.Tensor, metrics: dict
 ) -> None:
     """OUT/metrics.json, OUT/per_image.csv and OUT/overlays/ (worst and first images)."""
-    atomic_io.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(("name", *SCORES))
-    for name, row in zip(data.names, rows, strict=True):
-        writer.writerow((name, *(_fmt(row[k]) for k in SCORES)))
-    atomic_io.write_text(out / "per_image.csv", buffer.getvalue())
+    files.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    named = [{"name": name, **row} for name, row in zip(data.names, rows, strict=True)]
+    files.write_csv(out / "per_image.csv", ["name", *SCORES], named)
     (out / "overlays").mkdir(exist_ok=True)
     worst = sorted(range(len(rows)), key=lambda i: rows[i]["dice"])[:N_OVERLAYS]
     first = range(min(N_OVERLAYS, len(rows)))
@@ -105,13 +100,7 @@ def write_evaluation(
                 data.images[i, 0].numpy(), data.masks[i, 0].numpy(), preds[i, 0].numpy()
             )
             path = out / "overlays" / f"{label}_{rank:02d}_{data.names[i]}.png"
-            atomic_io.save_png(path, overlay)
-
-
-def _fmt(value: float | int) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return "" if math.isnan(value) else f"{value:.6g}"
+            files.save_png(path, overlay)
 
 
 def metrics_table(metrics: dict) -> str:

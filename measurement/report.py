@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-import atomic_io
-from measure import Beat, Resolution
+from measurement.beats import Beat
+from mmode.runs import cavity_edges
+from mmode.scanner import Resolution
+from runtime import files
 
 UPPER_RGB = (255, 200, 0)  # septum side of the cavity: amber
 LOWER_RGB = (0, 200, 255)  # posterior wall side: cyan
@@ -19,15 +21,6 @@ BOTH_RGB = (255, 255, 0)
 
 def gray_to_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(image, dtype=np.uint8)[..., None], 3, axis=2)
-
-
-def cavity_edges(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(W,) first and last cavity row per column, NaN where the column has no cavity."""
-    mask = np.asarray(mask, dtype=bool)
-    filled = mask.any(axis=0)
-    top = mask.argmax(axis=0).astype(np.float64)
-    bottom = (mask.shape[0] - 1 - mask[::-1].argmax(axis=0)).astype(np.float64)
-    return np.where(filled, top, np.nan), np.where(filled, bottom, np.nan)
 
 
 def draw_trace(rgb: np.ndarray, rows: np.ndarray, color: tuple, outward: int) -> None:
@@ -48,9 +41,9 @@ def draw_trace(rgb: np.ndarray, rows: np.ndarray, color: tuple, outward: int) ->
 def recording_overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The recording as RGB with the cavity's upper and lower edges drawn."""
     rgb = gray_to_rgb(image)
-    top, bottom = cavity_edges(mask)
-    draw_trace(rgb, top, UPPER_RGB, outward=-1)
-    draw_trace(rgb, bottom, LOWER_RGB, outward=+1)
+    top, bottom, filled = cavity_edges(mask)
+    draw_trace(rgb, np.where(filled, top, np.nan), UPPER_RGB, outward=-1)
+    draw_trace(rgb, np.where(filled, bottom, np.nan), LOWER_RGB, outward=+1)
     return rgb
 
 
@@ -147,5 +140,5 @@ def save_report(
     axes[1].legend(loc="upper right", fontsize=8)
     axes[2].set_xlabel("time (s)")
     fig.tight_layout()
-    atomic_io.save_figure(path, fig, dpi=100)
+    files.save_figure(path, fig, dpi=100)
     plt.close(fig)

@@ -1,0 +1,142 @@
+"""Measure whole recordings and write their files (test.py's second mode).
+
+For each recording REC: REC_mask.png, REC_overlay.png, REC_lvid.csv, REC_beats.csv,
+REC_summary.json and REC_report.png; for a folder also summary.csv. A recording that
+fails is reported and skipped; the others are measured.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from measurement.beats import BEAT_FIELDS, find_beats, summarize
+from measurement.inference import Model, segment_recording
+from measurement.report import recording_overlay, save_report, summary_line
+from measurement.traces import cavity_mask, lvid_mm
+from mmode.images import IMAGE_SUFFIXES, list_files, read_gray
+from mmode.scanner import Resolution, read_sidecar, resolve_resolution, teichholz_volume_ul
+from runtime import files
+from runtime.errors import RecordingError, SetupError
+
+SUMMARY_FIELDS = [
+    "name", "status", "n_beats", "lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent",
+    "fs_percent", "time_res_s", "depth_res_mm", "time_res_assumed", "depth_res_assumed", "error",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """How recordings are measured: test.py's flags, resolved."""
+
+    size: int  # windows are resized to size x size, as in training
+    overlap: float
+    batch_size: int
+    threshold: float
+    device: torch.device
+    precision: str
+    time_res_s: float | None  # None: from the sidecar, else assumed
+    depth_res_mm: float | None
+    max_hr_bpm: float
+
+
+def list_recordings(path: Path) -> list[Path]:
+    """The image itself, or the images directly in a folder (sidecars and others skipped).
+
+    Two images with the same name are both listed, so that the second is reported.
+    """
+    if path.is_file():
+        return [path]
+    found, clashes = list_files(path)
+    if not found:
+        raise SetupError(
+            f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no img/ and mask/ "
+            "folders; pass a test set, an image or a folder of images."
+        )
+    return sorted([*found.values(), *(other for _, other in clashes)])
+
+
+def measure_recordings(
+    model: Model, recordings: list[Path], how: Measuring, out: Path, folder: bool
+) -> int:
+    """Measure each recording; a failure is reported and the rest go on. The exit status."""
+    rows, failed, done = [], [], set()
+    for path in tqdm(recordings, desc="recordings", unit="rec", file=sys.stderr):
+        name = path.stem
+        try:
+            if name in done:
+                raise RecordingError(
+                    f"{path}: another recording named {name} was measured already; rename one."
+                )
+            summary = measure_recording(model, path, how, out)
+            done.add(name)
+            rows.append({"name": name, "status": "ok", **summary})
+            tqdm.write(f"{name}: {summary_line(summary)}")
+        except (RecordingError, OSError) as err:
+            failed.append(str(err))
+            rows.append({"name": name, "status": "failed", "error": str(err)})
+            tqdm.write(f"error: {err}", file=sys.stderr)
+    if folder:
+        files.write_csv(out / "summary.csv", SUMMARY_FIELDS, rows)
+    print(f"Measured {len(recordings) - len(failed)} of {len(recordings)} recording(s); "
+          f"results are in {out}.")  # fmt: skip
+    if failed:
+        print(f"{len(failed)} recording(s) failed:", file=sys.stderr)
+        for message in failed:
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> dict:
+    """Segment and measure one recording, write its files; its summary."""
+    image = read_gray(path)
+    try:
+        sidecar = read_sidecar(path)
+    except ValueError as err:
+        raise RecordingError(str(err)) from None
+    resolution = resolve_resolution(sidecar, how.time_res_s, how.depth_res_mm)
+    warn_assumed(path.stem, resolution)
+    prob = segment_recording(
+        model, image, how.size, how.overlap, how.batch_size, how.device, how.precision
+    )
+    mask = cavity_mask(prob, how.threshold)
+    lvid = lvid_mm(mask, resolution.depth_res_mm, prob, how.threshold)
+    volume = teichholz_volume_ul(lvid)
+    beats = find_beats(lvid, resolution.time_res_s, how.max_hr_bpm)
+    summary = {**summarize(beats), **asdict(resolution)}
+    name = path.stem
+    overlay = recording_overlay(image, mask)
+    files.save_png(out / f"{name}_mask.png", mask.astype(np.uint8) * 255)
+    files.save_png(out / f"{name}_overlay.png", overlay)
+    time_s = np.arange(lvid.size) * resolution.time_res_s
+    columns = [
+        {"time_s": t, "lvid_mm": d, "volume_ul": v}
+        for t, d, v in zip(time_s.tolist(), lvid.tolist(), volume.tolist(), strict=True)
+    ]
+    files.write_csv(out / f"{name}_lvid.csv", ["time_s", "lvid_mm", "volume_ul"], columns)
+    files.write_csv(out / f"{name}_beats.csv", list(BEAT_FIELDS), [asdict(b) for b in beats])
+    files.write_text(out / f"{name}_summary.json", json.dumps(summary, indent=2) + "\n")
+    save_report(out / f"{name}_report.png", overlay, lvid, volume, beats, resolution, name, summary)
+    return summary
+
+
+def warn_assumed(name: str, resolution: Resolution) -> None:
+    assumed = []
+    if resolution.time_res_assumed:
+        assumed.append(f"{resolution.time_res_s} s per column (--time-res)")
+    if resolution.depth_res_assumed:
+        assumed.append(f"{resolution.depth_res_mm} mm per row (--depth-res)")
+    if assumed:
+        tqdm.write(
+            f"warning: {name}: no resolution given by flag or {name}.json sidecar; ASSUMING "
+            f"{' and '.join(assumed)}. Millimetres, volumes and heart rates are only as right "
+            "as this guess.",
+            file=sys.stderr,
+        )

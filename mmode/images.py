@@ -1,0 +1,131 @@
+"""Find and read recordings, windows and masks on disk, as numpy arrays.
+
+A file's name is its file name without the suffix: `REC.png` is `REC`. Hidden files
+(starting with a dot, such as macOS's `._REC.png`) are never read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from runtime.errors import RecordingError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+LUMINANCE = np.array([0.2989, 0.5870, 0.1140])  # ITU-R BT.601 weights of R, G and B
+
+
+class ImageReadError(RecordingError):
+    """A file that is not a readable image; the message names the file."""
+
+
+def list_files(
+    folder: str | os.PathLike,
+    suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
+    ignore: Callable[[Path], bool] | None = None,
+) -> tuple[dict[str, Path], list[tuple[Path, Path]]]:
+    """Files directly in `folder` with one of `suffixes` (any case), by name, sorted.
+
+    Also returns (kept, other) for each file whose name an earlier file already has.
+    """
+    found: dict[str, Path] = {}
+    clashes: list[tuple[Path, Path]] = []
+    for path in sorted(Path(folder).iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if path.suffix.lower() not in suffixes or (ignore and ignore(path)):
+            continue
+        if path.stem in found:
+            clashes.append((found[path.stem], path))
+            continue
+        found[path.stem] = path
+    return found, clashes
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """Luminance of (..., 3) RGB values, as float64."""
+    return rgb[..., :3].astype(np.float64) @ LUMINANCE
+
+
+def _read_array(path: Path, palette_index: bool = False) -> tuple[np.ndarray, int | None]:
+    """The pixels, and the bit depth of integer pixels (None for float and bool)."""
+    try:
+        if path.suffix.lower() == ".npy":
+            array = np.load(path, allow_pickle=False)
+            return array, _bit_depth(array)
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "P" and palette_index:
+                # Palette masks: keep the palette index, so index 0 is background.
+                return np.asarray(im), 8
+            if im.mode == "I" and im.format == "PNG":
+                return np.asarray(im), 16  # PNG holds at most 16 bits; Pillow reads them so
+            if im.mode == "P":
+                im = im.convert("RGB")
+            if im.mode in ("RGBA", "LA", "PA"):
+                im = im.convert("RGB" if im.mode == "RGBA" else "L")
+            if im.mode in ("RGB", "CMYK", "YCbCr"):
+                im = im.convert("RGB")
+            array = np.asarray(im)
+            return array, _bit_depth(array)
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        raise ImageReadError(f"{path}: cannot read it as an image ({err}).") from None
+
+
+def _bit_depth(array: np.ndarray) -> int | None:
+    """8 or 16 for 8- and 16-bit pixels. 32- and 64-bit integers (numpy's default, Pillow's
+    mode I) carry no image depth: the smallest of 8, 16, 32 and 64 bits that holds them."""
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+        return None
+    if array.dtype.itemsize <= 2 or not array.size:
+        return array.dtype.itemsize * 8
+    return next(bits for bits in (8, 16, 32, 64) if int(array.max()) < 2**bits)
+
+
+def read_gray(path: str | os.PathLike) -> np.ndarray:
+    """A grayscale image as uint8 (H, W); RGB becomes luminance.
+
+    Integer images of more than 8 bits are scaled by their bit depth (65535 becomes 255 in a
+    16-bit image), so that gray levels compare between recordings. Float images in [0, 1] are
+    multiplied by 255; other float images, which have no bit depth, by 255 / their maximum.
+    """
+    path = Path(path)
+    array, bits = _read_array(path)
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        array = to_gray(array)
+    elif array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise ImageReadError(f"{path}: expected a 2-D image, got shape {array.shape}.")
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255
+    array = array.astype(np.float64)
+    if bits is not None and bits > 8:
+        array = array * (255.0 / (2**bits - 1))
+    elif bits is None and array.size and array.min() >= 0.0 and array.max() <= 1.0:
+        array = array * 255.0
+    elif bits is None and array.size and array.max() > 255:
+        array = array * (255.0 / array.max())
+    return np.clip(np.rint(array), 0, 255).astype(np.uint8)
+
+
+def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """A mask as bool (H, W): any non-zero pixel is foreground.
+
+    Also returns the distinct raw values, so callers can warn about masks that
+    hold more than two.
+    """
+    path = Path(path)
+    array, _ = _read_array(path, palette_index=True)
+    if array.ndim == 3:
+        array = array.max(axis=2)
+    if array.ndim != 2:
+        raise ImageReadError(f"{path}: expected a 2-D mask, got shape {array.shape}")
+    values = np.unique(array)
+    return array != 0, values

@@ -1,0 +1,100 @@
+"""The scanner's conventions: resolutions, the resolution sidecar, the Teichholz volume.
+
+A recording REC.png may have a sidecar REC.json beside it holding its resolutions,
+`{"time_res_s": ..., "depth_res_mm": ...}` (dicom_to_png and the synthetic generator
+write one; other keys are allowed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# A mouse M-mode sweep of a common scanner: used only when nothing else says.
+TYPICAL_TIME_RES_S = 0.00083  # seconds per column
+TYPICAL_DEPTH_RES_MM = 0.02  # millimetres per row
+SIDECAR_KEYS = ("time_res_s", "depth_res_mm")
+
+
+def teichholz_volume_ul(d_mm: np.ndarray | float) -> np.ndarray | float:
+    """LV volume by Teichholz: V = 7 / (2.4 + D) * D^3 mL with D in cm; returned in uL."""
+    d_cm = np.asarray(d_mm, dtype=np.float64) / 10.0
+    return 1000.0 * 7.0 / (2.4 + d_cm) * d_cm**3
+
+
+@dataclass(frozen=True)
+class Resolution:
+    time_res_s: float
+    depth_res_mm: float
+    time_res_assumed: bool
+    depth_res_assumed: bool
+
+
+def sidecar_path(image_path: Path) -> Path:
+    return Path(image_path).with_suffix(".json")
+
+
+def sidecar_text(time_res_s: float | None, depth_res_mm: float | None, **extra: object) -> str:
+    """The sidecar's JSON: the two resolutions (null when unknown), then `extra` keys."""
+    content = {"time_res_s": time_res_s, "depth_res_mm": depth_res_mm, **extra}
+    return json.dumps(content, indent=2) + "\n"
+
+
+def is_sidecar(path: Path) -> bool:
+    """True for a JSON file holding resolutions (and not a LabelMe annotation)."""
+    if Path(path).suffix.lower() != ".json":
+        return False
+    try:
+        content = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(content, dict) or "shapes" in content:
+        return False
+    return any(key in content for key in SIDECAR_KEYS)
+
+
+def read_sidecar(image_path: Path) -> dict[str, float | None] | None:
+    """time_res_s and depth_res_mm from the NAME.json next to NAME.png, or None if none.
+
+    A missing or null value is None. Raises ValueError, naming the file, for a sidecar
+    that cannot be read or holds a value that is not a positive number.
+    """
+    path = sidecar_path(image_path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a readable JSON sidecar ({err}).") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} should hold a JSON object with time_res_s and depth_res_mm.")
+    values = {}
+    for key in SIDECAR_KEYS:
+        value = data.get(key)
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (math.isfinite(value) and value > 0)
+        ):
+            raise ValueError(f"{path}: {key} must be a positive number, got {value!r}.")
+        values[key] = None if value is None else float(value)
+    return values
+
+
+def resolve_resolution(
+    sidecar: dict | None, time_res_s: float | None, depth_res_mm: float | None
+) -> Resolution:
+    """Flags win over the sidecar; a value that neither gives is assumed (and says so)."""
+    sidecar = sidecar or {}
+    time_res_s = time_res_s if time_res_s is not None else sidecar.get("time_res_s")
+    depth_res_mm = depth_res_mm if depth_res_mm is not None else sidecar.get("depth_res_mm")
+    return Resolution(
+        time_res_s=TYPICAL_TIME_RES_S if time_res_s is None else time_res_s,
+        depth_res_mm=TYPICAL_DEPTH_RES_MM if depth_res_mm is None else depth_res_mm,
+        time_res_assumed=time_res_s is None,
+        depth_res_assumed=depth_res_mm is None,
+    )

@@ -1,0 +1,140 @@
+"""The checkpoint this tool's trainer writes: one schema that resume, test-set scoring
+and measurement read.
+
+A checkpoint is a dict of plain data (tensors, numbers, strings, lists, dicts), so it
+loads with `torch.load(..., weights_only=True)`. It keeps the original tool's keys
+(epoch, net_state_dict, optimizer, loss, dice, mse, best_dice, best_mse), so that the
+original's scripts read it, and adds ours. format_version 1 files (before `im_size` had
+its own field) and other tools' checkpoints still load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .checkpoint import CheckpointError
+from .config import QuickNatConfig
+
+FORMAT_VERSION = 2
+
+
+@dataclass
+class Progress:
+    """Where a run stands."""
+
+    epoch: int = 0  # completed epochs
+    step: int = 0  # training steps done in epoch + 1 (non-zero only in interrupted.pt)
+    partial: dict[str, float] = field(default_factory=dict)  # train sums of that partial epoch
+    best_dice: float = -1.0
+    best_loss: float = math.inf
+    best_mse: float = math.inf
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+
+
+@dataclass
+class TrainingCheckpoint:
+    """Everything a run needs to resume exactly, and a model needs to measure."""
+
+    config: QuickNatConfig
+    state_dict: dict[str, torch.Tensor]
+    im_size: int  # the -p the model was trained at: it must see windows at that scale
+    optimizer: dict[str, Any]
+    progress: Progress
+    split: dict[str, Any]  # train and val names, seed, val_percent
+    args: dict[str, Any]  # the training flags, for the record
+    rng_state: dict[str, Any]
+    scaler: dict[str, Any] | None = None  # fp16 loss scaling
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.progress
+        last = p.history[-1] if p.history else {}
+        checkpoint = {
+            # The original tool's keys.
+            "epoch": p.epoch,
+            "net_state_dict": self.state_dict,
+            "optimizer": self.optimizer,
+            "loss": last.get("val_loss", math.nan),
+            "dice": last.get("val_dice", math.nan),
+            "mse": last.get("val_mse", math.nan),
+            "best_dice": p.best_dice,
+            "best_mse": p.best_mse,
+            # Ours.
+            "model_config": self.config.to_dict(),
+            "im_size": self.im_size,
+            "args": self.args,
+            "split": self.split,
+            "history": p.history,
+            "progress": dataclasses.asdict(p),
+            "rng_state": self.rng_state,
+            "format_version": FORMAT_VERSION,
+        }
+        if self.scaler is not None:
+            checkpoint["scaler"] = self.scaler
+        return checkpoint
+
+    @classmethod
+    def from_dict(cls, checkpoint: dict[str, Any], source: str) -> TrainingCheckpoint:
+        """Our checkpoint (see is_ours) as the schema; CheckpointError if it is incomplete."""
+        try:
+            return cls(
+                config=QuickNatConfig.from_dict(checkpoint["model_config"]),
+                state_dict=checkpoint["net_state_dict"],
+                im_size=trained_im_size(checkpoint),
+                optimizer=checkpoint["optimizer"],
+                progress=Progress(**checkpoint["progress"]),
+                split=checkpoint["split"],
+                args=checkpoint.get("args", {}),
+                rng_state=checkpoint["rng_state"],
+                scaler=checkpoint.get("scaler"),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(
+                f"{source} is an incomplete checkpoint of this tool ({err}); "
+                "resume from another one or start afresh."
+            ) from None
+
+
+def is_ours(checkpoint: Any) -> bool:
+    """Whether this tool's trainer wrote the checkpoint (any format_version)."""
+    return isinstance(checkpoint, dict) and "format_version" in checkpoint
+
+
+def trained_im_size(checkpoint: Any) -> int | None:
+    """The -p our checkpoint was trained at; None for other tools' checkpoints."""
+    if not is_ours(checkpoint):
+        return None
+    size = checkpoint.get("im_size")
+    if size is None:  # format_version 1 kept it only among the flags
+        args = checkpoint.get("args")
+        size = args.get("im_size") if isinstance(args, dict) else None
+    return size if isinstance(size, int) and size > 0 else None
+
+
+def stored_config(checkpoint: Any) -> QuickNatConfig | None:
+    """The model_config stored by this project's trainer, if there is one."""
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model_config"), dict):
+        return QuickNatConfig.from_dict(checkpoint["model_config"])
+    return None
+
+
+def choose_config(checkpoint: Any, settings: dict[str, Any]) -> tuple[QuickNatConfig, list[str]]:
+    """Our checkpoint's stored config wins over the settings given; else those settings.
+
+    `settings` holds QuickNAT params, None meaning not given. Returns the config and, for a
+    stored config, the given settings that differ from it (for a warning). An invalid
+    setting raises ValueError.
+    """
+    stored = stored_config(checkpoint)
+    if stored is None:
+        return QuickNatConfig(**{k: v for k, v in settings.items() if v is not None}), []
+    differ = [
+        f"{k}={getattr(stored, k)} (flag: {v})"
+        for k, v in settings.items()
+        if v is not None and str(v).upper() != str(getattr(stored, k)).upper()
+    ]
+    return stored, differ

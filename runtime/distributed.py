@@ -1,0 +1,74 @@
+"""The processes of a torchrun job: who talks, and how they agree.
+
+A plain run is a job of one process, so every helper here is a no-op there.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+
+def distributed_rank() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) in a plain run."""
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a plain run: the one process that talks and writes."""
+    return distributed_rank()[0] == 0
+
+
+def say(message: str) -> None:
+    """Print once per job, not once per process."""
+    if is_main_process():
+        print(message)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, once per job."""
+    if is_main_process():
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def start_processes(device: torch.device) -> None:
+    """Join the torchrun job, if this is one."""
+    if distributed_rank()[1] > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def stop_processes() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def any_process(flags: list[bool], device: torch.device) -> list[bool]:
+    """Each flag, true if it is true in any process (so that all stop together)."""
+    if not dist.is_initialized():
+        return list(flags)
+    t = torch.tensor([float(f) for f in flags], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
+def sum_over_processes(sums: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Each value summed over all processes, in float64."""
+    if not dist.is_initialized():
+        return sums
+    t = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return dict(zip(sums, t.tolist(), strict=True))
+
+
+def share_buffers(module: torch.nn.Module) -> None:
+    """Give every process rank 0's buffers (batch-norm statistics), so all evaluate alike."""
+    if dist.is_initialized():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, 0)

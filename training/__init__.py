@@ -1,0 +1,1 @@
+"""The training wing: typed configuration and flags, losses, the run's outputs, resuming."""

@@ -1,0 +1,197 @@
+"""run.py's flags, parsed once into a typed TrainConfig.
+
+The parser is the one place a flag is written: the resume command printed after an
+interruption is generated from it, so a new flag needs no second spelling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quicknat.flags import add_model_flags, model_settings
+from runtime.errors import SetupError
+from runtime.hardware import add_speed_flags
+from training.losses import LOSSES
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every run.py flag, by its long name; build_parser holds their defaults and help."""
+
+    datapath: str
+    epochs: int
+    batch_size: int
+    im_size: int
+    learning_rate: float
+    load: str | None
+    validation: float
+    output_path: str
+    overwrite: bool
+    seed: int
+    device: str
+    workers: int
+    augment: bool
+    loss: str
+    num_filters: int | None
+    kernel: int | None
+    se: str | None
+    dropout: float | None
+    precision: str
+    channels_last: bool
+    compile: bool
+    cache_limit: float
+    save_every: int
+    tensorboard: bool
+
+    @property
+    def output(self) -> Path:
+        return Path(self.output_path)
+
+    def model_settings(self) -> dict[str, Any]:
+        return model_settings(self.num_filters, self.kernel, self.se, self.dropout)
+
+    def check(self) -> None:
+        """Raise SetupError for flag values that cannot work."""
+        if not 0 < self.validation < 100:
+            raise SetupError(
+                f"-v must be between 0 and 100 (percent held out), got {self.validation:g}."
+            )
+        for flag, value in (("-e", self.epochs), ("-b", self.batch_size)):
+            if value < 1:
+                raise SetupError(f"{flag} must be at least 1, got {value}.")
+        if self.im_size < 32 or self.im_size % 16:
+            raise SetupError(
+                f"-p must be a multiple of 16 and at least 32 (QuickNAT pools 4 times), "
+                f"got {self.im_size}; try {max(32, round(self.im_size / 16) * 16)}."
+            )
+        if not self.learning_rate > 0:
+            raise SetupError(f"-l must be positive, got {self.learning_rate:g}.")
+        if self.workers < 0 or self.save_every < 0 or self.cache_limit < 0:
+            raise SetupError("--workers, --save-every and --cache-limit must be 0 or more.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def resume_command(self, checkpoint: Path, epochs: int) -> str:
+        """The run.py command that continues this run exactly from `checkpoint`."""
+        resumed = dataclasses.replace(self, load=str(checkpoint), epochs=epochs, overwrite=False)
+        parts = ["python run.py"]
+        for action in build_parser()._actions:
+            value = getattr(resumed, action.dest, None)
+            if not action.option_strings or value is None:
+                continue
+            flag = min(action.option_strings, key=len)
+            if isinstance(action, argparse.BooleanOptionalAction):
+                parts.append(flag if value else f"--no-{flag[2:]}")
+            elif action.nargs == 0:  # a switch such as --augment
+                parts += [flag] if value else []
+            else:
+                parts.append(f"{flag} {shlex.quote(str(value))}")
+        return " ".join(parts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py",
+        description="Train QuickNAT to segment the left-ventricle inner diameter in M-mode "
+        "echocardiogram windows. Checkpoints, metrics.csv and curves.png go to -o.",
+    )
+    p.add_argument("-d", "--datapath", required=True, help="data folder holding img/ and mask/")
+    p.add_argument(
+        "-e",
+        "--epochs",
+        type=int,
+        default=1,
+        help="epochs to train; on resume, epochs more (default: %(default)s)",
+    )
+    p.add_argument(
+        "-b", "--batch-size", type=int, default=1, help="images per batch (default: %(default)s)"
+    )
+    p.add_argument(
+        "-p",
+        "--im-size",
+        type=int,
+        default=256,
+        help="images are resized to P x P, a multiple of 16 (default: %(default)s)",
+    )
+    p.add_argument(
+        "-l",
+        "--learning-rate",
+        type=float,
+        default=0.001,
+        help="Adam learning rate (default: %(default)s)",
+    )
+    p.add_argument(
+        "-f", "--load", default=None, help="checkpoint to resume or start from (default: none)"
+    )
+    p.add_argument(
+        "-v",
+        "--validation",
+        type=float,
+        default=20.0,
+        help="percent of the data held out for validation (default: %(default)s)",
+    )
+    p.add_argument(
+        "-o", "--output-path", default="./checkpoints", help="output folder (default: %(default)s)"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the checkpoints of an earlier run in -o"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for the split, weights and batches (default: %(default)s)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda, then mps, then cpu), cuda, mps or cpu (default: %(default)s)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="DataLoader worker processes; helps only when streaming (default: %(default)s)",
+    )
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="random time flips, shifts, scaling, gamma, contrast, noise (default: off)",
+    )
+    p.add_argument(
+        "--loss", choices=LOSSES, default="bce", help="training loss (default: %(default)s)"
+    )
+    add_model_flags(p, "QuickNAT (a checkpoint of this tool brings its own)")
+    speed = add_speed_flags(p)
+    speed.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (default: off)"
+    )
+    speed.add_argument(
+        "--cache-limit",
+        type=float,
+        default=4.0,
+        help="GB of resized data kept in memory; above it, stream from disk (default: %(default)s)",
+    )
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        help="also keep epoch_N.pt every N epochs; 0: never (default: %(default)s)",
+    )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log to OUTPUT/tensorboard (needs the tensorboard package)",
+    )
+    return p
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """The flags as a TrainConfig; argparse itself exits 2 on a malformed command line."""
+    return TrainConfig(**vars(build_parser().parse_args(argv)))

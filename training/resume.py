@@ -1,0 +1,101 @@
+"""Bringing a run back: its split, its optimizer, its random state; and adopting the
+optimizer of another tool's checkpoint when it fits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from dataset import CachedData, DataError
+from quicknat import CheckpointError
+from runtime.distributed import say, warn
+
+
+def stored_split(stored: dict, data: CachedData, val_percent: float) -> dict:
+    """The checkpoint's split, checked against the data set that is here now."""
+    names = set(data.names)
+    missing = [n for n in stored["train"] + stored["val"] if n not in names]
+    if missing:
+        raise DataError(
+            f"the data set has changed since the checkpoint: {len(missing)} pair(s) of its split "
+            f"are gone ({', '.join(missing[:10])}); resume with the same data or start afresh."
+        )
+    new = len(names) - len(stored["train"]) - len(stored["val"])
+    if new:
+        warn(f"{new} pair(s) not in the checkpoint's split are left out of this run.")
+    if float(stored.get("val_percent", val_percent)) != float(val_percent):
+        say(f"Reusing the checkpoint's split ({stored.get('val_percent')}%); -v is ignored.")
+    return stored
+
+
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, state: dict, learning_rate: float, source: str
+) -> None:
+    """Our checkpoint's optimizer state, with this run's learning rate."""
+    try:
+        optimizer.load_state_dict(state)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{source} is an incomplete checkpoint of this tool ({err}); "
+            "resume from another one or start afresh."
+        ) from None
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+
+
+def adopt_foreign_optimizer(
+    checkpoint: Any, optimizer: torch.optim.Optimizer, model: torch.nn.Module
+) -> bool:
+    """Another tool's optimizer state where its shapes fit (with this run's -l and kernel)."""
+    state = checkpoint.get("optimizer") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        return False
+    params = list(model.parameters())
+    try:
+        shapes_fit = all(
+            t.shape == params[i].shape
+            for i, s in state.get("state", {}).items()
+            for t in s.values()
+            if isinstance(t, torch.Tensor) and t.dim() > 0
+        )
+        if shapes_fit:
+            fused = optimizer.param_groups[0].get("fused")
+            optimizer.load_state_dict(state)
+            for group in optimizer.param_groups:
+                group["lr"], group["fused"] = optimizer.defaults["lr"], fused
+            return True
+    except (KeyError, IndexError, TypeError, ValueError):
+        pass
+    warn("the checkpoint's optimizer state does not fit this model; starting a fresh one.")
+    return False
+
+
+def get_rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def optimizer_state_cpu(optimizer: torch.optim.Optimizer) -> dict:
+    """The optimizer's state_dict with its tensors on the CPU, for a checkpoint."""
+    state = optimizer.state_dict()
+    state["state"] = {
+        i: {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in s.items()}
+        for i, s in state["state"].items()
+    }
+    return state
+
+
+def move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in optimizer.state.values():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                state[k] = v.to(device)
