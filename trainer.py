@@ -29,12 +29,8 @@ from tqdm import tqdm
 from dataset import (
     CachedData,
     augment_batch,
-    cache_bytes,
     collate_batch,
-    find_pairs,
-    load_pairs,
     make_dataset,
-    split_names,
 )
 from mmode.scores import per_image_scores
 from mmode.tensors import to_unit_float
@@ -59,6 +55,7 @@ from runtime.distributed import (
 from runtime.hardware import autocast, memory_format, pick_device, pick_precision
 from training import resume
 from training.config import TrainConfig
+from training.data import choose_split, load_data
 from training.losses import segmentation_loss
 from training.outputs import RunOutputs, check_output_folder
 
@@ -101,11 +98,7 @@ def prepare_training(config: TrainConfig) -> Trainer:
     model_cfg = model_config(checkpoint, config.model_settings(), warn)
 
     data = load_data(config)
-    if ours is not None and isinstance(ours.split, dict):
-        split = resume.stored_split(ours.split, data, config.validation)
-    else:
-        split = {**split_names(data.names, config.validation, config.seed)}
-        split.update(seed=config.seed, val_percent=config.validation)
+    split = choose_split(config, data, ours.split if ours is not None else None)
     check_output_folder(config.output, config.overwrite, source)
 
     torch.manual_seed(config.seed)
@@ -129,22 +122,6 @@ def prepare_training(config: TrainConfig) -> Trainer:
     start_processes(device)
     say(f"Training on {device} ({precision}), {world} process(es).")
     return Trainer(config, model, optimizer, data, split, run)
-
-
-def load_data(config: TrainConfig) -> CachedData:
-    """The checked pairs, kept in memory unless they exceed --cache-limit."""
-    pairs = find_pairs(config.datapath)
-    needed = cache_bytes(len(pairs), config.im_size)
-    cache = needed <= config.cache_limit * 1e9
-    if not cache:
-        say(
-            f"The resized data set needs {needed / 1e9:.1f} GB, more than --cache-limit "
-            f"{config.cache_limit:g} GB: streaming it from disk instead (more --workers help)."
-        )
-    data = load_pairs(pairs, config.im_size, keep=cache)
-    for message in data.warnings:
-        warn(message)
-    return data
 
 
 class Trainer:

@@ -1,5 +1,5 @@
-"""Bringing a run back: its split, its optimizer, its random state; and adopting the
-optimizer of another tool's checkpoint when it fits."""
+"""Bringing a run back: its optimizer and random state; and adopting the optimizer of
+another tool's checkpoint when it fits."""
 
 from __future__ import annotations
 
@@ -7,26 +7,8 @@ from typing import Any
 
 import torch
 
-from dataset import CachedData, DataError
 from quicknat import CheckpointError
-from runtime.distributed import say, warn
-
-
-def stored_split(stored: dict, data: CachedData, val_percent: float) -> dict:
-    """The checkpoint's split, checked against the data set that is here now."""
-    names = set(data.names)
-    missing = [n for n in stored["train"] + stored["val"] if n not in names]
-    if missing:
-        raise DataError(
-            f"the data set has changed since the checkpoint: {len(missing)} pair(s) of its split "
-            f"are gone ({', '.join(missing[:10])}); resume with the same data or start afresh."
-        )
-    new = len(names) - len(stored["train"]) - len(stored["val"])
-    if new:
-        warn(f"{new} pair(s) not in the checkpoint's split are left out of this run.")
-    if float(stored.get("val_percent", val_percent)) != float(val_percent):
-        say(f"Reusing the checkpoint's split ({stored.get('val_percent')}%); -v is ignored.")
-    return stored
+from runtime.distributed import warn
 
 
 def restore_optimizer(
