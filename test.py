@@ -23,6 +23,7 @@ from mmode.images import IMAGE_SUFFIXES
 from mmode.scanner import TYPICAL_DEPTH_RES_MM, TYPICAL_TIME_RES_S
 from quicknat import CheckpointError
 from quicknat.flags import add_model_flags, model_settings
+from runtime.distributed import warn
 from runtime.errors import SetupError
 from runtime.hardware import add_speed_flags, pick_device, pick_precision
 
@@ -147,10 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             max_hr_bpm=args.max_hr,
         )
         if trained_size and how.size != trained_size:
-            print(
-                f"warning: the model was trained on {trained_size} px windows (-p), but -s is "
-                f"{how.size}; it may segment worse at another scale.",
-                file=sys.stderr,
+            warn(
+                f"the model was trained on {trained_size} px windows (-p), but -s is "
+                f"{how.size}; it may segment worse at another scale."
             )
         path, out = Path(args.datapath), Path(args.output)
         if (path / "img").is_dir() and (path / "mask").is_dir():
@@ -173,7 +173,7 @@ def score_test_set_folder(
 ) -> int:
     """Mode 1: scores, per-image rows and overlays of a test set."""
     for message in data.warnings:
-        print(f"warning: {message}", file=sys.stderr)
+        warn(message)
     rows, preds = evaluate(model, data, how.threshold, how.batch_size, how.device, how.precision)
     metrics = {**score_test_set(rows), "size": how.size, "threshold": how.threshold}
     write_evaluation(out, data, rows, preds, metrics)
