@@ -4,17 +4,22 @@ import csv
 import subprocess
 import sys
 
+import pytest
 import torch
-from test_training import ROOT, TINY, load, make_data
+from helpers import ROOT, TINY, load_checkpoint
 
+import run
 from dataset import CachedPairs, find_pairs, load_pairs
 from mmode.scores import per_image_scores
 from quicknat import QuickNat, load_weights
 from training.losses import segmentation_loss
 
 
-def test_torchrun_two_processes_write_one_checkpoint_with_all_reduced_metrics(tmp_path):
-    data = make_data(tmp_path / "data", n=11)
+@pytest.mark.slow  # two torchrun processes, each importing torch and training
+def test_torchrun_two_processes_write_one_checkpoint_with_all_reduced_metrics(
+    tmp_path, make_data, call_main
+):
+    data = make_data(n=11)
     out = tmp_path / "out"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -26,7 +31,7 @@ def test_torchrun_two_processes_write_one_checkpoint_with_all_reduced_metrics(tm
     assert result.stdout.count("Done.") == 1  # only rank 0 talks
     assert "2 process(es)" in result.stdout
 
-    checkpoint = load(out / "last.pt")
+    checkpoint = load_checkpoint(out / "last.pt")
     assert not any(k.startswith("module.") for k in checkpoint["net_state_dict"])
     model = QuickNat(checkpoint["model_config"]).eval()
     load_weights(model, out / "last.pt")
@@ -48,11 +53,8 @@ def test_torchrun_two_processes_write_one_checkpoint_with_all_reduced_metrics(tm
     ]
     assert abs(float(row["val_loss"]) - sum(per_image_loss) / len(val)) < 1e-6
 
-    # A DDP checkpoint resumes in one process.
-    resume = [*TINY, "-e", "1", "--precision", "fp32", "-f", str(out / "last.pt")]
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "-d", str(data), "-o", str(out), *resume],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert load(out / "last.pt")["epoch"] == 3
+    # A DDP checkpoint resumes in one process (this one).
+    resume = [*TINY, "-e", "1", "--precision", "fp32", "-f", out / "last.pt"]
+    result = call_main(run.main, "-d", data, "-o", out, *resume)
+    assert result.code == 0, result.err[-2000:]
+    assert load_checkpoint(out / "last.pt")["epoch"] == 3

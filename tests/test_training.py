@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT, TINY, load_checkpoint, same_weights
 from PIL import Image
 
 import run
@@ -22,46 +23,21 @@ from runtime import files
 from training import outputs
 from training.config import build_parser
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["-p", "32", "--num-filters", "8", "--kernel", "3", "-b", "4"]
 CHECKPOINT_KEYS = {
     "epoch", "net_state_dict", "optimizer", "loss", "dice", "mse", "best_dice", "best_mse",
     "model_config", "args", "split", "history", "rng_state", "format_version",
 }  # fmt: skip
 
 
-def make_data(root: Path, n: int = 8, size: int = 40, seed: int = 0) -> Path:
-    """Dark bands (the 'cavity') in brighter speckle, with their masks."""
-    rng = np.random.default_rng(seed)
-    (root / "img").mkdir(parents=True)
-    (root / "mask").mkdir()
-    for i in range(n):
-        top, bottom = 8 + rng.integers(0, 6), 24 + rng.integers(0, 8)
-        image = (rng.random((size, size)) * 80 + 120).astype(np.uint8)
-        image[top:bottom] //= 4
-        mask = np.zeros((size, size), np.uint8)
-        mask[top:bottom] = 255
-        Image.fromarray(image).save(root / "img" / f"rec{i}.png")
-        Image.fromarray(mask).save(root / "mask" / f"rec{i}.png")
-    return root
-
-
 def train(data: Path, out: Path, *extra: str) -> int:
     return run.main(["-d", str(data), "-o", str(out), *TINY, *extra])
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-    )
-
-
 def signal_running_training(data: Path, out: Path, signum: int, *extra: str) -> tuple[int, str]:
-    """Start run.py, send `signum` once its first last.pt exists; (exit code, stderr)."""
+    """Start run.py, send `signum` once its first last.pt exists; (exit code, stderr).
+
+    A process of its own: what a signal does to a process is the point of these tests.
+    """
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), "-d", str(data), "-o", str(out), *TINY, *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -72,15 +48,6 @@ def signal_running_training(data: Path, out: Path, signum: int, *extra: str) -> 
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     return process.returncode, stderr
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, weights_only=True)
-
-
-def same_weights(a: dict, b: dict) -> bool:
-    sa, sb = a["net_state_dict"], b["net_state_dict"]
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 # ---- data ---------------------------------------------------------------------------
@@ -117,7 +84,7 @@ def test_pairs_by_stem_with_mask_suffixes_and_formats(tmp_path):
     assert data.warnings == []
 
 
-def test_rgb_image_becomes_luminance(tmp_path):
+def test_rgb_image_becomes_luminance(tmp_path, make_data):
     make_data(tmp_path, n=2)
     rgb = np.zeros((40, 40, 3), np.uint8)
     rgb[..., 0] = 100
@@ -126,7 +93,7 @@ def test_rgb_image_becomes_luminance(tmp_path):
     assert int(data.images[data.names.index("rec0")].max()) == round(100 * 0.2989)
 
 
-def test_masks_with_more_than_two_values_warn_once_naming_the_file(tmp_path):
+def test_masks_with_more_than_two_values_warn_once_naming_the_file(tmp_path, make_data):
     make_data(tmp_path, n=3)
     mask = np.zeros((40, 40), np.uint8)
     mask[5:10], mask[10:20] = 128, 255
@@ -137,7 +104,7 @@ def test_masks_with_more_than_two_values_warn_once_naming_the_file(tmp_path):
     assert int(data.masks[data.names.index("rec1")].sum()) == 15 * 40
 
 
-def test_resize_keeps_masks_binary_and_images_antialiased(tmp_path):
+def test_resize_keeps_masks_binary_and_images_antialiased(tmp_path, make_data):
     make_data(tmp_path, n=2, size=40)
     data = load_pairs(find_pairs(tmp_path), 32)
     assert set(data.masks.unique().tolist()) == {0, 1}
@@ -156,7 +123,7 @@ def test_split_is_deterministic_per_seed():
     assert len(a["val"]) == 4 and sorted(a["train"] + a["val"]) == sorted(names)
 
 
-def test_data_problems_are_listed_together(tmp_path):
+def test_data_problems_are_listed_together(tmp_path, make_data):
     make_data(tmp_path, n=4)
     for i in range(12):
         Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "img" / f"lonely{i}.png")
@@ -218,8 +185,8 @@ def _bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
         ("existing-run", "already holds last.pt"),
     ],
 )
-def test_user_errors_exit_2_with_one_clear_message(tmp_path, case, message):
-    data = make_data(tmp_path / "data", n=4)
+def test_user_errors_exit_2_with_one_clear_message(tmp_path, call_main, case, message, make_data):
+    data = make_data(n=4)
     out = tmp_path / "out"
     ckpts = _bad_checkpoints(tmp_path)
     args = ["-d", str(data), "-o", str(out), *TINY]
@@ -255,43 +222,36 @@ def test_user_errors_exit_2_with_one_clear_message(tmp_path, case, message):
     elif case == "existing-run":
         out.mkdir()
         (out / "last.pt").write_bytes(b"earlier run")
-    result = run_cli(*args)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    result = call_main(run.main, *args)
+    assert result.code == 2, result.err
+    assert message in result.err
+    assert "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
     if case == "existing-run":
         assert (out / "last.pt").read_bytes() == b"earlier run"
-    elif case != "output-is-file":
+    elif case == "output-is-file":
+        assert out.read_text() == "x"
+    else:
         assert not out.exists()
 
 
-def test_pickle_that_runs_code_is_refused_and_not_run(tmp_path):
-    data = make_data(tmp_path / "data", n=4)
-    marker = tmp_path / "ran"
-    evil = tmp_path / "evil.pt"
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import os, torch\n"
-            "class E:\n"
-            f"    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
-            f"torch.save({{'net_state_dict': E(), 'epoch': 3}}, {str(evil)!r})\n",
-        ],
-        check=True,
-    )
-    result = run_cli("-d", str(data), "-o", str(tmp_path / "out"), *TINY, "-f", str(evil))
-    assert result.returncode == 2
-    assert "refused to load" in result.stderr and "Traceback" not in result.stderr
+def test_pickle_that_runs_code_is_refused_and_not_run(
+    tmp_path, call_main, make_data, evil_checkpoint
+):
+    data = make_data(n=4)
+    evil, marker = evil_checkpoint
+    result = call_main(run.main, "-d", data, "-o", tmp_path / "out", *TINY, "-f", evil)
+    assert result.code == 2
+    assert "refused to load" in result.err and "Traceback" not in result.err
     assert not marker.exists()
+    assert not (tmp_path / "out").exists()
 
 
 # ---- training runs ------------------------------------------------------------------
 
 
-def test_one_epoch_writes_every_output(tmp_path):
-    data = make_data(tmp_path / "data")
+def test_one_epoch_writes_every_output(tmp_path, make_data):
+    data = make_data()
     out = tmp_path / "out"
     assert train(data, out, "-e", "1", "--save-every", "1") == 0
     for name in ("last.pt", "best.pt", "epoch_1.pt", "metrics.csv", "curves.png", "split.json"):
@@ -302,7 +262,7 @@ def test_one_epoch_writes_every_output(tmp_path):
     assert {"train_loss", "val_loss", "val_dice", "val_iou", "val_mse", "lr", "seconds"} <= set(
         rows[0]
     )
-    checkpoint = load(out / "last.pt")
+    checkpoint = load_checkpoint(out / "last.pt")
     assert CHECKPOINT_KEYS <= set(checkpoint)
     assert checkpoint["epoch"] == 1 and checkpoint["model_config"]["num_filters"] == 8
     split = json.loads((out / "split.json").read_text())
@@ -310,31 +270,31 @@ def test_one_epoch_writes_every_output(tmp_path):
     assert not list(out.glob(".*.tmp"))
 
 
-def test_best_checkpoint_follows_validation_dice(tmp_path):
-    data = make_data(tmp_path / "data")
+def test_best_checkpoint_follows_validation_dice(tmp_path, make_data):
+    data = make_data()
     out = tmp_path / "out"
     assert train(data, out, "-e", "4", "-l", "0.01") == 0
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     best_row = max(rows, key=lambda r: (float(r["val_dice"]), -float(r["val_loss"])))
-    best = load(out / "best.pt")
+    best = load_checkpoint(out / "best.pt")
     assert best["epoch"] == int(best_row["epoch"])
     assert best["best_dice"] == pytest.approx(float(best_row["val_dice"]))
 
 
-def test_resume_is_exact(tmp_path):
-    data = make_data(tmp_path / "data")
+def test_resume_is_exact(tmp_path, make_data):
+    data = make_data()
     assert train(data, tmp_path / "a", "-e", "2", "--augment") == 0
     assert train(data, tmp_path / "b", "-e", "1", "--augment") == 0
     last = tmp_path / "b" / "last.pt"
     assert train(data, tmp_path / "b", "-e", "1", "--augment", "-f", str(last)) == 0
-    a, b = load(tmp_path / "a" / "last.pt"), load(last)
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(last)
     assert b["epoch"] == 2
     assert same_weights(a, b)
     assert a["history"][1]["val_loss"] == b["history"][1]["val_loss"]
 
 
-def test_stored_model_config_wins_and_changed_v_is_reported(tmp_path, capsys):
-    data = make_data(tmp_path / "data")
+def test_stored_model_config_wins_and_changed_v_is_reported(tmp_path, capsys, make_data):
+    data = make_data()
     out = tmp_path / "out"
     assert train(data, out, "-e", "1") == 0
     capsys.readouterr()
@@ -344,12 +304,12 @@ def test_stored_model_config_wins_and_changed_v_is_reported(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "num_filters=8 (flag: 16)" in captured.err
     assert "Reusing the checkpoint's split" in captured.out
-    assert load(out / "last.pt")["model_config"]["num_filters"] == 8
+    assert load_checkpoint(out / "last.pt")["model_config"]["num_filters"] == 8
 
 
 @pytest.mark.parametrize("form", ["original", "bare-ddp"])
-def test_foreign_checkpoints_start_at_epoch_one(tmp_path, capsys, form):
-    data = make_data(tmp_path / "data")
+def test_foreign_checkpoints_start_at_epoch_one(tmp_path, capsys, form, make_data):
+    data = make_data()
     model = QuickNat({"num_filters": 8, "kernel_h": 3, "kernel_w": 3})
     optimizer = torch.optim.Adam(model.parameters())
     model(torch.rand(2, 1, 32, 32)).mean().backward()
@@ -368,11 +328,13 @@ def test_foreign_checkpoints_start_at_epoch_one(tmp_path, capsys, form):
     said = capsys.readouterr().out
     expected = "weights and optimizer state" if form == "original" else "weights from"
     assert expected in said
-    assert load(tmp_path / "out" / "last.pt")["epoch"] == 1
+    assert load_checkpoint(tmp_path / "out" / "last.pt")["epoch"] == 1
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
-    data = make_data(tmp_path / "data")
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch, capsys, make_data
+):
+    data = make_data()
     out = tmp_path / "out"
     real_loss, calls = trainer.segmentation_loss, {"n": 0}
 
@@ -384,13 +346,13 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     monkeypatch.setattr(trainer, "segmentation_loss", loss_that_breaks)
     assert train(data, out, "-e", "3") == 1
     assert "epoch 2, step 2" in capsys.readouterr().err
-    assert load(out / "last.pt")["epoch"] == 1
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
 
 
-def test_tensorboard_flag_without_the_package_says_so(tmp_path, capsys):
+def test_tensorboard_flag_without_the_package_says_so(tmp_path, capsys, make_data):
     if outputs.importlib.util.find_spec("tensorboard") is not None:
         pytest.skip("tensorboard is installed here")
-    data = make_data(tmp_path / "data")
+    data = make_data()
     assert train(data, tmp_path / "out", "-e", "1", "--tensorboard") == 0
     assert "pip install tensorboard" in capsys.readouterr().err
 
@@ -405,12 +367,12 @@ def test_checkpoint_write_is_atomic(tmp_path):
 
     with pytest.raises(RuntimeError):
         files.torch_save({"epoch": 2, "big": torch.zeros(10_000), "x": Unsaveable()}, path)
-    assert load(path) == {"epoch": 1}
+    assert load_checkpoint(path) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
-def test_sigterm_writes_interrupted_checkpoint_that_resumes_exactly(tmp_path):
-    data = make_data(tmp_path / "data")
+def test_sigterm_writes_interrupted_checkpoint_that_resumes_exactly(tmp_path, make_data):
+    data = make_data()
     out = tmp_path / "out"
     epochs = "10"
     returncode, stderr = signal_running_training(
@@ -418,8 +380,8 @@ def test_sigterm_writes_interrupted_checkpoint_that_resumes_exactly(tmp_path):
     )
     assert returncode == 143, stderr
     assert "Resume with" in stderr and "Traceback" not in stderr
-    interrupted = load(out / "interrupted.pt")
-    assert load(out / "last.pt")["epoch"] >= 1
+    interrupted = load_checkpoint(out / "interrupted.pt")
+    assert load_checkpoint(out / "last.pt")["epoch"] >= 1
     done = interrupted["epoch"]
     assert done < int(epochs)
 
@@ -429,7 +391,9 @@ def test_sigterm_writes_interrupted_checkpoint_that_resumes_exactly(tmp_path):
     assert command[command.index("-e") + 1] == str(int(epochs) - done)
     assert run.main(command[2:]) == 0
     assert train(data, tmp_path / "straight", "-e", epochs, "--augment") == 0
-    assert same_weights(load(out / "last.pt"), load(tmp_path / "straight" / "last.pt"))
+    assert same_weights(
+        load_checkpoint(out / "last.pt"), load_checkpoint(tmp_path / "straight" / "last.pt")
+    )
 
 
 def test_help_documents_every_flag_with_its_default(capsys):
@@ -476,7 +440,7 @@ def test_exact_mask_name_wins_and_ambiguous_names_are_reported(tmp_path):
     assert "A_m.png (A.png, A_m.png)" in str(err.value)
 
 
-def test_empty_masks_are_counted_and_allowed(tmp_path):
+def test_empty_masks_are_counted_and_allowed(tmp_path, make_data):
     make_data(tmp_path, n=3)
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "mask" / "rec1.png")
     data = load_pairs(find_pairs(tmp_path), 32)
@@ -484,14 +448,16 @@ def test_empty_masks_are_counted_and_allowed(tmp_path):
 
 
 @pytest.mark.parametrize("loss", ["dice", "bce+dice"])
-def test_dice_losses_train(tmp_path, loss):
-    data = make_data(tmp_path / "data")
+def test_dice_losses_train(tmp_path, loss, make_data):
+    data = make_data()
     assert train(data, tmp_path / "out", "-e", "1", "--loss", loss) == 0
-    assert load(tmp_path / "out" / "last.pt")["args"]["loss"] == loss
+    assert load_checkpoint(tmp_path / "out" / "last.pt")["args"]["loss"] == loss
 
 
-def test_foreign_optimizer_keeps_this_runs_learning_rate_or_is_replaced(tmp_path, capsys):
-    data = make_data(tmp_path / "data")
+def test_foreign_optimizer_keeps_this_runs_learning_rate_or_is_replaced(
+    tmp_path, capsys, make_data
+):
+    data = make_data()
     model = QuickNat({"num_filters": 8, "kernel_h": 3, "kernel_w": 3})
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     model(torch.rand(2, 1, 32, 32)).mean().backward()
@@ -499,7 +465,7 @@ def test_foreign_optimizer_keeps_this_runs_learning_rate_or_is_replaced(tmp_path
     path = tmp_path / "foreign.pt"
     torch.save({"net_state_dict": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
     assert train(data, tmp_path / "out", "-e", "1", "-l", "0.0002", "-f", str(path)) == 0
-    saved = load(tmp_path / "out" / "last.pt")["optimizer"]["param_groups"][0]
+    saved = load_checkpoint(tmp_path / "out" / "last.pt")["optimizer"]["param_groups"][0]
     assert saved["lr"] == 0.0002 and saved["fused"] is True
 
     other = QuickNat({"num_filters": 8, "kernel_h": 5, "kernel_w": 5})
@@ -515,10 +481,10 @@ def test_foreign_optimizer_keeps_this_runs_learning_rate_or_is_replaced(tmp_path
     assert "does not fit this model; starting a fresh one" in capsys.readouterr().err
 
 
-def test_sigint_stops_with_exit_130_and_a_resumable_checkpoint(tmp_path):
-    data = make_data(tmp_path / "data")
+def test_sigint_stops_with_exit_130_and_a_resumable_checkpoint(tmp_path, make_data):
+    data = make_data()
     out = tmp_path / "out"
     returncode, stderr = signal_running_training(data, out, signal.SIGINT, "-e", "50")
     assert returncode == 130, stderr
     assert "Stopped by SIGINT" in stderr and "Traceback" not in stderr
-    assert load(out / "interrupted.pt")["format_version"] == FORMAT_VERSION
+    assert load_checkpoint(out / "interrupted.pt")["format_version"] == FORMAT_VERSION

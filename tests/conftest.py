@@ -1,0 +1,108 @@
+"""Fixtures shared by the test modules.
+
+Two tests run whole training processes for minutes of CPU time and are marked slow
+(the benchmark and torchrun). Everything runs by default; `python -m pytest -m "not slow"`
+skips those two while editing.
+"""
+
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+from helpers import ROOT
+from PIL import Image
+
+
+def write_band_data(root: Path, n: int = 8, size: int = 40, seed: int = 0) -> Path:
+    """root/img and root/mask: dark bands (the 'cavity') in brighter speckle, and their masks."""
+    rng = np.random.default_rng(seed)
+    (root / "img").mkdir(parents=True)
+    (root / "mask").mkdir()
+    for i in range(n):
+        top, bottom = 8 + rng.integers(0, 6), 24 + rng.integers(0, 8)
+        image = (rng.random((size, size)) * 80 + 120).astype(np.uint8)
+        image[top:bottom] //= 4
+        mask = np.zeros((size, size), np.uint8)
+        mask[top:bottom] = 255
+        Image.fromarray(image).save(root / "img" / f"rec{i}.png")
+        Image.fromarray(mask).save(root / "mask" / f"rec{i}.png")
+    return root
+
+
+@pytest.fixture
+def make_data(tmp_path) -> Callable[..., Path]:
+    """make_data(root=tmp_path/"data", n=8, size=40, seed=0): a training folder of n pairs
+    named rec0..rec{n-1}; the folder's path."""
+
+    def make(root: Path | None = None, n: int = 8, size: int = 40, seed: int = 0) -> Path:
+        return write_band_data(tmp_path / "data" if root is None else root, n, size, seed)
+
+    return make
+
+
+@pytest.fixture
+def tiny_data(make_data) -> Path:
+    """Eight 40x40 pairs in tmp_path/data: enough for a split and two batches of 4."""
+    return make_data()
+
+
+@pytest.fixture(scope="session")
+def measure_cli() -> ModuleType:
+    """test.py, loaded by path: `import test` would find the standard library's package."""
+    spec = importlib.util.spec_from_file_location("measure_cli", ROOT / "test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Finished:
+    """How a command-line entry point ended when called in this process."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def call_main(capsys) -> Callable[..., Finished]:
+    """call_main(main, *argv): run an entry point's main() here, as its process would run.
+
+    An argparse error raises SystemExit; its code counts as the exit status, as it would.
+    """
+
+    def call(main: Callable[[list[str]], int], *argv: object) -> Finished:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exit_:
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return Finished(code, out, err)
+
+    return call
+
+
+class _RunsCode:
+    """Unpickling this runs a shell command (the marker file shows whether it ran)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def evil_checkpoint(tmp_path) -> tuple[Path, Path]:
+    """(a .pt file whose unpickling would create `marker`, marker); marker does not exist."""
+    path, marker = tmp_path / "evil.pt", tmp_path / "ran"
+    torch.save({"net_state_dict": _RunsCode(marker), "epoch": 3}, path)
+    assert not marker.exists()
+    return path, marker
