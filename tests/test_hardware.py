@@ -14,20 +14,54 @@ from training.config import parse_config
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-@pytest.mark.parametrize(
-    "device, bf16_gpu, bf16_cpu, expected",
-    [
-        (CUDA, True, False, "bf16"),
-        (CUDA, False, False, "fp16"),
-        (CPU, False, True, "bf16"),
-        (CPU, False, False, "fp32"),
-        (torch.device("mps"), False, True, "fp32"),
-    ],
-)
-def test_auto_precision_follows_the_hardware(monkeypatch, device, bf16_gpu, bf16_cpu, expected):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16_gpu)
-    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: bf16_cpu)
-    assert pick_precision("auto", device) == expected
+def _trainer(tmp_path, make_data, *extra):
+    """A Trainer on fresh tiny data in tmp_path (prepared: nothing written yet)."""
+    data = make_data(tmp_path / "data")
+    argv = ["-d", str(data), "-o", str(tmp_path / "out"), *TINY, *extra]
+    return trainer.prepare_training(parse_config(argv))
+
+
+def test_auto_precision_is_one_this_cpu_runs_natively(tmp_path, make_data):
+    # Never fp16 on a CPU; bf16 only where the CPU runs it natively (AVX-512 BF16, AMX).
+    chosen = _trainer(tmp_path, make_data, "--device", "cpu").run.precision
+    assert chosen in ("fp32", "bf16")
+    assert (chosen == "bf16") == hardware.cpu_has_native_bf16()
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32", "bf16"])
+def test_a_training_step_under_each_cpu_precision_has_a_finite_fp32_loss(
+    tmp_path, make_data, precision
+):
+    t = _trainer(tmp_path, make_data, "--device", "cpu", "--precision", precision)
+    before = t.model.encode1.conv2.weight.detach().clone()
+    images, masks = t.train_set.__getitems__([0, 1, 2, 3])
+    loss, logits, _ = t.train_step(images, masks, epoch=1, step=1)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert logits.dtype == (torch.bfloat16 if t.run.precision == "bf16" else torch.float32)
+    assert not torch.equal(t.model.encode1.conv2.weight, before)  # the step trained
+
+
+def test_fp16_on_the_cpu_is_refused_before_anything_is_written(tmp_path, make_data, call_main):
+    out = tmp_path / "out"
+    argv = ["-d", make_data(), "-o", out, *TINY, "--device", "cpu", "--precision", "fp16"]
+    result = call_main(run.main, *argv)
+    assert result.code == 2
+    assert "--precision fp16 is for GPUs; on the CPU use bf16 or fp32." in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_auto_precision_on_a_gpu_trains_in_half_precision(tmp_path, make_data):
+    t = _trainer(tmp_path, make_data, "--device", "cuda")
+    # bf16 where the GPU has it; older GPUs get fp16, whose small gradients need the
+    # loss scaler to survive.
+    assert t.run.precision == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    assert t.scaler.is_enabled() == (t.run.precision == "fp16")
+    images, masks = t.train_set.__getitems__([0, 1, 2, 3])
+    loss, logits, _ = t.train_step(images, masks, epoch=1, step=1)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert logits.dtype in (torch.bfloat16, torch.float16)
 
 
 def test_explicit_precision_is_kept_and_fp16_on_cpu_refused():
@@ -44,13 +78,6 @@ def test_autocast_runs_the_model_in_bf16_and_fp32_stays_fp32():
         assert layer(x).dtype == torch.bfloat16
     with hardware.autocast(CPU, "fp32"):
         assert layer(x).dtype == torch.float32
-
-
-def _trainer(tmp_path, make_data, *extra):
-    """A Trainer on fresh tiny data in tmp_path (prepared: nothing written yet)."""
-    data = make_data(tmp_path / "data")
-    argv = ["-d", str(data), "-o", str(tmp_path / "out"), *TINY, *extra]
-    return trainer.prepare_training(parse_config(argv))
 
 
 def test_channels_last_model_and_batches(tmp_path, make_data):
