@@ -2,8 +2,6 @@
 
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -203,18 +201,10 @@ def test_help_documents_every_flag_with_its_default(command):
             assert "(default" in block or "(required)" in block, block
 
 
-def run_module(module, *args):
-    return subprocess.run(
-        [sys.executable, "-m", f"preprocessing.{module}", "--no-progress", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def test_cli_usage_error_is_one_sentence_and_exit_2(folders):
-    result = run_module(
-        "make_dataset",
+def test_cli_usage_error_is_one_sentence_and_exit_2(folders, call_main):
+    result = call_main(
+        make_dataset.main,
+        "--no-progress",
         "--images",
         folders / "nope",
         "--annotations",
@@ -222,15 +212,18 @@ def test_cli_usage_error_is_one_sentence_and_exit_2(folders):
         "--out",
         folders / "d",
     )
-    assert result.returncode == 2
-    assert "images folder" in result.stderr and "does not exist" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.code == 2
+    assert "images folder" in result.err and "does not exist" in result.err
+    assert "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not (folders / "d").exists()
 
 
-def test_cli_lists_recording_problems_and_exits_1(folders):
+def test_cli_lists_recording_problems_and_exits_1(folders, call_main):
     (folders / "annotations" / "rec_b.csv").write_text("trace,x,y\nupper,1,2\nside,3,4\n")
-    result = run_module(
-        "make_masks",
+    result = call_main(
+        make_masks.main,
+        "--no-progress",
         "--images",
         folders / "images",
         "--annotations",
@@ -238,10 +231,11 @@ def test_cli_lists_recording_problems_and_exits_1(folders):
         "--out",
         folders / "m",
     )
-    assert result.returncode == 1
-    assert "rec_b.csv: unknown trace label 'side' on line 3" in result.stderr
-    assert "1 recording(s) done" in result.stdout
-    assert "Traceback" not in result.stderr
+    assert result.code == 1
+    assert "rec_b.csv: unknown trace label 'side' on line 3" in result.err
+    assert "1 recording(s) done" in result.out
+    assert "Traceback" not in result.err
+    assert (folders / "m" / "rec_a.png").is_file() and not (folders / "m" / "rec_b.png").exists()
 
 
 @pytest.mark.parametrize(
@@ -253,19 +247,16 @@ def test_cli_lists_recording_problems_and_exits_1(folders):
         (make_windows, ["--masks", "M"], "the following arguments are required: --out"),
     ],
 )
-def test_usage_errors_exit_2_with_one_sentence(folders, capsys, command, args, message):
+def test_usage_errors_exit_2_with_one_sentence(folders, call_main, command, args, message):
     for name in ("M", "A"):
         (folders / name).mkdir()
     args = [folders / a if a in ("M", "A", "q.csv") else a for a in args]
     argv = ["--images", folders / "images", *args]
     if "required" not in message:
         argv += ["--out", folders / "out"]
-    try:
-        code = command.main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    err = capsys.readouterr().err
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    result = call_main(command.main, *argv)
+    assert result.code == 2 and message in result.err
+    assert len(result.err.strip().splitlines()) == 1
 
 
 def test_dicom_usage_error_names_the_missing_input(tmp_path, capsys):

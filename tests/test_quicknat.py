@@ -2,8 +2,6 @@
 
 import copy
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -190,16 +188,8 @@ def test_infer_config_from_weights():
     }
 
 
-def test_pickle_that_runs_code_is_refused_and_does_not_run(tmp_path):
-    marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pt"
-    script = (
-        "import os, torch\n"
-        "class Evil:\n"
-        f"    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
-        f"torch.save({{'net_state_dict': Evil()}}, {str(path)!r})\n"
-    )
-    subprocess.run([sys.executable, "-c", script], check=True)
+def test_pickle_that_runs_code_is_refused_and_does_not_run(evil_checkpoint):
+    path, marker = evil_checkpoint
     with pytest.raises(CheckpointError, match="refused.*could run code"):
         load_weights(QuickNat(TINY), path)
     assert not marker.exists()

@@ -2,8 +2,6 @@
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,6 @@ from preprocessing import simulator, synthetic
 
 # Small but physiological: 128 rows x 0.07 mm = 8.96 mm deep, 400 columns = 0.33 s.
 SMALL = ["--recordings", "2", "--height", "128", "--width", "400", "--depth-res", "0.07"]
-REPO = Path(__file__).resolve().parents[1]
 
 
 def make_set(out_dir: Path, seed: int) -> Path:
@@ -215,18 +212,15 @@ def test_bad_numbers_are_usage_errors(tmp_path, capsys, extra, expected):
     assert not (tmp_path / "out").exists()
 
 
-def test_non_empty_out_needs_overwrite(sets):
-    result = subprocess.run(
-        [sys.executable, "-m", "preprocessing.synthetic", "--out", str(sets["a"]), *SMALL],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 2
-    assert "--overwrite" in result.stderr
-    assert result.stderr.count("\n") == 1
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
+def test_non_empty_out_needs_overwrite(sets, call_main):
+    before = all_files(sets["a"])
+    result = call_main(synthetic.main, "--out", sets["a"], *SMALL)
+    assert result.code == 2
+    assert "--overwrite" in result.err
+    assert result.err.count("\n") == 1
+    assert "Traceback" not in result.err
+    assert result.out == ""
+    assert all_files(sets["a"]) == before
 
 
 def test_overwrite_with_fewer_recordings_leaves_no_old_files(tmp_path):
