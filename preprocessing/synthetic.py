@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mmode.scanner import TYPICAL_DEPTH_RES_MM, TYPICAL_TIME_RES_S, sidecar_text
+from mmode.scanner import TYPICAL_TIME_RES_S, sidecar_text
 from preprocessing import cli
 from preprocessing.make_dataset import build_dataset
 from preprocessing.simulator import (
+    DEFAULT_DEPTH_RES_MM,
     DEFAULT_HEIGHT,
     DEFAULT_WIDTH,
     MIN_DEPTH_MM,
@@ -74,7 +75,7 @@ def generate(
     height: int = DEFAULT_HEIGHT,
     width: int = DEFAULT_WIDTH,
     time_res_s: float = TYPICAL_TIME_RES_S,
-    depth_res_mm: float = TYPICAL_DEPTH_RES_MM,
+    depth_res_mm: float = DEFAULT_DEPTH_RES_MM,
 ) -> list[str]:
     """Write `recordings` recordings with annotations and truth under out_dir; their names."""
     for folder in ("recordings", "annotations", "truth"):
@@ -224,7 +225,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--depth-res",
         type=float,
         metavar="MM",
-        default=TYPICAL_DEPTH_RES_MM,
+        default=DEFAULT_DEPTH_RES_MM,
         help=f"millimetres per row; height x depth-res must be at least {MIN_DEPTH_MM} mm "
         "(default: %(default)s)",
     )
