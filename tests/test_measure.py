@@ -259,8 +259,8 @@ def test_test_set_scores_of_known_predictions():
 
 # ---- end to end: an exact segmentation of synthetic recordings against their truth ----
 
-# Recordings at the synthetic (and a common scanner's) resolution: 9.6 mm deep in 480
-# rows of 0.02 mm, 1 s long in 1200 columns of 0.83 ms; about ten beats each.
+# Recordings at a typical scanner's resolution (mmode.scanner): 9.6 mm deep in 480 rows
+# of 0.02 mm, 1 s long in 1200 columns of 0.83 ms; about ten beats each.
 ORACLE_ROWS, ORACLE_DEPTH_RES_MM, ORACLE_COLUMNS = 480, 0.02, 1200
 # What an exact segmentation achieves, measured on 24 such recordings (8 seeds x 3). Its
 # mask holds whole rows, so a column's LVID is within a row of the true traces: per beat,
