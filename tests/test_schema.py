@@ -1,9 +1,7 @@
 """One checkpoint schema: the trainer writes it; resume, test-set scoring and measurement read
 it; checkpoints of format_version 1 keep working."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +10,6 @@ from PIL import Image
 
 import run
 from quicknat import CheckpointError, TrainingCheckpoint, trained_im_size
-
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("measure_cli", ROOT / "test.py")
-measure_cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(measure_cli)
 
 TINY = ["--num-filters", "8", "--kernel", "3", "-b", "4"]
 
@@ -55,7 +48,7 @@ def test_the_training_size_is_its_own_field(trained):
     assert trained_im_size({"net_state_dict": checkpoint["net_state_dict"]}) is None
 
 
-def test_measurement_reads_the_size_from_the_schema(trained, tmp_path, capsys):
+def test_measurement_reads_the_size_from_the_schema(trained, tmp_path, measure_cli):
     checkpoint = torch.load(trained / "run" / "last.pt", weights_only=True)
     checkpoint["args"]["im_size"] = 80  # the record of the flags is not what is read
     torch.save(checkpoint, tmp_path / "v2.pt")
