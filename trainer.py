@@ -26,22 +26,10 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from dataset import (
-    CachedData,
-    augment_batch,
-    collate_batch,
-    make_dataset,
-)
+from dataset import CachedData, augment_batch, collate_batch, make_dataset
 from mmode.scores import per_image_scores
 from mmode.tensors import to_unit_float
-from quicknat import (
-    Progress,
-    QuickNat,
-    TrainingCheckpoint,
-    is_ours,
-    load_weights,
-    read_checkpoint,
-)
+from quicknat import Progress, QuickNat, TrainingCheckpoint, is_ours, load_weights, read_checkpoint
 from quicknat.flags import model_config
 from runtime.distributed import (
     any_process,
@@ -54,6 +42,7 @@ from runtime.distributed import (
 )
 from runtime.hardware import autocast, memory_format, pick_device, pick_precision
 from training import resume
+from training.batchnorm import PRECISE_BN_IMAGES, recompute_statistics
 from training.config import TrainConfig
 from training.data import choose_split, load_data
 from training.losses import segmentation_loss
@@ -281,10 +270,23 @@ class Trainer:
             self.net = self.eager_net
             return self.net(images)
 
+    def refresh_batch_norm(self) -> None:
+        """Batch-norm statistics that fit the current weights (training/batchnorm.py).
+
+        Every process averages over the same training images, so all get the same ones.
+        """
+        # Batches mixed as in training, from an own generator that leaves the global one be.
+        order = torch.randperm(len(self.train_set), generator=torch.Generator().manual_seed(0))
+        order, bs = order[:PRECISE_BN_IMAGES].tolist(), self.config.batch_size
+        batches = [order[i : i + bs] for i in range(0, len(order), bs)]
+        loader = self._loader(self.train_set, batches)
+        images = (self._to_device(x, masks, augment=False)[0] for x, masks in loader)
+        recompute_statistics(self.model, images, self.device, self.run.precision)
+
     @torch.no_grad()
     def validate(self) -> tuple[dict[str, float], tuple]:
         """Mean validation metrics over all processes, and a few samples to draw."""
-        self.model.eval()
+        self.refresh_batch_norm()
         # Every process evaluates the weights rank 0 will save, batch-norm statistics included.
         share_buffers(self.model)
         order = list(range(self.run.rank, len(self.val_set), self.run.world))
@@ -387,6 +389,7 @@ class Trainer:
         code = EXIT_CODES[self.stop_signal]
         if outputs is None:
             return code
+        self.refresh_batch_norm()
         path = outputs.interrupted(self.checkpoint())
         command = self.config.resume_command(path, self.last_epoch - epoch + 1)
         name = signal.Signals(self.stop_signal).name

@@ -15,10 +15,10 @@ from runtime import files  # noqa: E402
 
 
 def save_curves(history: list[dict[str, float]], path: Path) -> None:
-    """Loss and Dice per epoch, train and validation."""
+    """Loss and Dice per epoch, train and validation, and the learning rate."""
     epochs = [row["epoch"] for row in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "dice"), strict=True):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, metric in zip(axes[:2], ("loss", "dice"), strict=True):
         for split in ("train", "val"):
             ax.plot(epochs, [row[f"{split}_{metric}"] for row in history], "o-", label=split)
         ax.set_xlabel("epoch")
@@ -28,6 +28,12 @@ def save_curves(history: list[dict[str, float]], path: Path) -> None:
         ax.legend()
     axes[0].set_title("loss")
     axes[1].set_title("Dice at threshold 0.5")
+    axes[2].plot(epochs, [row["lr"] for row in history], "o-", color="0.3")
+    axes[2].set_xlabel("epoch")
+    axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[2].set_ylabel("learning rate")
+    axes[2].set_title("learning rate")
+    axes[2].grid(alpha=0.3)
     fig.tight_layout()
     files.save_figure(path, fig, dpi=100)
     plt.close(fig)
