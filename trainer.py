@@ -205,7 +205,10 @@ class Trainer:
             self.train_set, self.run.world, self.run.rank, shuffle=True, seed=self.config.seed
         )
         sampler.set_epoch(epoch)
-        order, bs = list(sampler), self.config.batch_size
+        return self._in_batches(list(sampler))
+
+    def _in_batches(self, order: list[int]) -> list[list[int]]:
+        bs = self.config.batch_size
         return [order[i : i + bs] for i in range(0, len(order), bs)]
 
     def train_epoch(
@@ -277,9 +280,7 @@ class Trainer:
         """
         # Batches mixed as in training, from an own generator that leaves the global one be.
         order = torch.randperm(len(self.train_set), generator=torch.Generator().manual_seed(0))
-        order, bs = order[:PRECISE_BN_IMAGES].tolist(), self.config.batch_size
-        batches = [order[i : i + bs] for i in range(0, len(order), bs)]
-        loader = self._loader(self.train_set, batches)
+        loader = self._loader(self.train_set, self._in_batches(order[:PRECISE_BN_IMAGES].tolist()))
         images = (self._to_device(x, masks, augment=False)[0] for x, masks in loader)
         recompute_statistics(self.model, images, self.device, self.run.precision)
 
@@ -289,12 +290,10 @@ class Trainer:
         self.refresh_batch_norm()
         # Every process evaluates the weights rank 0 will save, batch-norm statistics included.
         share_buffers(self.model)
-        order = list(range(self.run.rank, len(self.val_set), self.run.world))
-        bs = self.config.batch_size
+        share = list(range(self.run.rank, len(self.val_set), self.run.world))
         sums = dict.fromkeys(("n", *METRICS), 0.0)
         samples = None
-        batches = [order[i : i + bs] for i in range(0, len(order), bs)]
-        for images, masks in self._loader(self.val_set, batches):
+        for images, masks in self._loader(self.val_set, self._in_batches(share)):
             images, logits, masks = self.validation_step(images, masks, sums)
             if samples is None:
                 samples = tuple(t[:N_SAMPLES].float().cpu() for t in (images, masks, logits))

@@ -93,10 +93,15 @@ class TrainingCheckpoint:
                 scaler=checkpoint.get("scaler"),
             )
         except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(
-                f"{source} is an incomplete checkpoint of this tool ({err}); "
-                "resume from another one or start afresh."
-            ) from None
+            raise incomplete(source, err) from None
+
+
+def incomplete(source: str, err: Exception) -> CheckpointError:
+    """The error for our checkpoint with a part missing or damaged."""
+    return CheckpointError(
+        f"{source} is an incomplete checkpoint of this tool ({err}); "
+        "resume from another one or start afresh."
+    )
 
 
 def is_ours(checkpoint: Any) -> bool:

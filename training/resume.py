@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from quicknat import CheckpointError
+from quicknat.schema import incomplete
 from runtime.distributed import warn
 
 
@@ -18,10 +18,7 @@ def restore_optimizer(
     try:
         optimizer.load_state_dict(state)
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(
-            f"{source} is an incomplete checkpoint of this tool ({err}); "
-            "resume from another one or start afresh."
-        ) from None
+        raise incomplete(source, err) from None
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
 
