@@ -1,7 +1,7 @@
 """Measure hearts with a trained QuickNAT, or score it on a test set.
 
     python test.py -d DATA -m best.pt        DATA/img + DATA/mask: Dice, IoU, HD95, overlays
-    python test.py -d REC.png -m best.pt     one recording: LVID, volume, beats, EF, FS
+    python test.py -d REC.png -m best.pt     one recording: LVID, volume, beats, EF, FS, SV, CO
     python test.py -d FOLDER -m best.pt      every image in FOLDER, plus OUT/summary.csv
 
 Usage errors end at once with one sentence on stderr and exit status 2. A recording that
@@ -20,7 +20,12 @@ from measurement.inference import Model, load_model
 from measurement.recordings import Measuring, list_recordings, measure_recordings
 from measurement.scoring import evaluate, metrics_table, score_test_set, write_evaluation
 from mmode.images import IMAGE_SUFFIXES
-from mmode.scanner import TYPICAL_DEPTH_RES_MM, TYPICAL_TIME_RES_S
+from mmode.scanner import (
+    DEFAULT_VOLUME_FORMULA,
+    TYPICAL_DEPTH_RES_MM,
+    TYPICAL_TIME_RES_S,
+    VOLUME_FORMULAS,
+)
 from quicknat import CheckpointError
 from quicknat.flags import add_model_flags, model_settings
 from runtime.distributed import warn
@@ -92,6 +97,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="highest heart rate in bpm; end-diastoles are at least 60/MAX_HR s apart "
         "(default: %(default)s)",
     )
+    p.add_argument(
+        "--volume-formula",
+        choices=VOLUME_FORMULAS,
+        default=DEFAULT_VOLUME_FORMULA,
+        help="Teichholz volume 7 / (2.4 + D) x D^3: scanner (D in mm gives uL, as mouse "
+        "scanners report) or clinical (D in cm gives mL, reported in uL) (default: %(default)s)",
+    )
     add_model_flags(p, "QuickNAT, for checkpoints of other tools (ours bring their own)")
     add_speed_flags(p)
     return p.parse_args(argv)
@@ -146,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             time_res_s=args.time_res,
             depth_res_mm=args.depth_res,
             max_hr_bpm=args.max_hr,
+            volume_formula=args.volume_formula,
         )
         if trained_size and how.size != trained_size:
             warn(

@@ -9,6 +9,7 @@ Decisions where the issue is silent:
   reports the first ED's LVIDd and the lowest LVID between the two EDs as LVIDs.
 - An ED within one smoothing window (SMOOTH_S) of the ends of a gap-free stretch is
   ignored: the curve must be seen on both sides of it.
+- A beat's cardiac output is its stroke volume times its own heart rate (60 / RR).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from scipy.signal import find_peaks, savgol_filter
 
 from mmode.runs import true_runs
-from mmode.scanner import teichholz_volume_ul
+from mmode.scanner import DEFAULT_VOLUME_FORMULA, teichholz_volume_ul
 
 SMOOTH_S = 0.008  # Savitzky-Golay window; a mouse beat lasts ~80-120 ms
 PROMINENCE_SHARE = 0.25  # of the LVID curve's robust range (5th to 95th percentile)
@@ -36,6 +37,8 @@ class Beat:
     volume_s_ul: float
     ef_percent: float
     fs_percent: float
+    sv_ul: float  # stroke volume, EDV - ESV
+    co_ml_min: float  # cardiac output, SV x HR
 
 
 BEAT_FIELDS = tuple(Beat.__dataclass_fields__)
@@ -61,8 +64,16 @@ def smooth_lvid(lvid: np.ndarray, time_res_s: float) -> np.ndarray:
     return smooth
 
 
-def find_beats(lvid: np.ndarray, time_res_s: float, max_hr_bpm: float = 900.0) -> list[Beat]:
-    """Beats of an LVID curve in mm (NaN = no cavity), columns time_res_s apart."""
+def find_beats(
+    lvid: np.ndarray,
+    time_res_s: float,
+    max_hr_bpm: float = 900.0,
+    volume_formula: str = DEFAULT_VOLUME_FORMULA,
+) -> list[Beat]:
+    """Beats of an LVID curve in mm (NaN = no cavity), columns time_res_s apart.
+
+    Volumes follow volume_formula (mmode.scanner.VOLUME_FORMULAS).
+    """
     smooth = smooth_lvid(lvid, time_res_s)
     finite = smooth[np.isfinite(smooth)]
     if finite.size < 3:
@@ -87,32 +98,49 @@ def find_beats(lvid: np.ndarray, time_res_s: float, max_hr_bpm: float = 900.0) -
                     (start + es) * time_res_s,
                     segment[es],
                     (next_ed - ed) * time_res_s,
+                    volume_formula,
                 )
             )
     return beats
 
 
-def make_beat(t_ed_s: float, d_mm: float, t_es_s: float, s_mm: float, rr_s: float) -> Beat:
+def make_beat(
+    t_ed_s: float, d_mm: float, t_es_s: float, s_mm: float, rr_s: float, volume_formula: str
+) -> Beat:
     """One beat's numbers from its ED and ES diameters and its ED-to-ED interval."""
-    volume_d_ul = float(teichholz_volume_ul(d_mm))
-    volume_s_ul = float(teichholz_volume_ul(s_mm))
+    volume_d_ul = float(teichholz_volume_ul(d_mm, volume_formula))
+    volume_s_ul = float(teichholz_volume_ul(s_mm, volume_formula))
+    heart_rate_bpm = 60.0 / rr_s
+    sv_ul = volume_d_ul - volume_s_ul
     return Beat(
         t_ed_s=float(t_ed_s),
         lvid_d_mm=float(d_mm),
         t_es_s=float(t_es_s),
         lvid_s_mm=float(s_mm),
-        heart_rate_bpm=60.0 / rr_s,
+        heart_rate_bpm=heart_rate_bpm,
         volume_d_ul=volume_d_ul,
         volume_s_ul=volume_s_ul,
-        ef_percent=100.0 * (volume_d_ul - volume_s_ul) / volume_d_ul,
+        ef_percent=100.0 * sv_ul / volume_d_ul,
         fs_percent=100.0 * (d_mm - s_mm) / d_mm,
+        sv_ul=sv_ul,
+        co_ml_min=sv_ul * heart_rate_bpm / 1000.0,
     )
 
 
+SUMMARIZED_FIELDS = (
+    "lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent", "fs_percent",
+    "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min",
+)  # fmt: skip
+
+
 def summarize(beats: list[Beat]) -> dict[str, float | int | None]:
-    """n_beats and the median of each number over the beats (None without beats)."""
+    """n_beats and the median of each number over the beats (None without beats).
+
+    CO too is the median of the per-beat values, like every other number here, and not
+    median SV x median HR; the two differ when stroke volume and rate vary together.
+    """
     summary: dict[str, float | int | None] = {"n_beats": len(beats)}
-    for key in ("lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent", "fs_percent"):
+    for key in SUMMARIZED_FIELDS:
         values = [asdict(beat)[key] for beat in beats]
         summary[key] = float(np.median(values)) if values else None
     return summary

@@ -21,13 +21,20 @@ from measurement.inference import Model, segment_recording
 from measurement.report import recording_overlay, save_report, summary_line
 from measurement.traces import cavity_mask, lvid_mm
 from mmode.images import IMAGE_SUFFIXES, list_files, read_gray
-from mmode.scanner import Resolution, read_sidecar, resolve_resolution, teichholz_volume_ul
+from mmode.scanner import (
+    DEFAULT_VOLUME_FORMULA,
+    Resolution,
+    read_sidecar,
+    resolve_resolution,
+    teichholz_volume_ul,
+)
 from runtime import files
 from runtime.errors import RecordingError, SetupError
 
 SUMMARY_FIELDS = [
     "name", "status", "n_beats", "lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent",
-    "fs_percent", "time_res_s", "depth_res_mm", "time_res_assumed", "depth_res_assumed", "error",
+    "fs_percent", "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min", "volume_formula",
+    "time_res_s", "depth_res_mm", "time_res_assumed", "depth_res_assumed", "error",
 ]  # fmt: skip
 
 
@@ -44,6 +51,7 @@ class Measuring:
     time_res_s: float | None  # None: from the sidecar, else assumed
     depth_res_mm: float | None
     max_hr_bpm: float
+    volume_formula: str = DEFAULT_VOLUME_FORMULA  # one of mmode.scanner.VOLUME_FORMULAS
 
 
 def list_recordings(path: Path) -> list[Path]:
@@ -108,9 +116,9 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> di
     )
     mask = cavity_mask(prob, how.threshold)
     lvid = lvid_mm(mask, resolution.depth_res_mm, prob, how.threshold)
-    volume = teichholz_volume_ul(lvid)
-    beats = find_beats(lvid, resolution.time_res_s, how.max_hr_bpm)
-    summary = {**summarize(beats), **asdict(resolution)}
+    volume = teichholz_volume_ul(lvid, how.volume_formula)
+    beats = find_beats(lvid, resolution.time_res_s, how.max_hr_bpm, how.volume_formula)
+    summary = {**summarize(beats), "volume_formula": how.volume_formula, **asdict(resolution)}
     name = path.stem
     overlay = recording_overlay(image, mask)
     files.save_png(out / f"{name}_mask.png", mask.astype(np.uint8) * 255)

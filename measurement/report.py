@@ -78,7 +78,8 @@ def summary_line(summary: dict) -> str:
     return (
         f"median of {summary['n_beats']} beats: LVIDd {summary['lvid_d_mm']:.2f} mm, "
         f"LVIDs {summary['lvid_s_mm']:.2f} mm, HR {summary['heart_rate_bpm']:.0f} bpm, "
-        f"EF {summary['ef_percent']:.1f} %, FS {summary['fs_percent']:.1f} %"
+        f"EF {summary['ef_percent']:.1f} %, FS {summary['fs_percent']:.1f} %, "
+        f"SV {summary['sv_ul']:.1f} uL, CO {summary['co_ml_min']:.1f} mL/min"
     )
 
 
@@ -116,9 +117,10 @@ def save_report(
     if assumed:
         heading += f"\nASSUMED {' and '.join(assumed)} resolution: numbers may be off"
     axes[0].set_title(heading, fontsize=10, color="firebrick" if assumed else "black")
+    volume_label = f"volume (µL, Teichholz, {summary['volume_formula']})"
     for ax, curve, ed_key, es_key, label in (
         (axes[1], lvid_mm, "lvid_d_mm", "lvid_s_mm", "LVID (mm)"),
-        (axes[2], volume_ul, "volume_d_ul", "volume_s_ul", "volume (µL, Teichholz)"),
+        (axes[2], volume_ul, "volume_d_ul", "volume_s_ul", volume_label),
     ):
         ax.plot(time_s, curve, color="0.25", linewidth=0.8)
         ax.plot(

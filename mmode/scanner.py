@@ -18,11 +18,25 @@ import numpy as np
 TYPICAL_TIME_RES_S = 0.00083  # seconds per column
 TYPICAL_DEPTH_RES_MM = 0.02  # millimetres per row
 SIDECAR_KEYS = ("time_res_s", "depth_res_mm")
+# Labs check EF against their scanner first, so its volume convention is the default.
+VOLUME_FORMULAS = ("scanner", "clinical")
+DEFAULT_VOLUME_FORMULA = "scanner"
 
 
-def teichholz_volume_ul(d_mm: np.ndarray | float) -> np.ndarray | float:
-    """LV volume by Teichholz: V = 7 / (2.4 + D) * D^3 mL with D in cm; returned in uL."""
-    d_cm = np.asarray(d_mm, dtype=np.float64) / 10.0
+def teichholz_volume_ul(d_mm: np.ndarray | float, formula: str) -> np.ndarray | float:
+    """LV volume in uL by Teichholz, V = 7 / (2.4 + D) * D^3, from the diameter in mm.
+
+    "scanner" (Vevo LAB, mouse): D in mm gives uL. "clinical": D in cm gives mL, so a
+    mouse heart reads about twice the scanner's volume and its EF 3 points higher.
+    """
+    if formula not in VOLUME_FORMULAS:
+        raise ValueError(
+            f"unknown volume formula {formula!r}; use one of {', '.join(VOLUME_FORMULAS)}."
+        )
+    d_mm = np.asarray(d_mm, dtype=np.float64)
+    if formula == "scanner":
+        return 7.0 / (2.4 + d_mm) * d_mm**3
+    d_cm = d_mm / 10.0
     return 1000.0 * 7.0 / (2.4 + d_cm) * d_cm**3
 
 

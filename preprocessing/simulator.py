@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
-from mmode.scanner import TYPICAL_TIME_RES_S, teichholz_volume_ul
+from mmode.scanner import DEFAULT_VOLUME_FORMULA, TYPICAL_TIME_RES_S, teichholz_volume_ul
 from runtime.errors import SetupError
 
 # The simulated sweep: the typical scanner's time resolution, and a depth resolution a
@@ -373,7 +373,9 @@ def beat_truth(beats: Beats, columns: int, time_res_s: float, depth_res_mm: floa
     d_mm = beats.lvid_d_mm[:-1][complete]
     s_mm = beats.lvid_s_mm[complete]
     es_s = beats.es_s[complete]
-    ef = 1 - teichholz_volume_ul(s_mm) / teichholz_volume_ul(d_mm)
+    # EF as test.py reports it by default: with the scanner's volume formula.
+    esv_ul, edv_ul = teichholz_volume_ul(np.array([s_mm, d_mm]), DEFAULT_VOLUME_FORMULA)
+    ef = 1 - esv_ul / edv_ul
     fs = (d_mm - s_mm) / d_mm
     return {
         "lvid_d_mm": _rounded(np.median(d_mm)),

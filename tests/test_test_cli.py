@@ -142,12 +142,15 @@ def test_measures_a_folder_and_survives_a_bad_recording(trained, tmp_path, run_c
         (name, "ok") for name in names
     ]
     assert "broken.png" in rows[0]["error"]
+    assert all(row["volume_formula"] == "scanner" for row in rows[1:])
+    assert all(float(row["sv_ul"]) > 0 and float(row["co_ml_min"]) > 0 for row in rows[1:])
     assert not (out_dir / "notes_summary.json").exists()
 
     name = names[0]
     summary = json.loads((out_dir / f"{name}_summary.json").read_text())
     assert summary["time_res_s"] == TIME_RES_S and summary["depth_res_mm"] == DEPTH_RES_MM
     assert not summary["time_res_assumed"] and not summary["depth_res_assumed"]
+    assert summary["volume_formula"] == "scanner"
     for other in names:  # every recording's numbers agree with its truth file
         measured = json.loads((out_dir / f"{other}_summary.json").read_text())
         truth = json.loads((data / "truth" / f"{other}.json").read_text())
@@ -166,8 +169,55 @@ def test_measures_a_folder_and_survives_a_bad_recording(trained, tmp_path, run_c
     assert tuple(beats[0]) == BEAT_FIELDS and len(beats) == summary["n_beats"]
     lvid_d = np.median([float(b["lvid_d_mm"]) for b in beats])
     assert lvid_d == pytest.approx(summary["lvid_d_mm"], rel=1e-5)
+    for key in ("sv_ul", "co_ml_min"):
+        median = np.median([float(b[key]) for b in beats])
+        assert median == pytest.approx(summary[key], rel=1e-5), key
     image = np.asarray(Image.open(folder / f"{name}.png"))
     assert np.asarray(Image.open(out_dir / f"{name}_overlay.png")).shape == (*image.shape, 3)
+
+
+def test_clinical_volume_formula_scales_every_volume(trained, tmp_path, run_cli):
+    data, checkpoint = trained
+    recording = data / "recordings" / "synth_000.png"
+    outputs = {}
+    for formula, flags in (("scanner", []), ("clinical", ["--volume-formula", "clinical"])):
+        code, _, _ = run_cli("-d", recording, "-m", checkpoint, "-o", tmp_path / formula, *flags)
+        assert code == 0
+        summary = json.loads((tmp_path / formula / "synth_000_summary.json").read_text())
+        assert summary["volume_formula"] == formula
+        lvid = read_csv(tmp_path / formula / "synth_000_lvid.csv")
+        beats = read_csv(tmp_path / formula / "synth_000_beats.csv")
+        outputs[formula] = summary, lvid, beats
+
+    def clinical_over_scanner(d_mm):
+        # 1000 x 7 / (2.4 + D / 10) x (D / 10)^3 over 7 / (2.4 + D) x D^3.
+        return (2.4 + d_mm) / (2.4 + d_mm / 10)
+
+    (summary, lvid, beats), (clinical_summary, clinical_lvid, clinical_beats) = outputs.values()
+    measured = [(s, c) for s, c in zip(lvid, clinical_lvid, strict=True) if s["lvid_mm"]]
+    assert measured
+    for scanner_row, clinical_row in measured:
+        assert clinical_row["lvid_mm"] == scanner_row["lvid_mm"]
+        ratio = clinical_over_scanner(float(scanner_row["lvid_mm"]))
+        assert float(clinical_row["volume_ul"]) == pytest.approx(
+            ratio * float(scanner_row["volume_ul"]), rel=1e-4
+        )
+    assert beats and len(clinical_beats) == len(beats)
+    for scanner_beat, clinical_beat in zip(beats, clinical_beats, strict=True):
+        for size in ("d", "s"):
+            ratio = clinical_over_scanner(float(scanner_beat[f"lvid_{size}_mm"]))
+            assert float(clinical_beat[f"volume_{size}_ul"]) == pytest.approx(
+                ratio * float(scanner_beat[f"volume_{size}_ul"]), rel=1e-4
+            )
+        for beat in (scanner_beat, clinical_beat):
+            sv_ul = float(beat["volume_d_ul"]) - float(beat["volume_s_ul"])
+            assert float(beat["sv_ul"]) == pytest.approx(sv_ul, rel=1e-4)
+            co_ml_min = sv_ul * float(beat["heart_rate_bpm"]) / 1000
+            assert float(beat["co_ml_min"]) == pytest.approx(co_ml_min, rel=1e-4)
+    # The clinical form reads mouse hearts larger and their EF higher.
+    assert clinical_summary["sv_ul"] > 1.5 * summary["sv_ul"]
+    assert clinical_summary["ef_percent"] > summary["ef_percent"]
+    assert clinical_summary["fs_percent"] == summary["fs_percent"]
 
 
 def test_single_image_without_sidecar_assumes_resolution_loudly(trained, tmp_path, run_cli):
