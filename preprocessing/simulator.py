@@ -4,8 +4,11 @@ Each recording draws its own heart (size, fractional shortening, heart rate, wal
 thickness, breathing) and its own scanner settings (gain, contrast, attenuation, noise).
 The heart is a stack of tissue layers whose borders move with the beat; speckle is drawn
 in tissue coordinates and moves with the tissue, so it forms streaks along time as in a
-real M-mode image. Rows are depth (down), columns are time. The command line that writes
-recordings, annotations and truth is preprocessing/synthetic.py.
+real M-mode image. Rows are depth (down), columns are time. The artefacts of real
+recordings (chordae, dropouts, noise bursts, probe motion, irregular beats) are drawn from a
+separate random stream (preprocessing/artefacts.py), so without them a recording is the same
+as before they existed. The command line that writes recordings, annotations and truth is
+preprocessing/synthetic.py.
 
 Row convention: row r covers depths r - 0.5 to r + 0.5 px, so a trace at y = 10.0 lies
 exactly on the centre of row 10. Column x is the time x * time_res_s.
@@ -16,9 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d
 
 from mmode.scanner import DEFAULT_VOLUME_FORMULA, TYPICAL_TIME_RES_S, teichholz_volume_ul
+from preprocessing import artefacts
+from preprocessing.speckle import rayleigh_field
 from runtime.errors import SetupError
 
 # The simulated sweep: the typical scanner's time resolution, and a depth resolution a
@@ -88,6 +93,7 @@ class Recording:
     upper_px: np.ndarray  # septum inner edge, one row value per column
     lower_px: np.ndarray  # posterior wall inner edge
     truth: dict
+    annotated_cols: tuple[int, int]  # first and last column a lab would trace
 
 
 # ---------------------------------------------------------------- physiology
@@ -132,6 +138,39 @@ def draw_beats(heart: Heart, duration_s: float, rng: np.random.Generator) -> Bea
         es_s=ed_s[:-1] + systole_s,
         lvid_s_mm=np.clip(lvid_s_mm, 0.9, 2.5),
     )
+
+
+def irregular_beats(
+    beats: Beats, rates: artefacts.Rates, rng: np.random.Generator
+) -> tuple[Beats, list[list[str]]]:
+    """Occasional premature and dropped beats; and per beat, "premature" or "pause".
+
+    A premature ED comes after 62-78 % of the RR, less filled; the compensatory pause after
+    it keeps the later beats in time. A dropped beat loses its ED, so the beat before it
+    lasts two RRs. The first and last EDs stay, so the beats still cover the recording.
+    """
+    ed_s, d_mm = list(beats.ed_s), list(beats.lvid_d_mm)
+    es_s, s_mm = list(beats.es_s), list(beats.lvid_s_mm)
+    words: list[list[str]] = [[] for _ in es_s]
+    k = 0
+    while k < len(es_s) - 1:
+        roll = rng.random()
+        if roll < rates.pause_per_beat:
+            for values in (ed_s, d_mm, es_s, s_mm, words):
+                del values[k + 1]
+            words[k].append("pause")
+        elif roll < rates.pause_per_beat + rates.premature_per_beat:
+            systole_s = es_s[k + 1] - ed_s[k + 1]
+            ed_s[k + 1] = ed_s[k] + (ed_s[k + 1] - ed_s[k]) * rng.uniform(0.62, 0.78)
+            es_s[k + 1] = ed_s[k + 1] + systole_s
+            d_mm[k + 1] = s_mm[k] + (d_mm[k + 1] - s_mm[k]) * rng.uniform(0.7, 0.9)
+            s_mm[k + 1] = min(s_mm[k + 1], d_mm[k + 1] - 0.3)
+            words[k].append("premature")
+            words[k + 1].append("premature")
+            k += 1
+        k += 1
+    irregular = Beats(np.array(ed_s), np.array(d_mm), np.array(es_s), np.array(s_mm))
+    return irregular, words
 
 
 def _ease(u: np.ndarray) -> np.ndarray:
@@ -275,16 +314,6 @@ def layer_levels_db(scanner: Scanner) -> np.ndarray:
     )
 
 
-def rayleigh_field(
-    rng: np.random.Generator, shape: tuple[int, int], sigma_rows: float, sigma_cols: float
-) -> np.ndarray:
-    """Speckle amplitude with unit RMS: |blurred complex Gaussian| is Rayleigh distributed."""
-    real = gaussian_filter(rng.standard_normal(shape), (sigma_rows, sigma_cols))
-    imag = gaussian_filter(rng.standard_normal(shape), (sigma_rows, sigma_cols))
-    amplitude = np.hypot(real, imag)
-    return amplitude / np.sqrt(np.mean(amplitude**2))
-
-
 def _sample_rows(field: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """field[rows, column] for fractional rows, linear between rows, edges clamped."""
     rows = np.clip(rows, 0, field.shape[0] - 1)
@@ -348,13 +377,19 @@ def log_compress(
     scanner: Scanner,
     depth_res_mm: float,
     rng: np.random.Generator,
+    burst_noise: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Blur by the beam, attenuate with depth, add receiver noise, log-compress to uint8."""
+    """Blur by the beam, attenuate with depth, add receiver noise, log-compress to uint8.
+
+    burst_noise: interference, added to the receiver's noise after the depth attenuation.
+    """
     amplitude = gaussian_filter1d(amplitude, scanner.axial_blur_mm / depth_res_mm, axis=0)
     amplitude = gaussian_filter1d(amplitude, 0.6, axis=1)
     depth_mm = (np.arange(amplitude.shape[0]) + 0.5)[:, None] * depth_res_mm
     amplitude *= 10 ** (-scanner.attenuation_db_per_mm * depth_mm / 20)
     noise = rayleigh_field(rng, amplitude.shape, 0.7, 0.7) * 10 ** (scanner.noise_db / 20)
+    if burst_noise is not None:
+        noise = np.hypot(noise, burst_noise)
     level_db = 20 * np.log10(np.hypot(amplitude, noise)) + scanner.gain_db
     brightness = np.clip(1 + level_db / scanner.dynamic_range_db, 0, 1) ** scanner.gamma
     return np.round(255 * brightness).astype(np.uint8)
@@ -363,8 +398,20 @@ def log_compress(
 # ---------------------------------------------------------------- truth
 
 
-def beat_truth(beats: Beats, columns: int, time_res_s: float, depth_res_mm: float) -> dict:
-    """Per-beat and median measurements over the complete beats inside the recording."""
+def beat_truth(
+    beats: Beats,
+    columns: int,
+    time_res_s: float,
+    depth_res_mm: float,
+    beat_artefacts: list[list[str]],
+) -> dict:
+    """Per-beat and median measurements over the complete beats inside the recording.
+
+    beat_artefacts names each beat's artefacts (aligned with beats.es_s). Per beat the
+    truth adds its end (the next ED), its artefacts and whether they corrupt it (the rule
+    is in preprocessing/artefacts.py); the clean_ medians and n_beats_clean leave out the
+    corrupted beats (None for a median of no beat).
+    """
     first_s = EDGE_MARGIN_COLS * time_res_s
     last_s = (columns - 1 - EDGE_MARGIN_COLS) * time_res_s
     complete = (beats.ed_s[:-1] >= first_s) & (beats.ed_s[1:] <= last_s)
@@ -373,16 +420,12 @@ def beat_truth(beats: Beats, columns: int, time_res_s: float, depth_res_mm: floa
     d_mm = beats.lvid_d_mm[:-1][complete]
     s_mm = beats.lvid_s_mm[complete]
     es_s = beats.es_s[complete]
-    # EF as test.py reports it by default: with the scanner's volume formula.
-    esv_ul, edv_ul = teichholz_volume_ul(np.array([s_mm, d_mm]), DEFAULT_VOLUME_FORMULA)
-    ef = 1 - esv_ul / edv_ul
-    fs = (d_mm - s_mm) / d_mm
+    words = [beat_artefacts[k] for k in np.flatnonzero(complete)]
+    corrupted = np.array([artefacts.corrupts(w) for w in words], dtype=bool)
+    clean = ~corrupted
+    clean_medians = _medians(d_mm[clean], s_mm[clean], rr_s[clean])
     return {
-        "lvid_d_mm": _rounded(np.median(d_mm)),
-        "lvid_s_mm": _rounded(np.median(s_mm)),
-        "heart_rate_bpm": _rounded(np.median(60.0 / rr_s)),
-        "ef_percent": _rounded(100 * np.median(ef)),
-        "fs_percent": _rounded(100 * np.median(fs)),
+        **_medians(d_mm, s_mm, rr_s),
         "n_beats": int(complete.sum()),
         "time_res_s": time_res_s,
         "depth_res_mm": depth_res_mm,
@@ -391,7 +434,28 @@ def beat_truth(beats: Beats, columns: int, time_res_s: float, depth_res_mm: floa
         "beat_es_time_s": [_rounded(v) for v in es_s],
         "beat_lvid_s_mm": [_rounded(v) for v in s_mm],
         "beat_heart_rate_bpm": [_rounded(v) for v in 60.0 / rr_s],
+        "beat_end_time_s": [_rounded(v) for v in ed_s + rr_s],
+        "beat_corrupted": [bool(c) for c in corrupted],
+        "beat_artefacts": words,
+        "n_beats_clean": int(clean.sum()),
+        **{f"clean_{key}": value for key, value in clean_medians.items()},
     }
+
+
+def _medians(d_mm: np.ndarray, s_mm: np.ndarray, rr_s: np.ndarray) -> dict:
+    """Median LVIDd, LVIDs, heart rate, EF and FS of these beats; None for no beats."""
+    if d_mm.size == 0:
+        return dict.fromkeys(MEDIAN_KEYS)
+    # EF as test.py reports it by default: with the scanner's volume formula.
+    esv_ul, edv_ul = teichholz_volume_ul(np.array([s_mm, d_mm]), DEFAULT_VOLUME_FORMULA)
+    ef = 1 - esv_ul / edv_ul
+    fs = (d_mm - s_mm) / d_mm
+    medians = (np.median(d_mm), np.median(s_mm), np.median(60.0 / rr_s))
+    medians += (100 * np.median(ef), 100 * np.median(fs))
+    return {key: _rounded(value) for key, value in zip(MEDIAN_KEYS, medians, strict=True)}
+
+
+MEDIAN_KEYS = ("lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent", "fs_percent")
 
 
 def _rounded(value: float) -> float:
@@ -409,24 +473,54 @@ def simulate_recording(
     width: int = DEFAULT_WIDTH,
     time_res_s: float = TYPICAL_TIME_RES_S,
     depth_res_mm: float = DEFAULT_DEPTH_RES_MM,
+    artefact_rng: np.random.Generator | None = None,
+    rates: artefacts.Rates = artefacts.DEFAULT_RATES,
 ) -> Recording:
-    """One recording: its image, its two true traces and the measurements they imply."""
+    """One recording: its image, its two true traces and the measurements they imply.
+
+    artefact_rng draws the artefacts of real recordings at `rates`; None makes a clean
+    recording, which draws nothing from it.
+    """
     time_s = np.arange(width) * time_res_s
     heart = draw_heart(rng)
     beats = draw_beats(heart, time_s[-1], rng)
+    found, rhythm = artefacts.NONE, [[] for _ in beats.es_s]
+    if artefact_rng is not None:
+        beats, rhythm = irregular_beats(beats, rates, artefact_rng)
+        found = artefacts.draw_artefacts(artefact_rng, rates, width, time_res_s, height)
     lvid_mm = lvid_curve_mm(beats, time_s)
     drift_mm = breathing_mm(heart, time_s)
     borders_px = layer_borders_px(heart, lvid_mm, drift_mm, depth_res_mm, height, rng)
+    upper_px, lower_px = borders_px[UPPER_BORDER], borders_px[LOWER_BORDER]
     scanner = draw_scanner(rng)
     amplitude = echo_amplitude(borders_px, scanner, depth_res_mm, time_res_s, rng)
+    muscle_level, noise_level = 10 ** (np.array([scanner.muscle_db, scanner.noise_db]) / 20)
+    amplitude = artefacts.corrupt_amplitude(
+        amplitude, found, upper_px, lower_px, muscle_level, depth_res_mm, time_res_s,
+        artefact_rng,
+    )  # fmt: skip
+    bursts = artefacts.burst_noise(amplitude.shape, found, noise_level, artefact_rng)
+    acquired = artefacts.beat_artefacts(found, beats.ed_s, beats.es_s, time_res_s)
+    words = [beat + more for beat, more in zip(rhythm, acquired, strict=True)]
+    first_col, last_col = artefacts.annotated_span(found, width)
+    truth = beat_truth(beats, width, time_res_s, depth_res_mm, words)
+    # Where dropouts, noise bursts and probe motion are, and what the annotation covers.
+    truth["artefact_spans_s"] = artefacts.stretch_spans_s(found, time_res_s)
+    truth["annotated_span_s"] = [_rounded(first_col * time_res_s), _rounded(last_col * time_res_s)]
     return Recording(
-        image=log_compress(amplitude, scanner, depth_res_mm, rng),
-        upper_px=borders_px[UPPER_BORDER],
-        lower_px=borders_px[LOWER_BORDER],
-        truth=beat_truth(beats, width, time_res_s, depth_res_mm),
+        image=log_compress(amplitude, scanner, depth_res_mm, rng, bursts),
+        upper_px=upper_px,
+        lower_px=lower_px,
+        truth=truth,
+        annotated_cols=(first_col, last_col),
     )
 
 
 def recording_rng(seed: int, index: int) -> np.random.Generator:
     """Each recording has its own stream, so recording 3 is the same whatever --recordings."""
     return np.random.default_rng([seed, index])
+
+
+def artefact_rng(seed: int, index: int) -> np.random.Generator:
+    """A stream apart from recording_rng's, so the clean recording stays as it was."""
+    return np.random.default_rng([seed, index, 1])

@@ -25,6 +25,7 @@ from preprocessing.simulator import (
     DEFAULT_WIDTH,
     MIN_DEPTH_MM,
     Recording,
+    artefact_rng,
     recording_rng,
     simulate_recording,
 )
@@ -43,11 +44,17 @@ OUTPUT_FOLDERS = ("recordings", "annotations", "truth", "img", "mask")
 COMMAND = "synthetic"
 
 
-def trace_csv(upper_px: np.ndarray, lower_px: np.ndarray) -> str:
-    """The traces as `trace,x,y` rows, every TRACE_STEP_COLS columns and the last one."""
-    columns = np.arange(0, upper_px.size, TRACE_STEP_COLS)
-    if columns[-1] != upper_px.size - 1:
-        columns = np.append(columns, upper_px.size - 1)
+def trace_csv(
+    upper_px: np.ndarray, lower_px: np.ndarray, span: tuple[int, int] | None = None
+) -> str:
+    """The traces as `trace,x,y` rows, every TRACE_STEP_COLS columns and the last one.
+
+    span: the first and last column to trace (default: all of them).
+    """
+    first_col, last_col = span or (0, upper_px.size - 1)
+    columns = np.arange(first_col, last_col + 1, TRACE_STEP_COLS)
+    if columns[-1] != last_col:
+        columns = np.append(columns, last_col)
     lines = ["trace,x,y"]
     for name, trace_px in (("upper", upper_px), ("lower", lower_px)):
         lines += [f"{name},{x},{trace_px[x]:.3f}" for x in columns]
@@ -62,7 +69,7 @@ def write_recording(out_dir: Path, name: str, recording: Recording) -> None:
     write_text(out_dir / "recordings" / f"{name}.json", sidecar)
     write_text(
         out_dir / "annotations" / f"{name}.csv",
-        trace_csv(recording.upper_px, recording.lower_px),
+        trace_csv(recording.upper_px, recording.lower_px, recording.annotated_cols),
     )
     write_text(out_dir / "truth" / f"{name}.json", json.dumps(truth, indent=2) + "\n")
 
@@ -76,6 +83,7 @@ def generate(
     width: int = DEFAULT_WIDTH,
     time_res_s: float = TYPICAL_TIME_RES_S,
     depth_res_mm: float = DEFAULT_DEPTH_RES_MM,
+    with_artefacts: bool = True,
 ) -> list[str]:
     """Write `recordings` recordings with annotations and truth under out_dir; their names."""
     for folder in ("recordings", "annotations", "truth"):
@@ -89,6 +97,7 @@ def generate(
             width=width,
             time_res_s=time_res_s,
             depth_res_mm=depth_res_mm,
+            artefact_rng=artefact_rng(seed, index) if with_artefacts else None,
         )
         write_recording(out_dir, name, recording)
         names.append(name)
@@ -178,9 +187,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "Simulate M-mode echocardiograms of a mouse left ventricle with known inner "
             "diameters, and cut them into a training set. Writes DIR/recordings/REC.png "
             "(+ REC.json resolutions), DIR/annotations/REC.csv (upper and lower traces), "
-            "DIR/truth/REC.json (LVIDd, LVIDs, heart rate per beat; their medians, EF, FS) "
-            "and DIR/img, DIR/mask (square training windows). The defaults make 8 recordings "
-            "9.6 mm deep and 1.2 s long."
+            "DIR/truth/REC.json (LVIDd, LVIDs, heart rate per beat; their medians, EF, FS; "
+            "which beats artefacts corrupt, and the medians over the clean ones) and DIR/img, "
+            "DIR/mask (square training windows). Recordings have the artefacts of real ones "
+            "(chordae in the cavity, dropout columns, noise bursts, probe motion, irregular "
+            "beats) unless --no-artefacts; stretches of probe motion are not annotated. The "
+            "defaults make 8 recordings 9.6 mm deep and 1.2 s long."
         ),
     )
     parser.add_argument(
@@ -237,6 +249,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="columns between training windows (default: half the height)",
     )
     parser.add_argument(
+        "--artefacts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add the artefacts of real recordings; --no-artefacts makes clean ones, the "
+        "same as before artefacts existed (default: on)",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="write into a non-empty --out, replacing earlier synthetic files",
@@ -257,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             width=args.width,
             time_res_s=args.time_res,
             depth_res_mm=args.depth_res,
+            with_artefacts=args.artefacts,
         )
     except SetupError as err:
         print(f"{COMMAND}: error: {err}", file=sys.stderr)

@@ -1,6 +1,8 @@
 """Synthetic recordings: deterministic, physiological, truth consistent with the traces."""
 
 import csv
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,25 +11,36 @@ import pytest
 
 from mmode.images import read_gray
 from mmode.scanner import TYPICAL_TIME_RES_S
-from preprocessing import simulator, synthetic
+from preprocessing import artefacts, simulator, synthetic
 
 # Small but physiological: 128 rows x 0.07 mm = 8.96 mm deep, 400 columns = 0.33 s.
 SMALL = ["--recordings", "2", "--height", "128", "--width", "400", "--depth-res", "0.07"]
+BEAT_KEYS = (
+    "beat_ed_time_s",
+    "beat_lvid_d_mm",
+    "beat_es_time_s",
+    "beat_lvid_s_mm",
+    "beat_heart_rate_bpm",
+    "beat_end_time_s",
+    "beat_corrupted",
+    "beat_artefacts",
+)
 
 
-def make_set(out_dir: Path, seed: int) -> Path:
-    assert synthetic.main(["--out", str(out_dir), "--seed", str(seed), *SMALL]) == 0
+def make_set(out_dir: Path, seed: int, *extra: str) -> Path:
+    assert synthetic.main(["--out", str(out_dir), "--seed", str(seed), *SMALL, *extra]) == 0
     return out_dir
 
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
-    """Two sets with seed 3 and one with seed 4."""
+    """Two sets with seed 3 and one with seed 4; and seed 3 without artefacts."""
     root = tmp_path_factory.mktemp("synthetic")
     return {
         "a": make_set(root / "a", 3),
         "a_again": make_set(root / "a_again", 3),
         "b": make_set(root / "b", 4),
+        "clean": make_set(root / "clean", 3, "--no-artefacts"),
     }
 
 
@@ -93,12 +106,13 @@ def test_truth_is_physiological(sets):
         assert truth["fs_percent"] < truth["ef_percent"] < 100
         assert 550 <= truth["heart_rate_bpm"] <= 780
         assert truth["n_beats"] >= 2
-        beat_keys = ("beat_ed_time_s", "beat_lvid_d_mm", "beat_es_time_s", "beat_lvid_s_mm")
-        for key in (*beat_keys, "beat_heart_rate_bpm"):
+        for key in BEAT_KEYS:
             assert len(truth[key]) == truth["n_beats"]
         ed_s, es_s = np.array(truth["beat_ed_time_s"]), np.array(truth["beat_es_time_s"])
-        # Systole is the shorter part of each cycle.
-        assert np.all((es_s - ed_s)[:-1] < 0.5 * np.diff(ed_s))
+        rr_s = np.array(truth["beat_end_time_s"]) - ed_s
+        # Systole is the shorter part of each cycle, unless a premature beat cuts it short.
+        regular = np.array(["premature" not in words for words in truth["beat_artefacts"]])
+        assert np.all((es_s - ed_s)[regular] < 0.5 * rr_s[regular])
 
 
 def test_truth_medians_follow_from_the_beats(sets):
@@ -121,27 +135,34 @@ def local_maxima(values: np.ndarray, half_window: int) -> np.ndarray:
 
 def test_truth_agrees_with_the_annotated_traces(sets):
     for _, upper, lower, truth in recordings(sets["a"]):
-        time_res_s = truth["time_res_s"]
-        lvid_mm = (lower - upper) * truth["depth_res_mm"]
         # Beats are at least 70 ms (85 columns) apart, so +-30 columns finds each ED once.
-        ed_cols = local_maxima(lvid_mm, 30)
-        ed_cols = ed_cols[(ed_cols > 0) & (ed_cols < lvid_mm.size - 1)]
-        true_ed_cols = np.array(truth["beat_ed_time_s"]) / time_res_s
-        # Every true ED shows as a maximum within a column, with the true diameter.
-        nearest = ed_cols[np.abs(ed_cols[:, None] - true_ed_cols).argmin(axis=0)]
-        assert np.all(np.abs(nearest - true_ed_cols) <= 1.0)
-        assert lvid_mm[nearest] == pytest.approx(truth["beat_lvid_d_mm"], abs=0.005)
-        # ES is the minimum up to the next ED.
-        ends = np.array([*nearest[1:], ed_cols[ed_cols > nearest[-1]][0]])
-        es_cols = np.array([a + lvid_mm[a:b].argmin() for a, b in zip(nearest, ends, strict=True)])
-        true_es_cols = np.array(truth["beat_es_time_s"]) / time_res_s
-        assert np.all(np.abs(es_cols - true_es_cols) <= 1.0)
-        assert lvid_mm[es_cols] == pytest.approx(truth["beat_lvid_s_mm"], abs=0.005)
-        # Heart rate: each beat's length within the 2 columns that whole-column EDs allow.
-        rr_cols = ends - nearest
-        true_rr_cols = 60 / np.array(truth["beat_heart_rate_bpm"]) / time_res_s
-        assert np.all(np.abs(rr_cols - true_rr_cols) <= 2.0)
-        assert truth["heart_rate_bpm"] == pytest.approx(np.median(truth["beat_heart_rate_bpm"]))
+        assert_truth_follows_traces(upper, lower, truth, 30)
+
+
+def assert_truth_follows_traces(
+    upper: np.ndarray, lower: np.ndarray, truth: dict, half_window: int
+) -> None:
+    """The truth's EDs, ESs, diameters and beat lengths are those of the traces."""
+    time_res_s = truth["time_res_s"]
+    lvid_mm = (lower - upper) * truth["depth_res_mm"]
+    ed_cols = local_maxima(lvid_mm, half_window)
+    ed_cols = ed_cols[(ed_cols > 0) & (ed_cols < lvid_mm.size - 1)]
+    true_ed_cols = np.array(truth["beat_ed_time_s"]) / time_res_s
+    # Every true ED shows as a maximum within a column, with the true diameter.
+    nearest = ed_cols[np.abs(ed_cols[:, None] - true_ed_cols).argmin(axis=0)]
+    assert np.all(np.abs(nearest - true_ed_cols) <= 1.0)
+    assert lvid_mm[nearest] == pytest.approx(truth["beat_lvid_d_mm"], abs=0.005)
+    # ES is the minimum up to the next ED.
+    ends = np.array([*nearest[1:], ed_cols[ed_cols > nearest[-1]][0]])
+    es_cols = np.array([a + lvid_mm[a:b].argmin() for a, b in zip(nearest, ends, strict=True)])
+    true_es_cols = np.array(truth["beat_es_time_s"]) / time_res_s
+    assert np.all(np.abs(es_cols - true_es_cols) <= 1.0)
+    assert lvid_mm[es_cols] == pytest.approx(truth["beat_lvid_s_mm"], abs=0.005)
+    # Heart rate: each beat's length within the 2 columns that whole-column EDs allow.
+    rr_cols = ends - nearest
+    true_rr_cols = 60 / np.array(truth["beat_heart_rate_bpm"]) / time_res_s
+    assert np.all(np.abs(rr_cols - true_rr_cols) <= 2.0)
+    assert truth["heart_rate_bpm"] == pytest.approx(np.median(truth["beat_heart_rate_bpm"]))
 
 
 def mean_between(image: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> float:
@@ -229,3 +250,181 @@ def test_overwrite_with_fewer_recordings_leaves_no_old_files(tmp_path):
     assert synthetic.main(argv) == 0
     assert sorted(p.name for p in (out / "truth").iterdir()) == ["synth_000.json"]
     assert {p.name.rsplit("_win", 1)[0] for p in (out / "img").iterdir()} == {"synth_000"}
+
+
+# ---- artefacts
+
+# What the generator wrote for SMALL with seed 3 before artefacts existed: the pixels of
+# every image, the annotations, and the truth keys of then, less EF (its volume formula
+# changed since).
+CLEAN_FINGERPRINT = "5b0c6d730a512d7be1fdb12e6756d250cb52cc2eb4b6c06207c3cf586e1e5bec"
+OLD_TRUTH_KEYS = (
+    "lvid_d_mm",
+    "lvid_s_mm",
+    "heart_rate_bpm",
+    "fs_percent",
+    "n_beats",
+    "time_res_s",
+    "depth_res_mm",
+    "beat_ed_time_s",
+    "beat_lvid_d_mm",
+    "beat_es_time_s",
+    "beat_lvid_s_mm",
+    "beat_heart_rate_bpm",
+)
+NO_ARTEFACTS = artefacts.Rates(0, 0, 0, 0, 0, 0)
+
+
+def fingerprint(folder: Path) -> str:
+    """A hash of a set's content; pixels rather than PNG bytes, which zlib may change."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder)
+        digest.update(str(relative).encode())
+        if path.suffix == ".png":
+            digest.update(read_gray(path).tobytes())
+        elif relative.parts[0] == "truth":
+            truth = json.loads(path.read_text())
+            digest.update(json.dumps([truth[key] for key in OLD_TRUTH_KEYS]).encode())
+        else:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_no_artefacts_writes_the_recordings_of_before(sets):
+    assert fingerprint(sets["clean"]) == CLEAN_FINGERPRINT
+    assert fingerprint(sets["a"]) != CLEAN_FINGERPRINT
+
+
+def simulate(index: int, rates: artefacts.Rates | None, width: int = 400):
+    """A small recording with artefacts at `rates`, or without any for None."""
+    return simulator.simulate_recording(
+        simulator.recording_rng(7, index),
+        height=128,
+        width=width,
+        depth_res_mm=0.07,
+        artefact_rng=simulator.artefact_rng(7, index) if rates else None,
+        rates=rates or NO_ARTEFACTS,
+    )
+
+
+def only(**rates: float) -> artefacts.Rates:
+    return dataclasses.replace(NO_ARTEFACTS, **rates)
+
+
+def stretch_columns(recording, kind: str, margin: int = 0) -> np.ndarray:
+    """Which columns the recording's stretches of this kind cover, widened by margin."""
+    time_res_s = recording.truth["time_res_s"]
+    covered = np.zeros(recording.image.shape[1], dtype=bool)
+    for name, start_s, end_s in recording.truth["artefact_spans_s"]:
+        if name == kind:
+            first, last = round(start_s / time_res_s), round(end_s / time_res_s)
+            covered[max(first - margin, 0) : last + margin + 1] = True
+    return covered
+
+
+def test_default_rates_corrupt_some_beats_of_some_recordings():
+    truths = [simulate(index, artefacts.DEFAULT_RATES).truth for index in range(12)]
+    beats = sum(truth["n_beats"] for truth in truths)
+    corrupted = [sum(truth["beat_corrupted"]) for truth in truths]
+    assert 0 < sum(corrupted) < 0.4 * beats
+    assert 0 in corrupted
+    assert not any(simulate(0, None).truth["beat_corrupted"])
+
+
+def test_truth_lists_align_and_clean_medians_leave_out_corrupted_beats():
+    recording = simulate(5, artefacts.Rates(1, 30, 3, 0, 0.2, 0.05), width=1200)
+    truth = recording.truth
+    for key in BEAT_KEYS:
+        assert len(truth[key]) == truth["n_beats"]
+    assert truth["beat_corrupted"] == [artefacts.corrupts(w) for w in truth["beat_artefacts"]]
+    clean = ~np.array(truth["beat_corrupted"])
+    assert 0 < truth["n_beats_clean"] == clean.sum() < truth["n_beats"]
+    for key in ("lvid_d_mm", "lvid_s_mm", "heart_rate_bpm"):
+        beats = np.array(truth[f"beat_{key}"])
+        assert truth[f"clean_{key}"] == pytest.approx(np.median(beats[clean]), abs=1e-5)
+        assert truth[key] == pytest.approx(np.median(beats), abs=1e-5)
+
+
+def test_dropout_columns_are_dark_and_leave_the_rest_alone():
+    clean, dropped = simulate(0, None), simulate(0, only(dropout_per_s=60))
+    lost = stretch_columns(dropped, "dropout")
+    # The beam's width blurs a column into its neighbours, 2 columns at most.
+    near = stretch_columns(dropped, "dropout", margin=3)
+    assert lost.any()
+    assert dropped.image[:, lost].mean() < 0.6 * clean.image[:, lost].mean()
+    assert np.array_equal(dropped.image[:, ~near], clean.image[:, ~near])
+
+
+def test_noise_bursts_brighten_the_cavity_where_they_are():
+    clean, noisy = simulate(1, None), simulate(1, only(noise_per_s=15))
+    burst = stretch_columns(noisy, "noise")
+    assert burst.any()
+    rows = np.arange(128)[:, None]
+    cavity = (rows >= clean.upper_px + 2) & (rows <= clean.lower_px - 2)
+    in_burst = cavity & burst
+    assert noisy.image[in_burst].mean() > 1.5 * clean.image[in_burst].mean()
+    assert np.array_equal(noisy.image[:, ~burst], clean.image[:, ~burst])
+    assert_beats_marked_where_touched(noisy, "noise")
+
+
+def truth_words_of(recording, word: str) -> list[bool]:
+    """Per beat, whether its artefacts name `word`."""
+    return [word in words for words in recording.truth["beat_artefacts"]]
+
+
+def assert_beats_marked_where_touched(recording, kind: str) -> None:
+    """Exactly the beats a stretch of `kind` touches (within REACH_S) name it; all corrupted."""
+    truth = recording.truth
+    time_res_s = truth["time_res_s"]
+    touched = stretch_columns(recording, kind, margin=round(artefacts.REACH_S / time_res_s))
+    named = truth_words_of(recording, kind)
+    assert any(named)
+    for k, start_s in enumerate(truth["beat_ed_time_s"]):
+        first, last = round(start_s / time_res_s), round(truth["beat_end_time_s"][k] / time_res_s)
+        assert named[k] == touched[first : last + 1].any()
+        assert truth["beat_corrupted"][k] or not named[k]
+
+
+def test_probe_motion_is_left_out_of_the_annotation_and_corrupts_its_beats():
+    clean, slipped = simulate(2, None, 900), simulate(2, only(probe_motion_per_s=6), 900)
+    moved = stretch_columns(slipped, "probe_motion")
+    assert moved.any()
+    first, last = slipped.annotated_cols
+    assert last - first + 1 >= 128  # a whole training window fits
+    assert not moved[first : last + 1].any()
+    csv_text = synthetic.trace_csv(slipped.upper_px, slipped.lower_px, slipped.annotated_cols)
+    xs = np.array([float(line.split(",")[1]) for line in csv_text.splitlines()[1:]])
+    assert xs.min() == first and xs.max() == last
+    # The heart is elsewhere in the image there, but its true edges stay the clean ones.
+    assert np.abs(slipped.image[:, moved].astype(int) - clean.image[:, moved]).mean() > 20
+    assert np.array_equal(slipped.lower_px, clean.lower_px)
+    assert_beats_marked_where_touched(slipped, "probe_motion")
+
+
+def test_chordae_brighten_the_cavity_but_leave_the_edges_and_the_beats():
+    clean, chorded = simulate(3, None), simulate(3, only(intracavity_share=1))
+    assert np.array_equal(chorded.upper_px, clean.upper_px)
+    assert np.array_equal(chorded.lower_px, clean.lower_px)
+    rows = np.arange(128)[:, None]
+    near_wall = (rows >= clean.lower_px - 0.4 / 0.07) & (rows <= clean.lower_px - 2)
+    assert chorded.image[near_wall].mean() > 1.2 * clean.image[near_wall].mean()
+    assert all(truth_words_of(chorded, "intracavity"))
+    assert not any(chorded.truth["beat_corrupted"])
+
+
+def test_irregular_beats_change_the_rhythm_but_keep_true_diameters():
+    recording = simulate(6, only(premature_per_beat=0.3, pause_per_beat=0.15), width=1200)
+    truth = recording.truth
+    premature, pause = truth_words_of(recording, "premature"), truth_words_of(recording, "pause")
+    assert any(premature) and any(pause)
+    rr_s = np.array(truth["beat_end_time_s"]) - np.array(truth["beat_ed_time_s"])
+    regular = ~np.array(premature) & ~np.array(pause)
+    usual_s = np.median(rr_s[regular])
+    # A premature ED cuts one beat short; the pause after it lengthens the next.
+    off = rr_s[premature] / usual_s
+    assert np.all((off < 0.85) | (off > 1.15)) and off.min() < 0.85 and off.max() > 1.15
+    assert np.all(rr_s[pause] > 1.7 * usual_s)
+    assert all(truth["beat_corrupted"][k] for k in np.flatnonzero(~regular))
+    # Premature beats come 55 columns after the one before at the least.
+    assert_truth_follows_traces(recording.upper_px, recording.lower_px, truth, 20)
