@@ -47,6 +47,7 @@ from training.config import TrainConfig
 from training.data import choose_split, load_data
 from training.losses import segmentation_loss
 from training.outputs import RunOutputs, check_output_folder
+from training.schedule import LrPlan, plan_schedule
 
 METRICS = ("loss", "dice", "iou", "mse")
 N_SAMPLES = 4  # validation images drawn in samples/epoch_NNN.png
@@ -66,6 +67,7 @@ class Run:
     rank: int
     world: int
     progress: Progress
+    lr_plan: LrPlan | None = None  # set once the checkpoint is read
     rng_state: dict | None = None
     scaler_state: dict | None = None
 
@@ -108,6 +110,10 @@ def prepare_training(config: TrainConfig) -> Trainer:
         else:
             loaded = resume.adopt_foreign_optimizer(checkpoint, optimizer, model)
             say(f"Loaded weights{' and optimizer state' if loaded else ''} from {source}.")
+    stored_plan = ours.lr_plan if ours is not None else None
+    run.lr_plan = plan_schedule(
+        config.lr_schedule, config.learning_rate, run.progress.epoch, config.epochs, stored_plan
+    )
     start_processes(device)
     say(f"Training on {device} ({precision}), {world} process(es).")
     return Trainer(config, model, optimizer, data, split, run)
@@ -133,9 +139,7 @@ class Trainer:
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.optimizer = optimizer
         resume.move_optimizer_state(optimizer, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=run.precision == "fp16")
-        if run.scaler_state:
-            self.scaler.load_state_dict(run.scaler_state)
+        self.scaler = resume.grad_scaler(self.device, run.precision, run.scaler_state)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.net: torch.nn.Module = self.model
@@ -161,14 +165,7 @@ class Trainer:
         outputs = None
         if self.is_main:
             outputs = RunOutputs(self.config.output, self.split, self.config.tensorboard)
-        if self.run.rng_state is not None:
-            resume.set_rng_state(self.run.rng_state)
-            if self.run.rank:
-                # Only rank 0's state is saved; the others must not repeat its draws.
-                torch.manual_seed(self.config.seed + self.run.rank + 7919 * self.progress.epoch)
-        else:
-            # Each process its own dropout and augmentation draws.
-            torch.manual_seed(self.config.seed + self.run.rank)
+        resume.seed_process(self.run.rng_state, self.config.seed, self.run.rank, self.progress)
         previous = {s: signal.signal(s, self._on_signal) for s in EXIT_CODES}
         try:
             return self._run_epochs(outputs)
@@ -231,6 +228,8 @@ class Trainer:
             disable=not self.is_main,
         )
         for step, (images, masks) in enumerate(bar, start=first_step + 1):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.run.lr_plan.lr(epoch, step, len(batches))
             loss, logits, masks = self.train_step(images, masks, epoch, step)
             self._accumulate(sums, loss, logits, masks)
             bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}")
@@ -288,6 +287,7 @@ class Trainer:
     def validate(self) -> tuple[dict[str, float], tuple]:
         """Mean validation metrics over all processes, and a few samples to draw."""
         self.refresh_batch_norm()
+        self.model.eval()
         # Every process evaluates the weights rank 0 will save, batch-norm statistics included.
         share_buffers(self.model)
         share = list(range(self.run.rank, len(self.val_set), self.run.world))
@@ -381,6 +381,7 @@ class Trainer:
             args=self.config.to_dict(),
             rng_state=resume.get_rng_state(),
             scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            lr_plan=self.run.lr_plan.to_dict(),
         ).to_dict()
 
     def _interrupt(self, epoch: int, train_sums: dict[str, float], outputs) -> int:

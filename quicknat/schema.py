@@ -49,6 +49,7 @@ class TrainingCheckpoint:
     args: dict[str, Any]  # the training flags, for the record
     rng_state: dict[str, Any]
     scaler: dict[str, Any] | None = None  # fp16 loss scaling
+    lr_plan: dict[str, Any] | None = None  # the learning-rate schedule (training/schedule.py)
 
     def to_dict(self) -> dict[str, Any]:
         p = self.progress
@@ -75,6 +76,8 @@ class TrainingCheckpoint:
         }
         if self.scaler is not None:
             checkpoint["scaler"] = self.scaler
+        if self.lr_plan is not None:
+            checkpoint["lr_plan"] = self.lr_plan
         return checkpoint
 
     @classmethod
@@ -91,6 +94,7 @@ class TrainingCheckpoint:
                 args=checkpoint.get("args", {}),
                 rng_state=checkpoint["rng_state"],
                 scaler=checkpoint.get("scaler"),
+                lr_plan=checkpoint.get("lr_plan"),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise incomplete(source, err) from None

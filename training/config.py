@@ -17,6 +17,7 @@ from quicknat.flags import add_model_flags, model_settings
 from runtime.errors import SetupError
 from runtime.hardware import add_speed_flags
 from training.losses import LOSSES
+from training.schedule import SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class TrainConfig:
     batch_size: int
     im_size: int
     learning_rate: float
+    lr_schedule: str
     load: str | None
     validation: float
     output_path: str
@@ -124,7 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--learning-rate",
         type=float,
         default=0.001,
-        help="Adam learning rate (default: %(default)s)",
+        help="Adam learning rate; the peak of --lr-schedule (default: %(default)s)",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        choices=SCHEDULES,
+        default="constant",
+        help="constant; poly or cosine: a short warm-up to -l, then decay to 0 over the "
+        "run's epochs (default: %(default)s)",
     )
     p.add_argument(
         "-f", "--load", default=None, help="checkpoint to resume or start from (default: none)"

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from quicknat.schema import incomplete
+from quicknat.schema import Progress, incomplete
 from runtime.distributed import warn
 
 
@@ -57,10 +57,28 @@ def get_rng_state() -> dict[str, Any]:
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def seed_process(state: dict[str, Any] | None, seed: int, rank: int, progress: Progress) -> None:
+    """The global random state for dropout and augmentation: a resumed run's, or a fresh one.
+
+    Each process draws its own; only rank 0's state is saved, so the others must not
+    repeat its draws on resume.
+    """
+    if state is None:
+        torch.manual_seed(seed + rank)
+        return
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    if rank:
+        torch.manual_seed(seed + rank + 7919 * progress.epoch)
+
+
+def grad_scaler(device: torch.device, precision: str, state: dict | None) -> torch.amp.GradScaler:
+    """fp16's loss scaling (a no-op otherwise), as a resumed run left it."""
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    if state:
+        scaler.load_state_dict(state)
+    return scaler
 
 
 def optimizer_state_cpu(optimizer: torch.optim.Optimizer) -> dict:
