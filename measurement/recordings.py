@@ -17,9 +17,9 @@ import torch
 from tqdm import tqdm
 
 from measurement.beats import BEAT_FIELDS, find_beats, summarize
+from measurement.edges import lv_edges
 from measurement.inference import Model, segment_recording
 from measurement.report import recording_overlay, save_report, summary_line
-from measurement.traces import cavity_mask, lvid_mm
 from mmode.images import IMAGE_SUFFIXES, list_files, read_gray
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,
@@ -114,13 +114,14 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> di
     prob = segment_recording(
         model, image, how.size, how.overlap, how.batch_size, how.device, how.precision
     )
-    mask = cavity_mask(prob, how.threshold)
-    lvid = lvid_mm(mask, resolution.depth_res_mm, prob, how.threshold)
+    edges = lv_edges(prob, how.threshold, resolution.time_res_s, resolution.depth_res_mm)
+    lvid = edges.lvid_mm(resolution.depth_res_mm)
+    mask = edges.mask(prob.shape[0])
     volume = teichholz_volume_ul(lvid, how.volume_formula)
     beats = find_beats(lvid, resolution.time_res_s, how.max_hr_bpm, how.volume_formula)
     summary = {**summarize(beats), "volume_formula": how.volume_formula, **asdict(resolution)}
     name = path.stem
-    overlay = recording_overlay(image, mask)
+    overlay = recording_overlay(image, edges)
     files.save_png(out / f"{name}_mask.png", mask.astype(np.uint8) * 255)
     files.save_png(out / f"{name}_overlay.png", overlay)
     time_s = np.arange(lvid.size) * resolution.time_res_s

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from measurement.beats import Beat
-from mmode.runs import cavity_edges
+from measurement.edges import Edges
 from mmode.scanner import Resolution
 from runtime import files
 
@@ -38,12 +38,12 @@ def draw_trace(rgb: np.ndarray, rows: np.ndarray, color: tuple, outward: int) ->
         rgb[max(first, 0) : min(last, height - 1) + 1, column] = color
 
 
-def recording_overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def recording_overlay(image: np.ndarray, edges: Edges) -> np.ndarray:
     """The recording as RGB with the cavity's upper and lower edges drawn."""
     rgb = gray_to_rgb(image)
-    top, bottom, filled = cavity_edges(mask)
-    draw_trace(rgb, np.where(filled, top, np.nan), UPPER_RGB, outward=-1)
-    draw_trace(rgb, np.where(filled, bottom, np.nan), LOWER_RGB, outward=+1)
+    # The cavity's first and last row: the lines sit on the cavity's rim, thickened outward.
+    draw_trace(rgb, np.ceil(edges.upper_row), UPPER_RGB, outward=-1)
+    draw_trace(rgb, np.floor(edges.lower_row), LOWER_RGB, outward=+1)
     return rgb
 
 

@@ -1,41 +1,45 @@
-"""From a cavity probability map to the LV inner diameter (LVID) in each column.
+"""From a cavity probability map to the cavity's edge rows in each column.
 
-Rows are depth (down), columns are time.
+Rows are depth (down), columns are time. Each column on its own; measurement/edges.py
+then makes the edges continuous over time.
 
 Decisions where the issue is silent:
 - The cavity in a column is its longest run of pixels with probability above the
-  threshold; of equally long runs the topmost wins.
-- LVID is the run's length in rows times the depth resolution, with each end of the run
-  moved to where the probability crosses the threshold (linear between rows): whole rows
-  would make the curve a staircase, and end-diastole times jitter on its flat steps.
-  Training masks hold the rows whose centres lie between the two traces, so on average
-  the run is as long as the traces are apart.
+  threshold, after filling holes: low-probability blobs enclosed by cavity (chordae,
+  speckle, a model's slips) would otherwise split the run and make its ends jump. Of
+  equally long runs the topmost wins.
+- Each end of the run moves to where the probability crosses the threshold (linear
+  between rows): whole rows would make the diameter a staircase, and end-diastole times
+  jitter on its flat steps. Training masks hold the rows whose centres lie between the
+  two traces, so on average the run is as long as the traces are apart.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from mmode.runs import cavity_edges, longest_run_per_column
 
 
 def cavity_mask(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Bool (H, W): per column, only the longest run of pixels with prob > threshold."""
-    return longest_run_per_column(np.asarray(prob) > threshold)
+    """Bool (H, W): per column, the longest run of prob > threshold with holes filled."""
+    return longest_run_per_column(ndimage.binary_fill_holes(np.asarray(prob) > threshold))
 
 
-def lvid_mm(
-    mask: np.ndarray, depth_res_mm: float, prob: np.ndarray | None = None, threshold: float = 0.5
-) -> np.ndarray:
-    """(W,) LV inner diameter per column of a cavity mask; NaN where there is no cavity.
+def edge_rows(
+    mask: np.ndarray, prob: np.ndarray | None = None, threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """(W,) upper and lower edge of each column's run as sub-pixel rows; NaN: empty column.
 
-    Without prob: the run's length in rows. With prob: each end of the run moves to where
-    prob crosses the threshold, linear between rows (outside the image counts as 0), so
-    the diameter is not rounded to whole rows; a step from 1 to 0 gives the row count.
+    Without prob the edges lie half a row outside the run's end rows, so that lower -
+    upper is the row count. With prob each edge lies where prob crosses the threshold,
+    linear between the end row and its outside neighbour (outside the image counts as 0);
+    a step from 1 to 0 gives the half-row edges.
     """
     mask = np.asarray(mask, dtype=bool)
     top, bottom, filled = cavity_edges(mask)
-    rows = mask.sum(axis=0).astype(np.float64)
+    top_share = bottom_share = np.full(mask.shape[1], 0.5)
     if prob is not None:
         columns = np.arange(mask.shape[1])
         padded = np.pad(np.asarray(prob, dtype=np.float64), ((1, 1), (0, 0)))
@@ -47,5 +51,6 @@ def lvid_mm(
         with np.errstate(divide="ignore", invalid="ignore"):
             top_share = (inside_top - threshold) / (inside_top - above)
             bottom_share = (inside_bottom - threshold) / (inside_bottom - below)
-        rows = np.where(filled, rows - 1 + top_share + bottom_share, 0.0)
-    return np.where(filled, rows * depth_res_mm, np.nan)
+    upper = np.where(filled, top - top_share, np.nan)
+    lower = np.where(filled, bottom + bottom_share, np.nan)
+    return upper, lower

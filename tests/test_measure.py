@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 from helpers import exact_model
+from scipy import ndimage
 
 from measurement.beats import find_beats, summarize
 from measurement.recordings import Measuring, list_recordings, measure_recordings
 from measurement.scoring import score_batch, score_test_set
-from measurement.traces import cavity_mask, lvid_mm
+from measurement.traces import cavity_mask, edge_rows
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,
     read_sidecar,
@@ -157,16 +158,26 @@ def test_cavity_mask_keeps_the_longest_run_per_column():
 def test_cavity_mask_matches_a_plain_loop_on_random_masks():
     prob = np.random.default_rng(1).random((40, 300))
     mask = cavity_mask(prob, 0.4)
+    filled = ndimage.binary_fill_holes(prob > 0.4)
     for column in range(prob.shape[1]):
-        np.testing.assert_array_equal(mask[:, column], longest_run_reference(prob[:, column] > 0.4))
+        np.testing.assert_array_equal(mask[:, column], longest_run_reference(filled[:, column]))
 
 
-def test_lvid_is_run_length_times_depth_resolution():
+def test_cavity_mask_fills_holes_that_would_split_the_cavity():
+    prob = np.ones((9, 3))
+    prob[0, :] = prob[-1, :] = 0.0
+    prob[3:6, 1] = 0.0  # enclosed: without filling, column 1 keeps rows 6-7 only
+    np.testing.assert_array_equal(cavity_mask(prob, 0.5)[:, 1], prob[:, 0] > 0.5)
+
+
+def test_edges_without_prob_lie_half_a_row_outside_the_run():
     mask = np.zeros((50, 4), dtype=bool)
     mask[10:30, 0] = True
     mask[5:6, 1] = True
     mask[:, 3] = True
-    np.testing.assert_allclose(lvid_mm(mask, 0.025), [0.5, 0.025, np.nan, 1.25])
+    upper, lower = edge_rows(mask)
+    np.testing.assert_allclose(upper, [9.5, 4.5, np.nan, -0.5])
+    np.testing.assert_allclose((lower - upper) * 0.025, [0.5, 0.025, np.nan, 1.25])
 
 
 def test_subpixel_lvid_moves_the_run_ends_to_the_threshold_crossings():
@@ -174,9 +185,10 @@ def test_subpixel_lvid_moves_the_run_ends_to_the_threshold_crossings():
     prob[3:8, :3] = 1.0  # rows 3-7: a step, 5 rows
     prob[2, 1], prob[8, 1] = 0.5, 0.75  # column 1: crossings at rows 2 and 8 + 1/3
     prob[2, 2], prob[8, 2] = 0.25, 0.25  # column 2: at 2.5 - 1/6 and 7.5 + 1/6
-    mask = cavity_mask(prob, 0.5)
+    upper, lower = edge_rows(cavity_mask(prob, 0.5), prob, 0.5)
+    np.testing.assert_allclose(upper, [2.5, 2, 2.5 - 1 / 6, np.nan])
     np.testing.assert_allclose(
-        lvid_mm(mask, 0.1, prob, 0.5), [0.5, 0.5 + 0.1 + 0.1 / 3, 0.5 + 0.1 / 3, np.nan]
+        (lower - upper) * 0.1, [0.5, 0.5 + 0.1 + 0.1 / 3, 0.5 + 0.1 / 3, np.nan]
     )
 
 
