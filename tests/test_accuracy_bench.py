@@ -1,0 +1,72 @@
+"""bench.accuracy: beats matched by end-diastole, rejection shares and the targets."""
+
+import json
+
+import pytest
+
+from bench import accuracy
+from runtime import files
+
+BEAT_FIELDS = ["t_ed_s", "lvid_d_mm", "lvid_s_mm", "accepted"]
+
+
+def write_case(root, measured_beats: list[dict], corrupted: list[bool]) -> None:
+    """One recording of four true beats, 0.1 s apart, and what test.py 'measured'."""
+    (root / "truth").mkdir(parents=True, exist_ok=True)
+    (root / "results").mkdir(exist_ok=True)
+    truth = {
+        "lvid_d_mm": 3.0, "lvid_s_mm": 1.5, "heart_rate_bpm": 600.0, "ef_percent": 80.0,
+        "n_beats": 4, "beat_ed_time_s": [0.1, 0.2, 0.3, 0.4],
+        "beat_lvid_d_mm": [3.0, 3.1, 2.9, 3.0], "beat_lvid_s_mm": [1.5, 1.6, 1.4, 1.5],
+        "beat_corrupted": corrupted, "n_beats_clean": corrupted.count(False),
+        "clean_lvid_d_mm": 3.05, "clean_lvid_s_mm": 1.55, "clean_heart_rate_bpm": 600.0,
+        "clean_ef_percent": 79.0,
+    }  # fmt: skip
+    files.write_text(root / "truth" / "rec.json", json.dumps(truth))
+    accepted = [b for b in measured_beats if b["accepted"]]
+    summary = {
+        "n_beats": len(measured_beats), "n_beats_accepted": len(accepted),
+        "lvid_d_mm": 3.07, "lvid_s_mm": 1.55, "heart_rate_bpm": 603.0, "ef_percent": 79.5,
+    }  # fmt: skip
+    files.write_text(root / "results" / "rec_summary.json", json.dumps(summary))
+    files.write_csv(root / "results" / "rec_beats.csv", BEAT_FIELDS, measured_beats)
+
+
+def beat(t_ed_s: float, d: float, s: float, accepted: bool) -> dict:
+    return {"t_ed_s": t_ed_s, "lvid_d_mm": d, "lvid_s_mm": s, "accepted": accepted}
+
+
+def test_beats_match_by_end_diastole_and_missing_beats_count_as_rejected(tmp_path):
+    measured = [
+        beat(0.104, 3.02, 1.52, True),  # true beat 0, clean: accepted, errors 0.02 / 0.02
+        beat(0.300, 2.80, 1.40, False),  # true beat 2, corrupted: rejected
+        beat(0.47, 3.00, 1.50, True),  # 70 ms from beat 3: no match
+    ]  # true beat 1 (corrupted) was not found; true beat 3 (clean) was not matched
+    write_case(tmp_path, measured, [False, True, True, False])
+    (rec,) = accuracy.load_recordings(tmp_path / "truth", tmp_path / "results")
+    stats = accuracy.beat_stats([rec])
+    assert (stats.corrupted, stats.corrupted_rejected) == (2, 2)
+    assert (stats.clean, stats.clean_accepted) == (2, 1)
+    assert stats.lvid_d_errors_mm == pytest.approx([0.02])
+    assert stats.lvid_s_errors_mm == pytest.approx([0.02])
+
+
+def test_recordings_are_compared_with_the_clean_beats_medians(tmp_path):
+    write_case(tmp_path, [beat(0.1, 3.0, 1.5, True)], [False, True, False, False])
+    (rec,) = accuracy.load_recordings(tmp_path / "truth", tmp_path / "results")
+    errors = accuracy.recording_errors(rec)
+    assert errors["lvid_d_mm"] == pytest.approx(0.02)  # 3.07 vs clean 3.05, not 3.0
+    assert errors["heart_rate_bpm"] == pytest.approx(0.5)  # percent
+    assert errors["ef_percent"] == pytest.approx(0.5)
+
+
+def test_exit_status_follows_the_targets(tmp_path, capsys):
+    good = [beat(t, 3.05, 1.55, True) for t in (0.1, 0.2, 0.3, 0.4)]
+    write_case(tmp_path / "good", good, [False] * 4)
+    args = ["--truth", str(tmp_path / "good" / "truth"), "--results"]
+    assert accuracy.main([*args, str(tmp_path / "good" / "results")]) == 0
+    # Every corrupted beat accepted: the rejection target fails, and says so.
+    write_case(tmp_path / "bad", good, [True, True, False, False])
+    args = ["--truth", str(tmp_path / "bad" / "truth"), "--results"]
+    assert accuracy.main([*args, str(tmp_path / "bad" / "results")]) == 1
+    assert "FAIL  corrupted beats rejected: 0 of 2" in capsys.readouterr().out
