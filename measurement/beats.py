@@ -133,14 +133,20 @@ SUMMARIZED_FIELDS = (
 )  # fmt: skip
 
 
-def summarize(beats: list[Beat]) -> dict[str, float | int | None]:
-    """n_beats and the median of each number over the beats (None without beats).
+def summarize(
+    beats: list[Beat], accepted: list[bool] | None = None
+) -> dict[str, float | int | None]:
+    """n_beats, n_beats_accepted and the median of each number over the accepted beats
+    (all beats when accepted is None; None without accepted beats).
 
     CO too is the median of the per-beat values, like every other number here, and not
     median SV x median HR; the two differ when stroke volume and rate vary together.
     """
-    summary: dict[str, float | int | None] = {"n_beats": len(beats)}
+    if accepted is None:
+        accepted = [True] * len(beats)
+    kept = [beat for beat, ok in zip(beats, accepted, strict=True) if ok]
+    summary: dict[str, float | int | None] = {"n_beats": len(beats), "n_beats_accepted": len(kept)}
     for key in SUMMARIZED_FIELDS:
-        values = [asdict(beat)[key] for beat in beats]
+        values = [asdict(beat)[key] for beat in kept]
         summary[key] = float(np.median(values)) if values else None
     return summary

@@ -7,9 +7,9 @@ Method: per column candidates, then a robust filter on each edge over time.
    longest run, the run's ends at the sub-pixel threshold crossings. On a clean map this
    is exact, and holes inside the cavity no longer split it.
 2. Per edge, over time, a Hampel-style filter: a column whose edge lies more than
-   JUMP_MM from the rolling median over MEDIAN_S is an outlier and is dropped. A wall
-   moves at most ~0.02 mm per column, so on a clean edge the median stays within a few
-   hundredths of a millimetre of it, while a spike of 1-3 columns (less than half the
+   JUMP_MM (and MIN_JUMP_ROWS) from the rolling median over MEDIAN_S is an outlier and is
+   dropped. A wall moves at most ~0.02 mm per column, so on a clean edge the median stays
+   within a few hundredths of a millimetre of it, while a spike of 1-3 columns (less than half the
    window) cannot move the median at all.
 3. Gaps of up to MAX_GAP_S (dropped columns, or columns without a cavity) are bridged
    linearly; longer ones stay NaN and break beats.
@@ -31,7 +31,8 @@ from measurement.traces import cavity_mask, edge_rows
 from mmode.runs import true_runs
 
 MEDIAN_S = 0.010  # rolling median window; a spike must be shorter than half of it
-JUMP_MM = 0.1  # farther than this from the rolling median is an outlier
+JUMP_MM = 0.1  # farther than this from the rolling median is an outlier,
+MIN_JUMP_ROWS = 2.0  # and at least this far: at coarse depth resolutions edges wobble a row
 MAX_GAP_S = 0.004  # gaps up to this long are bridged
 
 
@@ -39,8 +40,8 @@ MAX_GAP_S = 0.004  # gaps up to this long are bridged
 class Edges:
     upper_row: np.ndarray  # (W,) septal side of the cavity, NaN: no LV
     lower_row: np.ndarray  # (W,) posterior wall side
-    replaced: np.ndarray  # (W,) bool: an edge was an outlier here and was bridged or dropped
-    bridged: np.ndarray  # (W,) bool: an edge here is interpolated across a short gap
+    replaced: np.ndarray  # (W,) bool: an edge was an outlier here (then bridged, or NaN)
+    bridged: np.ndarray  # (W,) bool: no cavity found here; bridged across a short gap
 
     def lvid_mm(self, depth_res_mm: float) -> np.ndarray:
         """(W,) LV inner diameter; NaN where there is no LV."""
@@ -57,17 +58,17 @@ def lv_edges(prob: np.ndarray, threshold: float, time_res_s: float, depth_res_mm
     """The two filtered edges of a cavity probability map (H, W)."""
     upper, lower = edge_rows(cavity_mask(prob, threshold), prob, threshold)
     window = max(3, int(round(MEDIAN_S / time_res_s)) | 1)
-    limit_rows = JUMP_MM / depth_res_mm
+    limit_rows = max(JUMP_MM / depth_res_mm, MIN_JUMP_ROWS)
     upper_out = outliers(upper, window, limit_rows)
     lower_out = outliers(lower, window, limit_rows)
     replaced = upper_out | lower_out
+    empty = np.isnan(upper) | np.isnan(lower)
     # A column is measured only with both edges: LVID needs both.
-    missing = replaced | np.isnan(upper) | np.isnan(lower)
+    missing = replaced | empty
     max_gap = int(round(MAX_GAP_S / time_res_s))
     upper = bridge_gaps(np.where(missing, np.nan, upper), max_gap)
     lower = bridge_gaps(np.where(missing, np.nan, lower), max_gap)
-    bridged = missing & np.isfinite(upper)
-    return Edges(upper, lower, replaced, bridged)
+    return Edges(upper, lower, replaced, empty & np.isfinite(upper))
 
 
 def rolling_median(values: np.ndarray, window: int) -> np.ndarray:

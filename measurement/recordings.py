@@ -19,6 +19,7 @@ from tqdm import tqdm
 from measurement.beats import BEAT_FIELDS, find_beats, summarize
 from measurement.edges import lv_edges
 from measurement.inference import Model, segment_recording
+from measurement.quality import QUALITY_FIELDS, judge_beats
 from measurement.report import recording_overlay, save_report, summary_line
 from mmode.images import IMAGE_SUFFIXES, list_files, read_gray
 from mmode.scanner import (
@@ -32,9 +33,10 @@ from runtime import files
 from runtime.errors import RecordingError, SetupError
 
 SUMMARY_FIELDS = [
-    "name", "status", "n_beats", "lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent",
-    "fs_percent", "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min", "volume_formula",
-    "time_res_s", "depth_res_mm", "time_res_assumed", "depth_res_assumed", "error",
+    "name", "status", "n_beats", "n_beats_accepted", "lvid_d_mm", "lvid_s_mm", "heart_rate_bpm",
+    "ef_percent", "fs_percent", "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min",
+    "volume_formula", "time_res_s", "depth_res_mm", "time_res_assumed", "depth_res_assumed",
+    "error",
 ]  # fmt: skip
 
 
@@ -119,7 +121,13 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> di
     mask = edges.mask(prob.shape[0])
     volume = teichholz_volume_ul(lvid, how.volume_formula)
     beats = find_beats(lvid, resolution.time_res_s, how.max_hr_bpm, how.volume_formula)
-    summary = {**summarize(beats), "volume_formula": how.volume_formula, **asdict(resolution)}
+    judged = judge_beats(beats, edges, prob, image, resolution.time_res_s, resolution.depth_res_mm)
+    accepted = [j.accepted for j in judged]
+    summary = {
+        **summarize(beats, accepted),
+        "volume_formula": how.volume_formula,
+        **asdict(resolution),
+    }
     name = path.stem
     overlay = recording_overlay(image, edges)
     files.save_png(out / f"{name}_mask.png", mask.astype(np.uint8) * 255)
@@ -130,9 +138,21 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> di
         for t, d, v in zip(time_s.tolist(), lvid.tolist(), volume.tolist(), strict=True)
     ]
     files.write_csv(out / f"{name}_lvid.csv", ["time_s", "lvid_mm", "volume_ul"], columns)
-    files.write_csv(out / f"{name}_beats.csv", list(BEAT_FIELDS), [asdict(b) for b in beats])
+    beat_rows = [
+        {**asdict(b), **asdict(j), "accepted": str(j.accepted).lower()}
+        for b, j in zip(beats, judged, strict=True)
+    ]
+    files.write_csv(out / f"{name}_beats.csv", [*BEAT_FIELDS, *QUALITY_FIELDS], beat_rows)
     files.write_text(out / f"{name}_summary.json", json.dumps(summary, indent=2) + "\n")
-    save_report(out / f"{name}_report.png", overlay, lvid, volume, beats, resolution, name, summary)
+    save_report(
+        out / f"{name}_report.png", overlay, lvid, volume, beats, judged, resolution, name, summary
+    )
+    if beats and not any(accepted):
+        reasons = sorted({word for j in judged for word in j.reasons.split(";")})
+        raise RecordingError(
+            f"{name}: no beat passed the quality checks (reasons: {', '.join(reasons)}); "
+            "check the recording or the model."
+        )
     return summary
 
 

@@ -9,6 +9,7 @@ from scipy import ndimage
 
 from measurement.beats import Beat
 from measurement.edges import Edges
+from measurement.quality import BeatQuality
 from mmode.scanner import Resolution
 from runtime import files
 
@@ -75,8 +76,11 @@ def evaluation_overlay(
 def summary_line(summary: dict) -> str:
     if not summary["n_beats"]:
         return "no complete beat found"
+    if not summary["n_beats_accepted"]:
+        return f"none of {summary['n_beats']} beats passed the quality checks"
     return (
-        f"median of {summary['n_beats']} beats: LVIDd {summary['lvid_d_mm']:.2f} mm, "
+        f"median of {summary['n_beats_accepted']} accepted of {summary['n_beats']} beats: "
+        f"LVIDd {summary['lvid_d_mm']:.2f} mm, "
         f"LVIDs {summary['lvid_s_mm']:.2f} mm, HR {summary['heart_rate_bpm']:.0f} bpm, "
         f"EF {summary['ef_percent']:.1f} %, FS {summary['fs_percent']:.1f} %, "
         f"SV {summary['sv_ul']:.1f} uL, CO {summary['co_ml_min']:.1f} mL/min"
@@ -89,11 +93,13 @@ def save_report(
     lvid_mm: np.ndarray,
     volume_ul: np.ndarray,
     beats: list[Beat],
+    judged: list[BeatQuality],
     resolution: Resolution,
     title: str,
     summary: dict,
 ) -> None:
-    """Recording with traces, LVID and volume over time with ED and ES marked."""
+    """Recording with traces, LVID and volume over time with ED and ES marked; rejected
+    beats shaded, with their reasons."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +145,23 @@ def save_report(
         )
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[1].legend(loc="upper right", fontsize=8)
+    for beat, judgement in zip(beats, judged, strict=True):
+        if judgement.accepted:
+            continue
+        end_s = beat.t_ed_s + 60.0 / beat.heart_rate_bpm
+        for ax in axes:
+            ax.axvspan(beat.t_ed_s, end_s, color="firebrick", alpha=0.15, linewidth=0)
+        axes[1].text(
+            (beat.t_ed_s + end_s) / 2,
+            0.02,
+            judgement.reasons.replace(";", "\n"),
+            transform=axes[1].get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=6,
+            color="firebrick",
+        )
+    axes[1].legend(loc="upper right", fontsize=8, title="shaded: rejected beat")
     axes[2].set_xlabel("time (s)")
     fig.tight_layout()
     files.save_figure(path, fig, dpi=100)

@@ -1,0 +1,159 @@
+"""A quality decision for every beat: a score, accepted or not, and the reasons.
+
+Each reason rejects the beat (a "hard" reason); accepted means no reason:
+- cavity_missing: the cavity was missing in more than MAX_BRIDGED_SHARE of the beat's
+  columns, or near its ED, ES or next ED (within NEAR_S), and was bridged there.
+- edge_jump: an edge was an outlier (a jump, measurement/edges.py) in more than
+  MAX_REPLACED_SHARE of the beat's columns, or near its ED, ES or next ED.
+- out_of_range: LVIDd, LVIDs or heart rate outside LIMITS.
+- not_contracting: FS below MIN_FS_PERCENT (this includes LVIDs not below LVIDd).
+- rr_irregular: the RR is more than MAX_RR_DEVIATION off the median RR of the beat and
+  its RR_NEIGHBOURS neighbours on either side (premature beats, pauses, missed or extra
+  EDs).
+- image_artefact: the echo itself is disturbed (dropout, a noise burst): a column differs
+  from a neighbouring one (mean absolute difference) by more than STEP_RATIO times the
+  recording's median, in more than MAX_DISTURBED_COLUMNS of the beat's columns or near
+  its ED, ES or next ED. A heart moves smoothly from column to column; echoes that
+  vanish or burst do not. A network may see through them, but the values
+  read there are guesses, and a lab leaves such beats out.
+- low_confidence: the model's mean margin |2p - 1| over the cavity and a band of BAND_MM
+  outside each edge is below MIN_MARGIN over the beat.
+quality = margin x share of the beat's columns whose edges were measured, not repaired:
+1 for a sure model on clean edges, lower the more the model hesitates or the edges were
+mended. It ranks beats; the decision rests on the reasons alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from measurement.beats import Beat
+from measurement.edges import Edges
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Physiological acceptance limits, wider than the usual ranges of conscious mice
+    (LVIDd 2.5-4.0 mm, LVIDs 0.9-2.8 mm, 450-800 bpm) so that sedated or diseased hearts
+    still pass, while nonsense does not."""
+
+    lvid_d_mm: tuple[float, float] = (2.0, 5.5)
+    lvid_s_mm: tuple[float, float] = (0.5, 4.5)
+    heart_rate_bpm: tuple[float, float] = (300.0, 900.0)
+
+
+LIMITS = Limits()
+MIN_FS_PERCENT = 10.0
+MAX_RR_DEVIATION = 0.2
+RR_NEIGHBOURS = 2
+MAX_BRIDGED_SHARE = 0.1
+MAX_REPLACED_SHARE = 0.1
+NEAR_S = 0.005  # a repair this close to an ED or ES changes the value read there
+STEP_RATIO = 3.0  # clean synthetic columns stay below 2.3 x the median step, artefacts 3.5-19
+MIN_STEP_GREY = 2.0  # 0-255: a noiseless image (a mask) has no typical step of its own
+MAX_DISTURBED_COLUMNS = 10  # a dropout disturbs 3-8 columns; a noise burst 10-60
+BAND_MM = 0.2
+MIN_MARGIN = 0.8
+
+
+@dataclass(frozen=True)
+class BeatQuality:
+    quality: float  # 0..1
+    accepted: bool
+    reasons: str  # ";"-separated words, empty when accepted
+
+
+QUALITY_FIELDS = tuple(BeatQuality.__dataclass_fields__)
+
+
+def margin_per_column(prob: np.ndarray, edges: Edges, depth_res_mm: float) -> np.ndarray:
+    """(W,) mean |2p - 1| from BAND_MM above the upper edge to BAND_MM below the lower one."""
+    height = prob.shape[0]
+    band = BAND_MM / depth_res_mm
+    sure = np.vstack([np.zeros(prob.shape[1]), np.cumsum(np.abs(2 * prob - 1), axis=0)])
+    finite = np.isfinite(edges.upper_row) & np.isfinite(edges.lower_row)
+    first = np.clip(np.where(finite, edges.upper_row - band, 0), 0, height).astype(int)
+    stop = np.clip(np.where(finite, edges.lower_row + band + 1, 0), 0, height).astype(int)
+    columns = np.arange(prob.shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        margin = (sure[stop, columns] - sure[first, columns]) / (stop - first)
+    return np.where(finite & (stop > first), margin, np.nan)
+
+
+def disturbed_columns(image: np.ndarray) -> np.ndarray:
+    """(W,) bool: columns whose echo differs abruptly from a neighbouring column's."""
+    image = np.asarray(image, dtype=np.float64)
+    step = np.abs(np.diff(image, axis=1)).mean(axis=0)  # between columns c and c + 1
+    padded = np.concatenate([[0.0], step, [0.0]])
+    column_step = np.maximum(padded[:-1], padded[1:])  # the larger of a column's two steps
+    return column_step > STEP_RATIO * max(float(np.median(step)), MIN_STEP_GREY)
+
+
+def beat_columns(beat: Beat, time_res_s: float) -> tuple[int, int, int]:
+    """The column of the beat's ED, its ES and the next ED."""
+    ed = int(round(beat.t_ed_s / time_res_s))
+    es = int(round(beat.t_es_s / time_res_s))
+    return ed, es, ed + int(round(60.0 / beat.heart_rate_bpm / time_res_s))
+
+
+def rr_irregular(rr_s: np.ndarray) -> np.ndarray:
+    """(N,) bool: RR far off the median RR of its neighbourhood.
+
+    The neighbourhood is up to RR_NEIGHBOURS beats on either side and the beat itself: a
+    premature beat and its compensatory pause are both off its median, their neighbours
+    are not, and a rate that drifts over the recording is not irregular.
+    """
+    half = RR_NEIGHBOURS
+    padded = np.pad(rr_s, half, constant_values=np.nan)
+    local = np.nanmedian(sliding_window_view(padded, 2 * half + 1), axis=1)
+    return np.abs(rr_s / local - 1) > MAX_RR_DEVIATION
+
+
+def judge_beats(
+    beats: list[Beat],
+    edges: Edges,
+    prob: np.ndarray,
+    image: np.ndarray,
+    time_res_s: float,
+    depth_res_mm: float,
+) -> list[BeatQuality]:
+    """The quality decision for each beat of a recording."""
+    if not beats:
+        return []
+    margin = margin_per_column(prob, edges, depth_res_mm)
+    disturbed = disturbed_columns(image)
+    rr_s = np.array([60.0 / b.heart_rate_bpm for b in beats])
+    irregular = rr_irregular(rr_s)
+    near = int(round(NEAR_S / time_res_s))
+    judged = []
+    for beat, beat_irregular in zip(beats, irregular, strict=True):
+        ed, es, next_ed = beat_columns(beat, time_res_s)
+        span = slice(ed, next_ed + 1)
+        keys = np.concatenate([np.arange(k - near, k + near + 1) for k in (ed, es, next_ed)])
+        keys = keys[(keys >= 0) & (keys < margin.size)]
+        reasons = []
+        if edges.bridged[span].mean() > MAX_BRIDGED_SHARE or edges.bridged[keys].any():
+            reasons.append("cavity_missing")
+        if edges.replaced[span].mean() > MAX_REPLACED_SHARE or edges.replaced[keys].any():
+            reasons.append("edge_jump")
+        if not within_limits(beat):
+            reasons.append("out_of_range")
+        if beat.fs_percent < MIN_FS_PERCENT:
+            reasons.append("not_contracting")
+        if beat_irregular:
+            reasons.append("rr_irregular")
+        if disturbed[span].sum() > MAX_DISTURBED_COLUMNS or disturbed[keys].any():
+            reasons.append("image_artefact")
+        beat_margin = float(np.nanmean(margin[span]))
+        if beat_margin < MIN_MARGIN:
+            reasons.append("low_confidence")
+        measured = 1.0 - float((edges.bridged[span] | edges.replaced[span]).mean())
+        judged.append(BeatQuality(beat_margin * measured, not reasons, ";".join(reasons)))
+    return judged
+
+
+def within_limits(beat: Beat) -> bool:
+    return all(low <= getattr(beat, key) <= high for key, (low, high) in vars(LIMITS).items())

@@ -1,0 +1,128 @@
+"""The quality decision: each reason rejects the beats it should, and only those."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers import exact_model
+from PIL import Image
+
+from measurement.beats import find_beats, make_beat, summarize
+from measurement.edges import lv_edges
+from measurement.quality import judge_beats, rr_irregular, within_limits
+from measurement.recordings import Measuring, measure_recordings
+
+TIME_RES_S, DEPTH_RES_MM = 0.00083, 0.025
+HEIGHT, WIDTH, BEAT_COLUMNS = 200, 1200, 100  # 723 bpm
+
+
+def heart(amplitude_rows=15.0):
+    """Upper and lower edge rows: LVID 90-150 rows (2.25-3.75 mm), FS 40 %."""
+    phase = 2 * np.pi * np.arange(WIDTH) / BEAT_COLUMNS
+    return 40 + amplitude_rows * np.sin(phase), 160 - amplitude_rows * np.sin(phase)
+
+
+def cavity_prob(upper, lower):
+    rows = np.arange(HEIGHT)[:, None]
+    return 1 / (1 + np.exp(-(rows - upper))) / (1 + np.exp(-(lower - rows)))
+
+
+def echo(prob, seed=0):
+    """A plausible image: bright walls, a dark cavity, some speckle."""
+    noise = np.random.default_rng(seed).normal(0, 5, prob.shape)
+    return np.clip(150 - 130 * prob + noise, 0, 255)
+
+
+def judge(prob, image):
+    edges = lv_edges(prob, 0.5, TIME_RES_S, DEPTH_RES_MM)
+    beats = find_beats(edges.lvid_mm(DEPTH_RES_MM), TIME_RES_S)
+    return beats, judge_beats(beats, edges, prob, image, TIME_RES_S, DEPTH_RES_MM)
+
+
+def column_of(t_s):
+    return int(round(t_s / TIME_RES_S))
+
+
+def test_a_clean_recording_has_every_beat_accepted():
+    prob = cavity_prob(*heart())
+    beats, judged = judge(prob, echo(prob))
+    assert len(beats) >= 9
+    assert all(j.accepted and j.reasons == "" for j in judged)
+    assert all(0.9 < j.quality <= 1 for j in judged)
+
+
+@pytest.mark.parametrize("spoil", ["cavity_missing", "edge_jump", "image_artefact"])
+def test_a_spoilt_end_diastole_rejects_its_beats_only(spoil):
+    prob = cavity_prob(*heart())
+    image = echo(prob)
+    clean_beats, _ = judge(prob, image)
+    ed = column_of(clean_beats[4].t_ed_s)
+    if spoil == "cavity_missing":
+        prob[:, ed - 2 : ed + 2] = 0.0  # bridged, but the LVIDd read there is a guess
+    elif spoil == "edge_jump":
+        prob[5:40, ed - 1 : ed + 2] = 1.0  # the cavity runs into the septum
+    else:
+        image[:, ed - 2 : ed + 2] = 0.0  # an echo dropout
+    beats, judged = judge(prob, image)
+    rejected = [b.t_ed_s for b, j in zip(beats, judged, strict=True) if not j.accepted]
+    # The beat that ends there and the one that starts there.
+    assert rejected == pytest.approx([clean_beats[3].t_ed_s, clean_beats[4].t_ed_s], abs=0.003)
+    assert all(
+        j.reasons == spoil for b, j in zip(beats, judged, strict=True) if b.t_ed_s in rejected
+    )
+
+
+def test_a_hesitant_model_is_low_confidence():
+    prob = cavity_prob(*heart())
+    hesitant = 0.5 + 0.3 * (prob - 0.5)  # the same edges, probabilities 0.35-0.65
+    _, judged = judge(hesitant, echo(prob))
+    assert judged and all(j.reasons == "low_confidence" for j in judged)
+    assert all(j.quality < 0.5 for j in judged)
+
+
+def test_premature_beat_and_its_pause_are_irregular():
+    rr_s = np.array([0.1] * 5 + [0.07, 0.13] + [0.1] * 5)
+    assert np.flatnonzero(rr_irregular(rr_s)).tolist() == [5, 6]
+    drifting = np.linspace(0.08, 0.12, 12)  # a slowing rate is not irregular
+    assert not rr_irregular(drifting).any()
+
+
+def test_values_outside_physiology_and_weak_contraction_are_rejected():
+    assert within_limits(make_beat(0, 3.5, 0.04, 2.0, 0.09, "scanner"))
+    assert not within_limits(make_beat(0, 6.5, 0.04, 2.0, 0.09, "scanner"))  # LVIDd
+    assert not within_limits(make_beat(0, 3.5, 0.04, 0.3, 0.09, "scanner"))  # LVIDs
+    assert not within_limits(make_beat(0, 3.5, 0.04, 2.0, 0.05, "scanner"))  # 1200 bpm
+    upper, lower = heart(amplitude_rows=2.0)  # FS 3 %
+    prob = cavity_prob(upper, lower)
+    _, judged = judge(prob, echo(prob))
+    assert judged and all(j.reasons == "not_contracting" for j in judged)
+
+
+def test_summary_is_over_accepted_beats():
+    beats = [make_beat(0.1 * k, d, 0.1 * k + 0.04, 2.0, 0.1, "scanner") for k, d in
+             enumerate([3.0, 3.2, 9.0, 3.4])]  # fmt: skip
+    summary = summarize(beats, [True, True, False, True])
+    assert (summary["n_beats"], summary["n_beats_accepted"]) == (4, 3)
+    assert summary["lvid_d_mm"] == pytest.approx(3.2)
+    assert summarize(beats, [False] * 4)["lvid_d_mm"] is None
+
+
+def test_a_recording_without_an_accepted_beat_fails_but_keeps_its_files(tmp_path, capsys):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for name, amplitude in (("weak", 2.0), ("good", 15.0)):
+        mask = cavity_prob(*heart(amplitude)) > 0.5
+        Image.fromarray((mask * 255).astype(np.uint8)).save(folder / f"{name}.png")
+        sidecar = {"time_res_s": TIME_RES_S, "depth_res_mm": DEPTH_RES_MM}
+        (folder / f"{name}.json").write_text(json.dumps(sidecar))
+    how = Measuring(
+        size=HEIGHT, overlap=0.5, batch_size=4, threshold=0.5, device="cpu",
+        precision="fp32", time_res_s=None, depth_res_mm=None, max_hr_bpm=900.0,
+    )  # fmt: skip
+    out.mkdir()
+    recordings = [folder / "good.png", folder / "weak.png"]
+    assert measure_recordings(exact_model, recordings, how, out, folder=True) == 1
+    err = capsys.readouterr().err
+    assert "weak: no beat passed the quality checks (reasons: not_contracting" in err
+    assert (out / "weak_beats.csv").is_file() and (out / "weak_report.png").is_file()
+    assert json.loads((out / "good_summary.json").read_text())["n_beats_accepted"] > 0
