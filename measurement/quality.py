@@ -7,9 +7,9 @@ Each reason rejects the beat (a "hard" reason); accepted means no reason:
   MAX_REPLACED_SHARE of the beat's columns, or near its ED, ES or next ED.
 - out_of_range: LVIDd, LVIDs or heart rate outside LIMITS.
 - not_contracting: FS below MIN_FS_PERCENT (this includes LVIDs not below LVIDd).
-- rr_irregular: the RR is more than MAX_RR_DEVIATION off the median RR of the beat and
-  its RR_NEIGHBOURS neighbours on either side (premature beats, pauses, missed or extra
-  EDs).
+- rr_irregular: the RR is more than MAX_RR_DEVIATION off both the recording's median RR
+  and that of its RR_NEIGHBOURS neighbours on either side (premature beats, pauses,
+  missed or extra EDs).
 - image_artefact: the echo itself is disturbed (dropout, a noise burst): a column differs
   from a neighbouring one (mean absolute difference) by more than STEP_RATIO times the
   recording's median, in more than MAX_DISTURBED_COLUMNS of the beat's columns or near
@@ -25,6 +25,7 @@ mended. It ranks beats; the decision rests on the reasons alone.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,16 +101,21 @@ def beat_columns(beat: Beat, time_res_s: float) -> tuple[int, int, int]:
 
 
 def rr_irregular(rr_s: np.ndarray) -> np.ndarray:
-    """(N,) bool: RR far off the median RR of its neighbourhood.
+    """(N,) bool: RR far off both the recording's median RR and its neighbours' median.
 
-    The neighbourhood is up to RR_NEIGHBOURS beats on either side and the beat itself: a
-    premature beat and its compensatory pause are both off its median, their neighbours
-    are not, and a rate that drifts over the recording is not irregular.
+    The neighbours are up to RR_NEIGHBOURS beats on either side, not the beat itself. A
+    premature beat and its compensatory pause are off both; a rate that drifts over the
+    recording is off the recording's median only, and a beat next to an irregular one
+    (whose neighbours' median that one skews) is off its neighbours' only.
     """
     half = RR_NEIGHBOURS
-    padded = np.pad(rr_s, half, constant_values=np.nan)
-    local = np.nanmedian(sliding_window_view(padded, 2 * half + 1), axis=1)
-    return np.abs(rr_s / local - 1) > MAX_RR_DEVIATION
+    padded = np.pad(np.asarray(rr_s, dtype=np.float64), half, constant_values=np.nan)
+    windows = np.delete(sliding_window_view(padded, 2 * half + 1), half, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a lone beat has no neighbours
+        neighbours = np.nanmedian(windows, axis=1)
+    off_recording = np.abs(rr_s / np.median(rr_s) - 1) > MAX_RR_DEVIATION
+    return off_recording & (np.abs(rr_s / neighbours - 1) > MAX_RR_DEVIATION)
 
 
 def judge_beats(

@@ -85,6 +85,9 @@ def test_premature_beat_and_its_pause_are_irregular():
     assert np.flatnonzero(rr_irregular(rr_s)).tolist() == [5, 6]
     drifting = np.linspace(0.08, 0.12, 12)  # a slowing rate is not irregular
     assert not rr_irregular(drifting).any()
+    # The last beat's neighbours' median is skewed by the pause, the recording's is not.
+    pause = np.array([0.1] * 6 + [0.2, 0.1])
+    assert np.flatnonzero(rr_irregular(pause)).tolist() == [6]
 
 
 def test_values_outside_physiology_and_weak_contraction_are_rejected():
