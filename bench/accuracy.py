@@ -2,10 +2,10 @@
 
     python -m bench.accuracy --truth HELDOUT/truth --results RESULTS [--metrics EVAL/metrics.json]
 
-Per recording: the measured summary (over the beats test.py accepted) against the truth's
-medians over its clean beats (`clean_*`; over all beats for truth files without
-artefacts). Per beat: each true beat is matched to the measured beat whose end-diastole
-is nearest, within MATCH_S; the errors of accepted beats, the share of corrupted beats
+Per recording: the measured summary (over the beats test.py accepted) against the truth
+over its clean beats (`clean_*` medians, and beats per time; over all beats for truth
+files without artefacts). Per beat: each true beat is matched to the measured beat whose
+end-diastole is nearest, within MATCH_S; the errors of accepted beats, the share of corrupted beats
 rejected (a beat not found counts as rejected) and the share of clean beats accepted.
 Then the targets, PASS or FAIL each. Exit status 0 when all are met, 1 when one is not,
 2 for missing files.
@@ -60,7 +60,13 @@ def load_recordings(truth_dir: Path, results_dir: Path) -> list[Recording]:
 
 
 def true_value(truth: dict, key: str) -> float | None:
-    """The truth's median over clean beats where it has them, else over all beats."""
+    """The truth over its clean beats where it marks them, else over all beats: the
+    median, but the heart rate as beats per time, as test.py reports it."""
+    if key == "heart_rate_bpm":
+        corrupted = truth.get("beat_corrupted", [False] * truth["n_beats"])
+        pairs = zip(truth["beat_heart_rate_bpm"], corrupted, strict=True)
+        rates = [hr for hr, bad in pairs if not bad]
+        return len(rates) / sum(1 / hr for hr in rates) if rates else None
     return truth[f"clean_{key}"] if f"clean_{key}" in truth else truth[key]
 
 

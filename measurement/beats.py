@@ -127,8 +127,8 @@ def make_beat(
     )
 
 
-SUMMARIZED_FIELDS = (
-    "lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent", "fs_percent",
+MEDIAN_FIELDS = (
+    "lvid_d_mm", "lvid_s_mm", "ef_percent", "fs_percent",
     "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min",
 )  # fmt: skip
 
@@ -136,17 +136,21 @@ SUMMARIZED_FIELDS = (
 def summarize(
     beats: list[Beat], accepted: list[bool] | None = None
 ) -> dict[str, float | int | None]:
-    """n_beats, n_beats_accepted and the median of each number over the accepted beats
-    (all beats when accepted is None; None without accepted beats).
+    """n_beats, n_beats_accepted and, over the accepted beats (all when accepted is None;
+    None without accepted beats), the heart rate as beats per time and the median of each
+    other number.
 
-    CO too is the median of the per-beat values, like every other number here, and not
-    median SV x median HR; the two differ when stroke volume and rate vary together.
+    Beats per time (60 x beats / their summed RR), because a single beat's RR jitters by
+    a few percent: its end-diastole sits on a flat maximum. CO is the median of the
+    per-beat values, like the other numbers, and not median SV x HR.
     """
     if accepted is None:
         accepted = [True] * len(beats)
     kept = [beat for beat, ok in zip(beats, accepted, strict=True) if ok]
     summary: dict[str, float | int | None] = {"n_beats": len(beats), "n_beats_accepted": len(kept)}
-    for key in SUMMARIZED_FIELDS:
+    for key in MEDIAN_FIELDS:
         values = [asdict(beat)[key] for beat in kept]
         summary[key] = float(np.median(values)) if values else None
+    rr_s = sum(60.0 / beat.heart_rate_bpm for beat in kept)
+    summary["heart_rate_bpm"] = 60.0 * len(kept) / rr_s if kept else None
     return summary

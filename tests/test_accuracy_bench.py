@@ -18,6 +18,7 @@ def write_case(root, measured_beats: list[dict], corrupted: list[bool]) -> None:
         "lvid_d_mm": 3.0, "lvid_s_mm": 1.5, "heart_rate_bpm": 600.0, "ef_percent": 80.0,
         "n_beats": 4, "beat_ed_time_s": [0.1, 0.2, 0.3, 0.4],
         "beat_lvid_d_mm": [3.0, 3.1, 2.9, 3.0], "beat_lvid_s_mm": [1.5, 1.6, 1.4, 1.5],
+        "beat_heart_rate_bpm": [600.0, 500.0, 600.0, 600.0],
         "beat_corrupted": corrupted, "n_beats_clean": corrupted.count(False),
         "clean_lvid_d_mm": 3.05, "clean_lvid_s_mm": 1.55, "clean_heart_rate_bpm": 600.0,
         "clean_ef_percent": 79.0,
@@ -56,17 +57,18 @@ def test_recordings_are_compared_with_the_clean_beats_medians(tmp_path):
     (rec,) = accuracy.load_recordings(tmp_path / "truth", tmp_path / "results")
     errors = accuracy.recording_errors(rec)
     assert errors["lvid_d_mm"] == pytest.approx(0.02)  # 3.07 vs clean 3.05, not 3.0
+    # The clean beats' 600 bpm, not 3 beats / (0.3 + 0.12) s over all four.
     assert errors["heart_rate_bpm"] == pytest.approx(0.5)  # percent
     assert errors["ef_percent"] == pytest.approx(0.5)
 
 
 def test_exit_status_follows_the_targets(tmp_path, capsys):
-    good = [beat(t, 3.05, 1.55, True) for t in (0.1, 0.2, 0.3, 0.4)]
-    write_case(tmp_path / "good", good, [False] * 4)
+    good = [beat(t, 3.05, 1.55, t != 0.2) for t in (0.1, 0.2, 0.3, 0.4)]
+    write_case(tmp_path / "good", good, [False, True, False, False])
     args = ["--truth", str(tmp_path / "good" / "truth"), "--results"]
     assert accuracy.main([*args, str(tmp_path / "good" / "results")]) == 0
     # Every corrupted beat accepted: the rejection target fails, and says so.
-    write_case(tmp_path / "bad", good, [True, True, False, False])
+    write_case(tmp_path / "bad", good, [False, True, True, False])
     args = ["--truth", str(tmp_path / "bad" / "truth"), "--results"]
     assert accuracy.main([*args, str(tmp_path / "bad" / "results")]) == 1
-    assert "FAIL  corrupted beats rejected: 0 of 2" in capsys.readouterr().out
+    assert "FAIL  corrupted beats rejected: 1 of 2" in capsys.readouterr().out
