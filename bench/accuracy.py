@@ -7,21 +7,31 @@ over its clean beats (`clean_*` medians, and beats per time; over all beats for 
 files without artefacts). Per beat: each true beat is matched to the measured beat whose
 end-diastole is nearest, within MATCH_S; the errors of accepted beats, the share of corrupted beats
 rejected (a beat not found counts as rejected) and the share of clean beats accepted.
-Then the targets, PASS or FAIL each. Exit status 0 when all are met, 1 when one is not,
+With --model, test.py measures the widest held-out recording twice in this process and
+the second run is timed (target MEASURE_TARGET_S). Then the targets, PASS or FAIL each.
+Exit status 0 when all are met, 1 when one is not,
 2 for missing files.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import importlib.util
+import io
 import json
 import statistics
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DICE_TARGET = 0.95
 LVID_MEDIAN_TARGET_MM = 0.05
@@ -31,6 +41,7 @@ HR_WORST_TARGET_PERCENT = 2.0
 BEAT_P95_TARGET_MM = 0.15
 REJECTED_TARGET = 0.90  # of the corrupted beats
 ACCEPTED_TARGET = 0.90  # of the clean beats
+MEASURE_TARGET_S = 5.0  # one recording of ~1400 columns on the CPU
 MATCH_S = 0.015  # a measured end-diastole this close to a true one is the same beat
 RECORDING_KEYS = ("lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent")
 
@@ -193,11 +204,32 @@ def checks(recordings: list[Recording], dice: float | None) -> list[tuple[str, b
     return out
 
 
+def time_measuring(model: Path, recordings: Path) -> tuple[str, int, float]:
+    """(name, columns, seconds) of test.py measuring the widest recording on the CPU."""
+    widths = {path: Image.open(path).size[0] for path in sorted(recordings.glob("*.png"))}
+    widest = max(widths, key=widths.get)
+    spec = importlib.util.spec_from_file_location("measure_cli", ROOT / "test.py")
+    measure_cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(measure_cli)
+    argv = ["-d", str(widest), "-m", str(model), "--device", "cpu"]
+    with (
+        tempfile.TemporaryDirectory() as out,
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        measure_cli.main([*argv, "-o", out])  # the first run loads what it imports
+        started = time.perf_counter()
+        measure_cli.main([*argv, "-o", out])
+        seconds = time.perf_counter() - started
+    return widest.stem, widths[widest], seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Measured vs true LVIDd, LVIDs and heart rate.")
     p.add_argument("--truth", type=Path, required=True, help="the synthetic data's truth/ folder")
     p.add_argument("--results", type=Path, required=True, help="test.py's -o of the recordings")
     p.add_argument("--metrics", type=Path, default=None, help="test.py's metrics.json (Dice)")
+    p.add_argument("--model", type=Path, default=None, help="also time test.py with this model")
     args = p.parse_args(argv)
     recordings = load_recordings(args.truth, args.results) if args.truth.is_dir() else []
     if not recordings:
@@ -212,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table(recordings))
     print()
     results = checks(recordings, dice)
+    if args.model is not None:
+        name, columns, seconds = time_measuring(args.model, args.truth.parent / "recordings")
+        label = f"test.py measures {name} ({columns} columns) in {seconds:.2f} s on the CPU"
+        results.append((f"{label} <= {MEASURE_TARGET_S}", seconds <= MEASURE_TARGET_S))
     for label, ok in results:
         print(f"{'PASS' if ok else 'FAIL'}  {label}")
     return 0 if all(ok for _, ok in results) else 1

@@ -3,8 +3,11 @@
 import json
 
 import pytest
+from helpers import TINY
 
+import run
 from bench import accuracy
+from preprocessing import synthetic
 from runtime import files
 
 BEAT_FIELDS = ["t_ed_s", "lvid_d_mm", "lvid_s_mm", "accepted"]
@@ -72,3 +75,14 @@ def test_exit_status_follows_the_targets(tmp_path, capsys):
     args = ["--truth", str(tmp_path / "bad" / "truth"), "--results"]
     assert accuracy.main([*args, str(tmp_path / "bad" / "results")]) == 1
     assert "FAIL  corrupted beats rejected: 1 of 2" in capsys.readouterr().out
+
+
+def test_with_a_model_it_times_test_py_on_the_widest_recording(tmp_path, make_data, capsys):
+    assert run.main(["-d", str(make_data()), "-o", str(tmp_path / "run"), *TINY]) == 0
+    heldout = tmp_path / "heldout"
+    small = ["--height", "128", "--width", "400", "--depth-res", "0.07", "--recordings", "1"]
+    assert synthetic.main(["--out", str(heldout), *small]) == 0
+    capsys.readouterr()
+    argv = ["--truth", str(heldout / "truth"), "--results", str(tmp_path / "nothing")]
+    accuracy.main([*argv, "--model", str(tmp_path / "run" / "last.pt")])
+    assert "test.py measures synth_000 (400 columns) in " in capsys.readouterr().out
