@@ -12,10 +12,11 @@ Each reason rejects the beat (a "hard" reason); accepted means no reason:
   missed or extra EDs).
 - image_artefact: the echo itself is disturbed (dropout, a noise burst): a column differs
   from a neighbouring one (mean absolute difference) by more than STEP_RATIO times the
-  recording's median, in more than MAX_DISTURBED_COLUMNS of the beat's columns or near
-  its ED, ES or next ED. A heart moves smoothly from column to column; echoes that
-  vanish or burst do not. A network may see through them, but the values
-  read there are guesses, and a lab leaves such beats out.
+  recording's median, in a stretch of more than MAX_DISTURBED_COLUMNS columns inside the
+  beat (a noise burst) or near its ED, ES or next ED. A heart moves smoothly from column
+  to column; echoes that vanish or burst do not. A network may see through them, but
+  the values read there are guesses, and a lab leaves such beats out. Short dropouts
+  away from the ED and ES, however many, change nothing that is read.
 - low_confidence: the model's mean margin |2p - 1| over the cavity and a band of BAND_MM
   outside each edge is below MIN_MARGIN over the beat.
 quality = margin x share of the beat's columns whose edges were measured, not repaired:
@@ -33,6 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from measurement.beats import Beat
 from measurement.edges import Edges
+from mmode.runs import true_runs
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ MAX_REPLACED_SHARE = 0.1
 NEAR_S = 0.005  # a repair this close to an ED or ES changes the value read there
 STEP_RATIO = 3.0  # clean synthetic columns stay below 2.3 x the median step, artefacts 3.5-19
 MIN_STEP_GREY = 2.0  # 0-255: a noiseless image (a mask) has no typical step of its own
-MAX_DISTURBED_COLUMNS = 10  # a dropout disturbs 3-8 columns; a noise burst 10-60
+MAX_DISTURBED_COLUMNS = 10  # in a row: a dropout disturbs 3-8 columns; a noise burst 10-60
 BAND_MM = 0.2
 MIN_MARGIN = 0.8
 
@@ -151,7 +153,8 @@ def judge_beats(
             reasons.append("not_contracting")
         if beat_irregular:
             reasons.append("rr_irregular")
-        if disturbed[span].sum() > MAX_DISTURBED_COLUMNS or disturbed[keys].any():
+        longest = max((b - a for a, b in true_runs(disturbed[span])), default=0)
+        if longest > MAX_DISTURBED_COLUMNS or disturbed[keys].any():
             reasons.append("image_artefact")
         beat_margin = float(np.nanmean(margin[span]))
         if beat_margin < MIN_MARGIN:

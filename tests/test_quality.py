@@ -72,6 +72,24 @@ def test_a_spoilt_end_diastole_rejects_its_beats_only(spoil):
     )
 
 
+def test_dropouts_away_from_ed_and_es_are_harmless_but_a_noise_burst_is_not():
+    prob = cavity_prob(*heart())
+    image = echo(prob)
+    clean_beats, _ = judge(prob, image)
+    beat = clean_beats[4]
+    ed, es = column_of(beat.t_ed_s), column_of(beat.t_es_s)
+    for column in range(ed + 15, es - 12, 8):  # three 2-column dropouts, 12 columns disturbed
+        image[:, column : column + 2] = 0.0
+    _, judged = judge(prob, image)
+    assert all(j.accepted for j in judged)
+    rng = np.random.default_rng(0)
+    burst = slice(ed + 15, ed + 35)  # 17 ms of noise between ED and ES
+    image[:, burst] = rng.integers(0, 256, image[:, burst].shape)
+    beats, judged = judge(prob, image)
+    rejected = [(b.t_ed_s, j.reasons) for b, j in zip(beats, judged, strict=True) if not j.accepted]
+    assert rejected == [(pytest.approx(beat.t_ed_s, abs=0.003), "image_artefact")]
+
+
 def test_a_hesitant_model_is_low_confidence():
     prob = cavity_prob(*heart())
     hesitant = 0.5 + 0.3 * (prob - 0.5)  # the same edges, probabilities 0.35-0.65
