@@ -32,6 +32,8 @@ def save_curves(history: list[dict[str, float]], path: Path) -> None:
     axes[2].set_xlabel("epoch")
     axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[2].set_ylabel("learning rate")
+    axes[2].set_ylim(bottom=0)  # a constant rate reads as flat, not as noise around -l
+    axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     axes[2].set_title("learning rate")
     axes[2].grid(alpha=0.3)
     fig.tight_layout()
