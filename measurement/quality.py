@@ -17,6 +17,10 @@ Each reason rejects the beat (a "hard" reason); accepted means no reason:
   to column; echoes that vanish or burst do not. A network may see through them, but
   the values read there are guesses, and a lab leaves such beats out. Short dropouts
   away from the ED and ES, however many, change nothing that is read.
+- heart_moved: the LV's centre (midway between its edges), averaged over the beat, is
+  more than MAX_SHIFT_MM from the median over the recording's beats. Breathing moves the
+  heart by 0.1-0.3 mm; a probe that slips moves it by millimetres, and the beats read
+  while it does are cut at another angle.
 - low_confidence: the model's mean margin |2p - 1| over the cavity and a band of BAND_MM
   outside each edge is below MIN_MARGIN over the beat.
 quality = margin x share of the beat's columns whose edges were measured, not repaired:
@@ -58,6 +62,7 @@ NEAR_S = 0.005  # a repair this close to an ED or ES changes the value read ther
 STEP_RATIO = 3.0  # clean synthetic columns stay below 2.3 x the median step, artefacts 3.5-19
 MIN_STEP_GREY = 2.0  # 0-255: a noiseless image (a mask) has no typical step of its own
 MAX_DISTURBED_COLUMNS = 10  # in a row: a dropout disturbs 3-8 columns; a noise burst 10-60
+MAX_SHIFT_MM = 0.4
 BAND_MM = 0.2
 MIN_MARGIN = 0.8
 
@@ -102,6 +107,19 @@ def beat_columns(beat: Beat, time_res_s: float) -> tuple[int, int, int]:
     return ed, es, ed + int(round(60.0 / beat.heart_rate_bpm / time_res_s))
 
 
+def heart_moved(
+    beats: list[Beat], edges: Edges, time_res_s: float, depth_res_mm: float
+) -> np.ndarray:
+    """(N,) bool: the beat's mean LV centre is far from the recording's median one."""
+    centre_mm = (edges.upper_row + edges.lower_row) / 2 * depth_res_mm
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a beat without any edge
+        per_beat = np.array(
+            [np.nanmean(centre_mm[slice(*beat_columns(b, time_res_s)[::2])]) for b in beats]
+        )
+    return np.abs(per_beat - np.nanmedian(per_beat)) > MAX_SHIFT_MM
+
+
 def rr_irregular(rr_s: np.ndarray) -> np.ndarray:
     """(N,) bool: RR far off both the recording's median RR and its neighbours' median.
 
@@ -135,9 +153,10 @@ def judge_beats(
     disturbed = disturbed_columns(image)
     rr_s = np.array([60.0 / b.heart_rate_bpm for b in beats])
     irregular = rr_irregular(rr_s)
+    moved = heart_moved(beats, edges, time_res_s, depth_res_mm)
     near = int(round(NEAR_S / time_res_s))
     judged = []
-    for beat, beat_irregular in zip(beats, irregular, strict=True):
+    for beat, beat_irregular, beat_moved in zip(beats, irregular, moved, strict=True):
         ed, es, next_ed = beat_columns(beat, time_res_s)
         span = slice(ed, next_ed + 1)
         keys = np.concatenate([np.arange(k - near, k + near + 1) for k in (ed, es, next_ed)])
@@ -156,6 +175,8 @@ def judge_beats(
         longest = max((b - a for a, b in true_runs(disturbed[span])), default=0)
         if longest > MAX_DISTURBED_COLUMNS or disturbed[keys].any():
             reasons.append("image_artefact")
+        if beat_moved:
+            reasons.append("heart_moved")
         beat_margin = float(np.nanmean(margin[span]))
         if beat_margin < MIN_MARGIN:
             reasons.append("low_confidence")

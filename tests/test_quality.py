@@ -90,6 +90,23 @@ def test_dropouts_away_from_ed_and_es_are_harmless_but_a_noise_burst_is_not():
     assert rejected == [(pytest.approx(beat.t_ed_s, abs=0.003), "image_artefact")]
 
 
+def test_a_slipping_probe_is_caught_but_breathing_is_not():
+    upper, lower = heart()
+    columns = np.arange(WIDTH)
+    # The heart slides 1 mm (40 rows) down over 30 columns, stays there, slides back.
+    slip_rows = 40 * np.clip(np.minimum(columns - 470, 830 - columns) / 30, 0, 1)
+    prob = cavity_prob(upper + slip_rows, lower + slip_rows)
+    beats, judged = judge(prob, echo(prob))
+    verdicts = {column_of(b.t_ed_s): j for b, j in zip(beats, judged, strict=True)}
+    assert verdicts[575].reasons == verdicts[675].reasons == "heart_moved"
+    assert all(j.accepted for ed, j in verdicts.items() if ed < 400 or ed > 900)
+    # Breathing: 0.3 mm peak to peak at 2 Hz.
+    breath_rows = 6 * np.sin(2 * np.pi * 2.0 * columns * TIME_RES_S)
+    prob = cavity_prob(upper + breath_rows, lower + breath_rows)
+    _, judged = judge(prob, echo(prob))
+    assert all(j.accepted for j in judged)
+
+
 def test_a_hesitant_model_is_low_confidence():
     prob = cavity_prob(*heart())
     hesitant = 0.5 + 0.3 * (prob - 0.5)  # the same edges, probabilities 0.35-0.65
