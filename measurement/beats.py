@@ -24,6 +24,12 @@ from mmode.scanner import DEFAULT_VOLUME_FORMULA, teichholz_volume_ul
 
 SMOOTH_S = 0.008  # Savitzky-Golay window; a mouse beat lasts ~80-120 ms
 PROMINENCE_SHARE = 0.25  # of the LVID curve's robust range (5th to 95th percentile)
+# The least LVID change in mm (ED minus ES) that makes a beat; the prominence's floor. A
+# contracting mouse LV shortens by 1-2 mm; 0.1 mm is FS 3 % of a 3.5 mm LV, 5 rows at
+# 0.02 mm: weaker than that is no beat, while a weak one above it is still found and
+# rejected as not_contracting by the quality check. Window stitching moves a still
+# edge by ~0.0001 mm.
+MIN_BEAT_AMPLITUDE_MM = 0.1
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,21 @@ def smooth_lvid(lvid: np.ndarray, time_res_s: float) -> np.ndarray:
     return smooth
 
 
+def robust_range_mm(smooth: np.ndarray) -> float | None:
+    """5th to 95th percentile of the finite values; None with fewer than 3 of them."""
+    finite = smooth[np.isfinite(smooth)]
+    if finite.size < 3:
+        return None
+    low, high = np.percentile(finite, [5, 95])
+    return float(high - low)
+
+
+def lacks_motion(lvid: np.ndarray, time_res_s: float) -> bool:
+    """Whether the LVID curve is seen but changes less than MIN_BEAT_AMPLITUDE_MM."""
+    swing_mm = robust_range_mm(smooth_lvid(lvid, time_res_s))
+    return swing_mm is not None and swing_mm < MIN_BEAT_AMPLITUDE_MM
+
+
 def find_beats(
     lvid: np.ndarray,
     time_res_s: float,
@@ -75,11 +96,10 @@ def find_beats(
     Volumes follow volume_formula (mmode.scanner.VOLUME_FORMULAS).
     """
     smooth = smooth_lvid(lvid, time_res_s)
-    finite = smooth[np.isfinite(smooth)]
-    if finite.size < 3:
+    swing_mm = robust_range_mm(smooth)
+    if swing_mm is None:
         return []
-    low, high = np.percentile(finite, [5, 95])
-    prominence = max(PROMINENCE_SHARE * (high - low), 1e-9)
+    prominence = max(PROMINENCE_SHARE * swing_mm, MIN_BEAT_AMPLITUDE_MM)
     min_distance = max(1, int(60.0 / max_hr_bpm / time_res_s))
     margin = smoothing_window(time_res_s)
     beats = []

@@ -16,7 +16,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from measurement.beats import BEAT_FIELDS, find_beats, summarize
+from measurement.beats import (
+    BEAT_FIELDS,
+    MIN_BEAT_AMPLITUDE_MM,
+    find_beats,
+    lacks_motion,
+    summarize,
+)
 from measurement.edges import lv_edges
 from measurement.inference import Model, segment_recording
 from measurement.quality import QUALITY_FIELDS, judge_beats
@@ -38,6 +44,10 @@ SUMMARY_FIELDS = [
     "volume_formula", "time_res_s", "depth_res_mm", "time_res_assumed", "depth_res_assumed",
     "error",
 ]  # fmt: skip
+NO_MOTION = (
+    f"no cardiac motion found (LVID changes by less than {MIN_BEAT_AMPLITUDE_MM} mm); "
+    "check that the recording shows the LV in M-mode"
+)
 
 
 @dataclass(frozen=True)
@@ -120,13 +130,20 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> di
     lvid = edges.lvid_mm(resolution.depth_res_mm)
     mask = edges.mask(prob.shape[0])
     volume = teichholz_volume_ul(lvid, how.volume_formula)
-    beats = find_beats(lvid, resolution.time_res_s, how.max_hr_bpm, how.volume_formula)
+    motionless = lacks_motion(lvid, resolution.time_res_s)
+    # A still curve's beats would be made of stitching ripple or glitches: none are reported.
+    beats = (
+        []
+        if motionless
+        else find_beats(lvid, resolution.time_res_s, how.max_hr_bpm, how.volume_formula)
+    )
     judged = judge_beats(beats, edges, prob, image, resolution.time_res_s, resolution.depth_res_mm)
     accepted = [j.accepted for j in judged]
     summary = {
         **summarize(beats, accepted),
         "volume_formula": how.volume_formula,
         **asdict(resolution),
+        **({"error": NO_MOTION} if motionless else {}),
     }
     name = path.stem
     overlay = recording_overlay(image, edges)
@@ -147,6 +164,8 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> di
     save_report(
         out / f"{name}_report.png", overlay, lvid, volume, beats, judged, resolution, name, summary
     )
+    if motionless:
+        raise RecordingError(f"{name}: {NO_MOTION}.")
     if beats and not any(accepted):
         reasons = sorted({word for j in judged for word in j.reasons.split(";")})
         raise RecordingError(

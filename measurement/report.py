@@ -74,6 +74,8 @@ def evaluation_overlay(
 
 
 def summary_line(summary: dict) -> str:
+    if summary.get("error"):
+        return summary["error"]
     if not summary["n_beats"]:
         return "no complete beat found"
     if not summary["n_beats_accepted"]:

@@ -11,7 +11,7 @@ import torch
 from helpers import exact_model
 from scipy import ndimage
 
-from measurement.beats import find_beats, summarize
+from measurement.beats import find_beats, lacks_motion, summarize
 from measurement.recordings import Measuring, list_recordings, measure_recordings
 from measurement.scoring import score_batch, score_test_set
 from measurement.traces import cavity_mask, edge_rows
@@ -105,6 +105,15 @@ def test_no_beats_from_a_flat_or_empty_curve():
     assert find_beats(np.full(500, np.nan), TIME_RES_S) == []
     summary = summarize([])
     assert summary["n_beats"] == 0 and summary["lvid_d_mm"] is None
+
+
+def test_a_still_heart_has_no_beats():
+    # Window stitching leaves a ripple of ~0.0001 mm on a still edge; no beats in it.
+    ripple = cosine_lvid(3.0001, 2.9999, 600, columns=1000, first_ed_col=50)
+    assert find_beats(ripple, TIME_RES_S) == []
+    assert lacks_motion(ripple, TIME_RES_S)
+    assert not lacks_motion(cosine_lvid(3.5, 2.0, 600, 1000, 50), TIME_RES_S)
+    assert not lacks_motion(np.full(500, np.nan), TIME_RES_S)  # no cavity: another problem
 
 
 def test_max_hr_keeps_peaks_apart():

@@ -164,3 +164,26 @@ def test_a_recording_without_an_accepted_beat_fails_but_keeps_its_files(tmp_path
     assert "weak: no beat passed the quality checks (reasons: not_contracting" in err
     assert (out / "weak_beats.csv").is_file() and (out / "weak_report.png").is_file()
     assert json.loads((out / "good_summary.json").read_text())["n_beats_accepted"] > 0
+
+
+def test_a_recording_without_cardiac_motion_says_so_and_fails(tmp_path, capsys):
+    # One column of a heart repeated 600 times: a still LV, 120 rows (3 mm) wide.
+    column = cavity_prob(*heart())[:, :1] > 0.5
+    Image.fromarray((np.repeat(column, 600, axis=1) * 255).astype(np.uint8)).save(
+        tmp_path / "still.png"
+    )
+    sidecar = {"time_res_s": TIME_RES_S, "depth_res_mm": DEPTH_RES_MM}
+    (tmp_path / "still.json").write_text(json.dumps(sidecar))
+    how = Measuring(
+        size=HEIGHT, overlap=0.5, batch_size=4, threshold=0.5, device="cpu",
+        precision="fp32", time_res_s=None, depth_res_mm=None, max_hr_bpm=900.0,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    out.mkdir()
+    assert measure_recordings(exact_model, [tmp_path / "still.png"], how, out, folder=False) == 1
+    sentence = "no cardiac motion found (LVID changes by less than 0.1 mm)"
+    assert f"still: {sentence}" in capsys.readouterr().err
+    summary = json.loads((out / "still_summary.json").read_text())
+    assert sentence in summary["error"]
+    assert summary["n_beats"] == 0 and summary["heart_rate_bpm"] is None
+    assert (out / "still_report.png").is_file()
