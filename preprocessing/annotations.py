@@ -81,7 +81,8 @@ def read_csv(path: Path, units: PhysicalUnits | None = None) -> Traces:
             raise AnnotationError(
                 f"{path}: unknown trace label {label!r} on line {line_number}; use upper or lower."
             )
-        points[label].append((_number(x, path, line_number), _number(y, path, line_number)))
+        where = f"on line {line_number}"
+        points[label].append((_number(x, path, where), _number(y, path, where)))
     traces = Traces(*(_as_array(points[label], label, path) for label in TRACE_LABELS))
     if units is not None:
         for trace in (traces.upper, traces.lower):
@@ -115,10 +116,17 @@ def read_labelme(path: Path) -> Traces:
                 f"{path}: shape {number} ({label}) is a {shape_type}; draw traces as "
                 "linestrip, line or points."
             )
-        for point in shape.get("points", []):
+        shape_points = shape.get("points", [])
+        if not isinstance(shape_points, list):
+            raise AnnotationError(
+                f"{path}: shape {number} ({label}) has points {shape_points!r}, not a list "
+                "of [x, y] points."
+            )
+        for point in shape_points:
             if not isinstance(point, list) or len(point) != 2:
                 raise AnnotationError(f"{path}: shape {number} has a point {point!r}.")
-            points[label].append((_number(point[0], path), _number(point[1], path)))
+            where = f"in shape {number}"
+            points[label].append((_number(point[0], path, where), _number(point[1], path, where)))
     traces = Traces(*(_as_array(points[label], label, path) for label in TRACE_LABELS))
     height, width = content.get("imageHeight"), content.get("imageWidth")
     if isinstance(height, int) and isinstance(width, int):
@@ -126,14 +134,14 @@ def read_labelme(path: Path) -> Traces:
     return traces
 
 
-def _number(text: object, path: Path, line_number: int | None = None) -> float:
-    where = f" on line {line_number}" if line_number else ""
+def _number(text: object, path: Path, where: str) -> float:
     try:
-        value = float(text)  # type: ignore[arg-type]
+        # float(True) is 1.0: a boolean in a LabelMe file is a mistake, not a coordinate.
+        value = math.nan if isinstance(text, bool) else float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value):
-        raise AnnotationError(f"{path}: {text!r}{where} is not a coordinate.")
+        raise AnnotationError(f"{path}: {text!r} {where} is not a coordinate.")
     return value
 
 

@@ -1,6 +1,7 @@
 """Reading CSV and LabelMe annotations; both formats give the same mask."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -110,6 +111,26 @@ def test_labelme_problems_are_named(tmp_path):
         read_annotation(path)
     path.write_text("{not json")
     with pytest.raises(AnnotationError, match="cannot read it as JSON"):
+        read_annotation(path)
+
+
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        (None, "shape 1 (upper) has points None, not a list"),
+        (3, "shape 1 (upper) has points 3, not a list"),
+        ("1,2", "shape 1 (upper) has points '1,2', not a list"),
+        ([[True, 2], [5, 3]], "True in shape 1 is not a coordinate"),
+        ([[1, 2], [5, None]], "None in shape 1 is not a coordinate"),
+        ([[1, 2], 5], "shape 1 has a point 5"),
+    ],
+)
+def test_labelme_bad_points_are_named(tmp_path, points, message):
+    path = tmp_path / "rec.json"
+    content = labelme(UPPER, LOWER)
+    content["shapes"][0]["points"] = points
+    path.write_text(json.dumps(content))
+    with pytest.raises(AnnotationError, match=re.escape(f"{path}: {message}")):
         read_annotation(path)
 
 

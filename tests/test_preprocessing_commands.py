@@ -95,10 +95,17 @@ def test_one_bad_recording_does_not_stop_the_others(folders):
     write_annotation(annotations / "outside.csv", [(0, 1), (60, 1)], [(0, 5), (9, 5)])
     Image.fromarray(recording(6)).save(images / "nolower.png")
     (annotations / "nolower.csv").write_text("trace,x,y\nupper,1,2\nupper,5,2\n")
+    Image.fromarray(recording(7)).save(images / "a_nullpoints.png")  # first of the batch
+    shapes = [
+        {"label": "upper", "points": None, "shape_type": "linestrip"},
+        {"label": "lower", "points": [[0, 5], [9, 5]], "shape_type": "linestrip"},
+    ]
+    (annotations / "a_nullpoints.json").write_text(json.dumps({"shapes": shapes}))
     summary = build_dataset(images, annotations, folders / "data", progress=False)
     assert summary.done == ["rec_a", "rec_b"]
     problems = "\n".join(summary.problems)
-    assert len(summary.problems) == 6
+    assert len(summary.problems) == 7
+    assert "a_nullpoints.json: shape 1 (upper) has points None, not a list" in problems
     assert "broken.png: cannot read it as an image" in problems
     assert "lonely.png: recording without an annotation" in problems
     assert "orphan.csv: an annotation without its recording" in problems
