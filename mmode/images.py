@@ -52,28 +52,41 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
 
 
 def _read_array(path: Path, palette_index: bool = False) -> tuple[np.ndarray, int | None]:
-    """The pixels, and the bit depth of integer pixels (None for float and bool)."""
+    """The pixels, and the bit depth of integer pixels (None for float and bool).
+
+    A float image with a NaN or infinite pixel is refused: it has no gray levels to scale.
+    """
     try:
-        if path.suffix.lower() == ".npy":
-            array = np.load(path, allow_pickle=False)
-            return array, _bit_depth(array)
-        with Image.open(path) as im:
-            im.load()
-            if im.mode == "P" and palette_index:
-                # Palette masks: keep the palette index, so index 0 is background.
-                return np.asarray(im), 8
-            if im.mode == "I" and im.format == "PNG":
-                return np.asarray(im), 16  # PNG holds at most 16 bits; Pillow reads them so
-            if im.mode == "P":
-                im = im.convert("RGB")
-            if im.mode in ("RGBA", "LA", "PA"):
-                im = im.convert("RGB" if im.mode == "RGBA" else "L")
-            if im.mode in ("RGB", "CMYK", "YCbCr"):
-                im = im.convert("RGB")
-            array = np.asarray(im)
-            return array, _bit_depth(array)
+        array, bits = _decode(path, palette_index)
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         raise ImageReadError(f"{path}: cannot read it as an image ({err}).") from None
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise ImageReadError(
+            f"{path}: {bad} pixel(s) are NaN or infinite; save the image with finite values."
+        )
+    return array, bits
+
+
+def _decode(path: Path, palette_index: bool) -> tuple[np.ndarray, int | None]:
+    if path.suffix.lower() == ".npy":
+        array = np.load(path, allow_pickle=False)
+        return array, _bit_depth(array)
+    with Image.open(path) as im:
+        im.load()
+        if im.mode == "P" and palette_index:
+            # Palette masks: keep the palette index, so index 0 is background.
+            return np.asarray(im), 8
+        if im.mode == "I" and im.format == "PNG":
+            return np.asarray(im), 16  # PNG holds at most 16 bits; Pillow reads them so
+        if im.mode == "P":
+            im = im.convert("RGB")
+        if im.mode in ("RGBA", "LA", "PA"):
+            im = im.convert("RGB" if im.mode == "RGBA" else "L")
+        if im.mode in ("RGB", "CMYK", "YCbCr"):
+            im = im.convert("RGB")
+        array = np.asarray(im)
+        return array, _bit_depth(array)
 
 
 def _bit_depth(array: np.ndarray) -> int | None:
@@ -86,12 +99,23 @@ def _bit_depth(array: np.ndarray) -> int | None:
     return next(bits for bits in (8, 16, 32, 64) if int(array.max()) < 2**bits)
 
 
+def _shift_signed(array: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """Signed integer pixels shifted to start at 0, and their bit depth (see read_gray)."""
+    if array.dtype.itemsize <= 2:
+        return array.astype(np.int32) - np.iinfo(array.dtype).min, array.dtype.itemsize * 8
+    shifted = array - array.min(initial=0)
+    return shifted, _bit_depth(shifted)
+
+
 def read_gray(path: str | os.PathLike) -> np.ndarray:
     """A grayscale image as uint8 (H, W); RGB becomes luminance.
 
     Integer images of more than 8 bits are scaled by their bit depth (65535 becomes 255 in a
-    16-bit image), so that gray levels compare between recordings. Float images in [0, 1] are
-    multiplied by 255; other float images, which have no bit depth, by 255 / their maximum.
+    16-bit image), so that gray levels compare between recordings. Signed 8- and 16-bit
+    images are first shifted by half their range (-32768 becomes 0, 32767 becomes 255);
+    wider signed ones (numpy's default, no image depth) by their minimum when it is
+    negative. Float images in [0, 1] are multiplied by 255; other float images, which have
+    no bit depth, by 255 / their maximum. NaN or infinite pixels are refused.
     """
     path = Path(path)
     array, bits = _read_array(path)
@@ -101,6 +125,8 @@ def read_gray(path: str | os.PathLike) -> np.ndarray:
         array = array[..., 0]
     if array.ndim != 2:
         raise ImageReadError(f"{path}: expected a 2-D image, got shape {array.shape}.")
+    if np.issubdtype(array.dtype, np.signedinteger):
+        array, bits = _shift_signed(array)
     if array.dtype == np.uint8:
         return array
     if array.dtype == bool:

@@ -1,4 +1,6 @@
-"""Reading images: bit depths, hidden files and names used twice."""
+"""Reading images: bit depths, signed and non-finite pixels, hidden files and names used twice."""
+
+import re
 
 import numpy as np
 import pytest
@@ -6,7 +8,7 @@ from PIL import Image
 
 from dataset import find_pairs
 from measurement.recordings import list_recordings
-from mmode.images import list_files, read_gray
+from mmode.images import ImageReadError, list_files, read_gray, read_mask
 
 
 def test_16_bit_images_are_scaled_by_their_bit_depth_not_their_maximum(tmp_path):
@@ -29,6 +31,35 @@ def test_wide_integer_arrays_of_gray_levels_are_read_as_they_are(tmp_path, dtype
     array = np.arange(64, dtype=dtype).reshape(8, 8) * 4  # 0..252, numpy's default int
     np.save(tmp_path / "levels.npy", array)
     assert np.array_equal(read_gray(tmp_path / "levels.npy"), array.astype(np.uint8))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("suffix", [".npy", ".tif"])
+def test_a_nan_or_infinite_pixel_refuses_the_image(tmp_path, bad, suffix):
+    array = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    array[3, 5] = bad
+    path = tmp_path / f"rec{suffix}"
+    if suffix == ".npy":
+        np.save(path, array)
+    else:
+        Image.fromarray(array).save(path)
+    message = f"{path}: 1 pixel(s) are NaN or infinite; save the image with finite values."
+    for read in (read_gray, read_mask):
+        with pytest.raises(ImageReadError, match=re.escape(message)):
+            read(path)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "levels", "gray"),
+    [
+        (np.int16, [-32768, -1, 0, 32767], [0, 127, 128, 255]),
+        (np.int8, [-128, -1, 0, 127], [0, 127, 128, 255]),
+        (np.int64, [-100, 0, 100, 155], [0, 100, 200, 255]),  # no depth: from its minimum
+    ],
+)
+def test_signed_images_are_shifted_not_clipped_to_black(tmp_path, dtype, levels, gray):
+    np.save(tmp_path / "rec.npy", np.array([levels], dtype=dtype))
+    assert read_gray(tmp_path / "rec.npy").tolist() == [gray]
 
 
 def test_hidden_files_are_never_read(tmp_path):
