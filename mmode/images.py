@@ -69,6 +69,7 @@ def _read_array(path: Path, palette_index: bool = False) -> tuple[np.ndarray, in
 
 
 def _decode(path: Path, palette_index: bool) -> tuple[np.ndarray, int | None]:
+    """_read_array's decoding; its errors are _read_array's to name."""
     if path.suffix.lower() == ".npy":
         array = np.load(path, allow_pickle=False)
         return array, _bit_depth(array)
