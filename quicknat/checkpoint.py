@@ -31,6 +31,12 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path.")
+    damaged = damaged_part(path)
+    if damaged:
+        raise CheckpointError(
+            f"{path} is damaged: the checksum of its part {damaged} does not match (a bad copy "
+            "or disk?); copy it again or use another checkpoint."
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -44,11 +50,28 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
             "unpickling it could run code; only tensors, numbers, strings, lists and dicts are "
             "accepted. Re-save just the weights (the state_dict) from a Python session you trust."
         ) from None
+    except (KeyError, IndexError):  # the legacy (non-zip) reader, fed a text file
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (a text file?); pass the .pt file a training "
+            "run wrote."
+        ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         reason = str(err).split(". ")[0] if str(err) else type(err).__name__
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint (corrupt or cut short?): {reason}."
         ) from None
+
+
+def damaged_part(path: Path) -> str | None:
+    """The first part of a zip checkpoint whose CRC does not match; None if all match, or
+    if it is no zip (torch.load then names the problem)."""
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return None
 
 
 def extract_state_dict(checkpoint: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -82,28 +82,108 @@ class TrainingCheckpoint:
 
     @classmethod
     def from_dict(cls, checkpoint: dict[str, Any], source: str) -> TrainingCheckpoint:
-        """Our checkpoint (see is_ours) as the schema; CheckpointError if it is incomplete."""
+        """Our checkpoint (see is_ours) as the schema; CheckpointError if a field is
+        missing or damaged."""
+        problem = damaged_field(checkpoint)
+        if problem:
+            raise incomplete(source, problem)
         try:
-            return cls(
-                config=QuickNatConfig.from_dict(checkpoint["model_config"]),
-                state_dict=checkpoint["net_state_dict"],
-                im_size=trained_im_size(checkpoint),
-                optimizer=checkpoint["optimizer"],
-                progress=Progress(**checkpoint["progress"]),
-                split=checkpoint["split"],
-                args=checkpoint.get("args", {}),
-                rng_state=checkpoint["rng_state"],
-                scaler=checkpoint.get("scaler"),
-                lr_plan=checkpoint.get("lr_plan"),
-            )
+            config = QuickNatConfig.from_dict(checkpoint["model_config"])
         except (KeyError, TypeError, ValueError) as err:
-            raise incomplete(source, err) from None
+            raise incomplete(source, f"its model_config is damaged: {err}") from None
+        return cls(
+            config=config,
+            state_dict=checkpoint["net_state_dict"],
+            im_size=trained_im_size(checkpoint),
+            optimizer=checkpoint["optimizer"],
+            progress=Progress(**checkpoint["progress"]),
+            split=checkpoint["split"],
+            args=checkpoint.get("args", {}),
+            rng_state=checkpoint["rng_state"],
+            scaler=checkpoint.get("scaler"),
+            lr_plan=checkpoint.get("lr_plan"),
+        )
 
 
-def incomplete(source: str, err: Exception) -> CheckpointError:
+def damaged_field(checkpoint: dict[str, Any]) -> str | None:
+    """What is missing or wrong among our checkpoint's fields, as a phrase; None if nothing."""
+    for key, fits, expected in _FIELDS:
+        if key not in checkpoint:
+            if key not in _OPTIONAL:
+                return f"its {key} is missing"
+        elif not fits(checkpoint[key]):
+            return f"its {key} is not {expected}"
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _split(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and _names(value.get("train"))
+        and _names(value.get("val"))
+        and _number(value.get("val_percent", 0))
+    )
+
+
+def _progress(value: Any) -> bool:
+    fields = {f.name for f in dataclasses.fields(Progress)}
+    return (
+        isinstance(value, dict)
+        and set(value) == fields
+        and _count(value["epoch"])
+        and _count(value["step"])
+        and all(_number(value[k]) for k in ("best_dice", "best_loss", "best_mse"))
+        and isinstance(value["partial"], dict)
+        and all(_number(v) for v in value["partial"].values())
+        and isinstance(value["history"], list)
+        and all(isinstance(row, dict) for row in value["history"])
+    )
+
+
+def _rng_state(value: Any) -> bool:
+    cpu = value.get("torch") if isinstance(value, dict) else None
+    return (
+        isinstance(cpu, torch.Tensor)
+        and cpu.dtype == torch.uint8
+        and cpu.shape == torch.get_rng_state().shape
+    )
+
+
+def _is_dict(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+# (key, check, what it should be): the fields of our format that resume reads.
+_FIELDS = (
+    ("model_config", _is_dict, "a dict"),
+    ("net_state_dict", _is_dict, "a dict"),
+    ("optimizer", _is_dict, "a dict"),
+    ("progress", _progress, "a dict of epoch, step, partial, best_* and history"),
+    ("split", _split, "a dict with lists of names under train and val"),
+    ("rng_state", _rng_state, "a dict with torch's uint8 random state under 'torch'"),
+    ("args", _is_dict, "a dict"),
+    ("scaler", _is_dict, "a dict"),
+    ("lr_plan", _is_dict, "a dict"),
+)
+_OPTIONAL = ("args", "scaler", "lr_plan")
+
+
+def incomplete(source: str, problem: object) -> CheckpointError:
     """The error for our checkpoint with a part missing or damaged."""
     return CheckpointError(
-        f"{source} is an incomplete checkpoint of this tool ({err}); "
+        f"{source} is an incomplete or damaged checkpoint of this tool ({problem}); "
         "resume from another one or start afresh."
     )
 

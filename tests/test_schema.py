@@ -78,5 +78,88 @@ def test_a_version_1_checkpoint_resumes_exactly_like_its_version_2(trained, tmp_
 def test_an_incomplete_checkpoint_of_ours_is_named_with_the_fix(trained):
     checkpoint = torch.load(trained / "run" / "last.pt", weights_only=True)
     del checkpoint["rng_state"]
-    with pytest.raises(CheckpointError, match="incomplete checkpoint of this tool.*rng_state"):
+    with pytest.raises(CheckpointError, match="damaged checkpoint of this tool.*rng_state"):
         TrainingCheckpoint.from_dict(checkpoint, "x.pt")
+
+
+def damage(checkpoint: dict, key: str, inner: str | None, value: object) -> dict:
+    """The checkpoint with checkpoint[key] (or checkpoint[key][inner]) replaced; None deletes."""
+    target = checkpoint[key] if inner else checkpoint
+    name = inner or key
+    if value is None:
+        del target[name]
+    else:
+        target[name] = value
+    return checkpoint
+
+
+@pytest.mark.parametrize(
+    "key, inner, value",
+    [
+        ("split", None, None),
+        ("split", None, ["a.png"]),
+        ("split", "train", None),
+        ("split", "val", "w0.png"),
+        ("split", "train", [1, 2]),
+        ("rng_state", None, None),
+        ("rng_state", None, "seed"),
+        ("rng_state", "torch", None),
+        ("rng_state", "torch", torch.zeros(3, dtype=torch.uint8)),
+        ("rng_state", "torch", torch.zeros(5056)),
+        ("progress", None, None),
+        ("progress", None, 3),
+        ("progress", "epoch", None),
+        ("progress", "epoch", "one"),
+        ("progress", "best_dice", "high"),
+        ("progress", "history", {"val_dice": 1.0}),
+        ("progress", "surprise", 1),
+        ("lr_plan", None, "cosine"),
+    ],
+)
+def test_a_damaged_field_of_our_checkpoint_is_one_error_line(
+    trained, tmp_path, call_main, key, inner, value
+):
+    checkpoint = torch.load(trained / "run" / "last.pt", weights_only=True)
+    torch.save(damage(checkpoint, key, inner, value), tmp_path / "damaged.pt")
+    argv = ["-d", trained / "data", "-o", tmp_path / "out", "-p", "48", "-e", "1", *TINY]
+    done = call_main(run.main, *argv, "-f", tmp_path / "damaged.pt")
+    assert done.code == 2 and "Traceback" not in done.err
+    [line] = done.err.strip().splitlines()
+    start = f"error: {tmp_path / 'damaged.pt'} is an incomplete or damaged checkpoint of this tool"
+    assert line.startswith(f"{start} (its {key} is ")
+    assert line.endswith("); resume from another one or start afresh.")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text", ["hello world\n", "epoch: 3\n", "abc" * 100])
+def test_a_text_file_as_a_checkpoint_is_one_error_line(
+    trained, tmp_path, call_main, measure_cli, text
+):
+    path = tmp_path / "notes.pt"
+    path.write_text(text)
+    expected = [
+        f"error: {path} is not a PyTorch checkpoint (a text file?); pass the .pt file a training "
+        "run wrote."
+    ]
+    train = ["-d", trained / "data", "-o", tmp_path / "out", "-p", "48", "-e", "1", *TINY]
+    measure = ["-d", trained / "data" / "img", "-o", tmp_path / "measured"]
+    for main, argv in (
+        (run.main, [*train, "-f", path]),
+        (measure_cli.main, [*measure, "-m", path]),
+    ):
+        done = call_main(main, *argv)
+        assert done.code == 2 and done.err.strip().splitlines() == expected, done.err
+
+
+def test_a_checkpoint_with_flipped_bytes_is_refused(trained, tmp_path, call_main, measure_cli):
+    data = bytearray((trained / "run" / "last.pt").read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 2000] = bytes(b ^ 0xFF for b in data[middle : middle + 2000])
+    path = tmp_path / "flipped.pt"
+    path.write_bytes(bytes(data))
+    argv = ["-d", trained / "data" / "img", "-o", tmp_path / "measured", "-m", path]
+    done = call_main(measure_cli.main, *argv)
+    assert done.code == 2 and "Traceback" not in done.err
+    [line] = done.err.strip().splitlines()
+    assert line.startswith(f"error: {path} is damaged: the checksum of its part ")
+    assert not (tmp_path / "measured").exists()
