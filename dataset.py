@@ -68,6 +68,8 @@ def find_pairs(root: str | Path, min_pairs: int = 2) -> list[Pair]:
     root = Path(root)
     img_dir, mask_dir = root / "img", root / "mask"
     missing = [d for d in (img_dir, mask_dir) if not d.is_dir()]
+    if root.is_file():
+        raise DataError(f"data folder {root} is a file; pass the folder that holds img/ and mask/.")
     if not root.is_dir():
         raise DataError(
             f"data folder {root} does not exist; pass the folder that holds img/ and mask/."
@@ -149,7 +151,8 @@ def load_pairs(pairs: list[Pair], size: int, keep: bool = True) -> CachedData:
             images.append(image_resized)
             masks.append(mask_resized)
     if problems:
-        raise DataError(f"{len(problems)} unusable pair(s): " + "; ".join(problems) + ".")
+        named = "; ".join(problem.rstrip(".") for problem in problems)
+        raise DataError(f"{len(problems)} unusable pair(s): {named}.")
     warnings = []
     if odd_masks:
         warnings.append(

@@ -167,16 +167,19 @@ def _bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
     "case, message",
     [
         ("no-data", "does not exist"),
+        ("data-is-file", "is a file; pass the folder that holds img/ and mask/."),
         ("no-mask-dir", "mask missing"),
         ("v-zero", "-v must be between 0 and 100"),
         ("v-100", "-v must be between 0 and 100"),
         ("b-zero", "-b must be at least 1"),
         ("e-zero", "-e must be at least 1"),
         ("p-odd", "-p must be a multiple of 16"),
+        ("l-inf", "-l must be a finite positive number, got inf."),
+        ("l-nan", "-l must be a finite positive number, got nan."),
         ("too-few", "too few to hold out"),
         ("one-pair", "at least 2 needed"),
         ("size-mismatch", "but its mask"),
-        ("unreadable", "cannot read it as an image"),
+        ("unreadable", "cannot read it as an image (cannot identify image file"),
         ("output-is-file", "is a file"),
         ("output-unwritable", "cannot write to output folder"),
         ("ckpt-missing", "does not exist; check the path"),
@@ -194,9 +197,12 @@ def test_user_errors_exit_2_with_one_clear_message(tmp_path, call_main, case, me
         args[1] = str(tmp_path / "nowhere")
     elif case == "no-mask-dir":
         os.rename(data / "mask", tmp_path / "elsewhere")
-    elif case in ("v-zero", "v-100", "b-zero", "e-zero", "p-odd"):
+    elif case == "data-is-file":
+        args[1] = str(data / "img" / "rec0.png")
+    elif case in ("v-zero", "v-100", "b-zero", "e-zero", "p-odd", "l-inf", "l-nan"):
         flag, value = {"v-zero": ("-v", "0"), "v-100": ("-v", "100"), "b-zero": ("-b", "0"),
-                       "e-zero": ("-e", "0"), "p-odd": ("-p", "40")}[case]  # fmt: skip
+                       "e-zero": ("-e", "0"), "p-odd": ("-p", "40"), "l-inf": ("-l", "inf"),
+                       "l-nan": ("-l", "nan")}[case]  # fmt: skip
         args += [flag, value]
     elif case == "too-few":
         args += ["-v", "99"]
@@ -225,7 +231,7 @@ def test_user_errors_exit_2_with_one_clear_message(tmp_path, call_main, case, me
     result = call_main(run.main, *args)
     assert result.code == 2, result.err
     assert message in result.err
-    assert "Traceback" not in result.err
+    assert "Traceback" not in result.err and ".." not in result.err
     assert len(result.err.strip().splitlines()) == 1
     if case == "existing-run":
         assert (out / "last.pt").read_bytes() == b"earlier run"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +72,8 @@ class TrainConfig:
                 f"-p must be a multiple of 16 and at least 32 (QuickNAT pools 4 times), "
                 f"got {self.im_size}; try {max(32, round(self.im_size / 16) * 16)}."
             )
-        if not self.learning_rate > 0:
-            raise SetupError(f"-l must be positive, got {self.learning_rate:g}.")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise SetupError(f"-l must be a finite positive number, got {self.learning_rate:g}.")
         if self.workers < 0 or self.save_every < 0 or self.cache_limit < 0:
             raise SetupError("--workers, --save-every and --cache-limit must be 0 or more.")
 
