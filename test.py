@@ -25,6 +25,7 @@ from mmode.scanner import (
     TYPICAL_DEPTH_RES_MM,
     TYPICAL_TIME_RES_S,
     VOLUME_FORMULAS,
+    resolution_problem,
 )
 from quicknat import CheckpointError
 from quicknat.flags import add_model_flags, model_settings
@@ -119,13 +120,15 @@ def check_args(args: argparse.Namespace) -> None:
         raise SetupError(f"--threshold must be between 0 and 1, got {args.threshold:g}.")
     if not 0 <= args.overlap < 1:
         raise SetupError(f"--overlap must be at least 0 and below 1, got {args.overlap:g}.")
-    for flag, value in (
-        ("--time-res", args.time_res),
-        ("--depth-res", args.depth_res),
-        ("--max-hr", args.max_hr),
+    if args.max_hr is not None and not (math.isfinite(args.max_hr) and args.max_hr > 0):
+        raise SetupError(f"--max-hr must be a positive number, got {args.max_hr:g}.")
+    for flag, key, value in (
+        ("--time-res", "time_res_s", args.time_res),
+        ("--depth-res", "depth_res_mm", args.depth_res),
     ):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise SetupError(f"{flag} must be a positive number, got {value:g}.")
+        problem = resolution_problem(key, value)
+        if problem:
+            raise SetupError(f"{flag} {problem}, got {value:g}.")
     path = Path(args.datapath)
     if not path.exists():
         raise SetupError(f"{path} does not exist; pass a test set, an image or a folder.")

@@ -18,6 +18,8 @@ import numpy as np
 TYPICAL_TIME_RES_S = 0.00083  # seconds per column
 TYPICAL_DEPTH_RES_MM = 0.02  # millimetres per row
 SIDECAR_KEYS = ("time_res_s", "depth_res_mm")
+# The coarsest plausible resolution of each, and its unit: beyond it is a unit mistake.
+RESOLUTION_LIMITS = {"time_res_s": (0.1, "s per column"), "depth_res_mm": (1.0, "mm per row")}
 # Labs check EF against their scanner first, so its volume convention is the default.
 VOLUME_FORMULAS = ("scanner", "clinical")
 DEFAULT_VOLUME_FORMULA = "scanner"
@@ -89,14 +91,24 @@ def read_sidecar(image_path: Path) -> dict[str, float | None] | None:
     values = {}
     for key in SIDECAR_KEYS:
         value = data.get(key)
-        if value is not None and (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not (math.isfinite(value) and value > 0)
-        ):
-            raise ValueError(f"{path}: {key} must be a positive number, got {value!r}.")
+        problem = resolution_problem(key, value)
+        if problem:
+            raise ValueError(f"{path}: {key} {problem}, got {value!r}.")
         values[key] = None if value is None else float(value)
     return values
+
+
+def resolution_problem(key: str, value: object) -> str | None:
+    """Why `value` cannot be the resolution `key` (one of SIDECAR_KEYS), or None if it can
+    (None, meaning not given, can)."""
+    limit, unit = RESOLUTION_LIMITS[key]
+    if value is not None and (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and 0 < value <= limit)
+    ):
+        return f"must be a number above 0 and at most {limit:g} {unit}"
+    return None
 
 
 def resolve_resolution(

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -221,10 +222,17 @@ def test_resolution_from_sidecar_flags_or_assumed(tmp_path):
     assert resolve_resolution(None, None, None).depth_res_mm == DEFAULT_DEPTH_RES_MM
 
 
-@pytest.mark.parametrize("value", [0, -0.1, "fast", True, float("nan")])
+@pytest.mark.parametrize("value", [0, -0.1, "fast", True, float("nan"), 1e300, 0.5])
 def test_bad_sidecar_values_are_refused_naming_file_and_key(tmp_path, value):
     (tmp_path / "rec.json").write_text(json.dumps({"time_res_s": value, "depth_res_mm": 0.02}))
-    with pytest.raises(ValueError, match=r"rec\.json: time_res_s"):
+    with pytest.raises(ValueError, match=r"rec\.json: time_res_s must be a number above 0 and"):
+        read_sidecar(tmp_path / "rec.png")
+
+
+def test_an_absurd_sidecar_depth_is_refused(tmp_path):
+    (tmp_path / "rec.json").write_text(json.dumps({"time_res_s": 0.001, "depth_res_mm": 1e300}))
+    message = "depth_res_mm must be a number above 0 and at most 1 mm per row, got 1e+300."
+    with pytest.raises(ValueError, match=re.escape(message)):
         read_sidecar(tmp_path / "rec.png")
 
 

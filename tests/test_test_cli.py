@@ -262,6 +262,13 @@ def test_unreadable_sidecar_fails_that_recording(trained, tmp_path, run_cli):
     assert code == 1 and "rec.json" in err and "Traceback" not in err
 
 
+BAD_RESOLUTIONS = {
+    "depth_res_huge": ["--depth-res", 1e300],
+    "time_res_nan": ["--time-res", "nan"],
+    "time_res_ms": ["--time-res", 0.83],  # milliseconds given as seconds
+}
+
+
 @pytest.mark.parametrize(
     "case, message",
     [
@@ -270,6 +277,18 @@ def test_unreadable_sidecar_fails_that_recording(trained, tmp_path, run_cli):
         ("corrupt_checkpoint", "not a readable PyTorch checkpoint"),
         ("bare_state_dict", "num_filters=8"),
         ("threshold", "--threshold"),
+        (
+            "depth_res_huge",
+            "--depth-res must be a number above 0 and at most 1 mm per row, got 1e+300.",
+        ),
+        (
+            "time_res_nan",
+            "--time-res must be a number above 0 and at most 0.1 s per column, got nan.",
+        ),
+        (
+            "time_res_ms",
+            "--time-res must be a number above 0 and at most 0.1 s per column, got 0.83.",
+        ),
         ("dicom", "dicom_to_png"),
         ("empty_folder", "holds no images"),
         ("output_is_file", "is a file"),
@@ -293,6 +312,8 @@ def test_bad_inputs_end_with_one_sentence_and_status_2(trained, tmp_path, run_cl
         argv[3] = tmp_path / "bare.pt"
     elif case == "threshold":
         argv += ["--threshold", 2]
+    elif case in BAD_RESOLUTIONS:
+        argv += BAD_RESOLUTIONS[case]
     elif case == "dicom":
         argv[1] = tmp_path / "scan.dcm"
         argv[1].write_bytes(b"\0" * 200)
