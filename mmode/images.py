@@ -7,6 +7,7 @@ A file's name is its file name without the suffix: `REC.png` is `REC`. Hidden fi
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,11 @@ from runtime.errors import RecordingError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 LUMINANCE = np.array([0.2989, 0.5870, 0.1140])  # ITU-R BT.601 weights of R, G and B
+# The most pixels an image may have. A 2-minute recording at 1200 columns/s and 1000 rows is
+# 144 million; 200 million admits it and keeps one 16-bit read (as float64) under 2 GB.
+MAX_PIXELS = 200_000_000
+# Pillow then warns (ignored: _check_size names the file) above it, and refuses above twice it.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 class ImageReadError(RecordingError):
@@ -58,6 +64,12 @@ def _read_array(path: Path, palette_index: bool = False) -> tuple[np.ndarray, in
     """
     try:
         array, bits = _decode(path, palette_index)
+    except ImageReadError:
+        raise  # already names the file and the fix
+    except Image.DecompressionBombError:
+        raise _too_large(
+            path, f"over {2 * Image.MAX_IMAGE_PIXELS / 1e6:g} million pixels"
+        ) from None
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         raise ImageReadError(f"{path}: cannot read it as an image ({err}).") from None
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
@@ -68,12 +80,33 @@ def _read_array(path: Path, palette_index: bool = False) -> tuple[np.ndarray, in
     return array, bits
 
 
+def _too_large(path: Path, size: str) -> ImageReadError:
+    """The error for an image of `size` (such as "W x H pixels") over MAX_PIXELS."""
+    return ImageReadError(
+        f"{path} is {size}, more than the {MAX_PIXELS / 1e6:g} million this tool reads; "
+        "crop or split the recording."
+    )
+
+
+def _check_size(path: Path, width: int, height: int) -> None:
+    """Refuse an image of more than MAX_PIXELS, before it is decoded."""
+    if width * height > MAX_PIXELS:
+        raise _too_large(path, f"{width} x {height} pixels")
+
+
 def _decode(path: Path, palette_index: bool) -> tuple[np.ndarray, int | None]:
     """_read_array's decoding; its errors are _read_array's to name."""
     if path.suffix.lower() == ".npy":
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape  # reads the header only
+        height, width = (*shape, 1, 1)[:2]
+        _check_size(path, width, height)
         array = np.load(path, allow_pickle=False)
         return array, _bit_depth(array)
-    with Image.open(path) as im:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = Image.open(path)
+    with im:
+        _check_size(path, *im.size)
         im.load()
         if im.mode == "P" and palette_index:
             # Palette masks: keep the palette index, so index 0 is background.

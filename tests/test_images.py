@@ -1,13 +1,16 @@
-"""Reading images: bit depths, signed and non-finite pixels, hidden files and names used twice."""
+"""Reading images: bit depths, signed and non-finite pixels, hidden files, names used twice
+and the pixel budget."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from dataset import find_pairs
 from measurement.recordings import list_recordings
+from mmode import images
 from mmode.images import ImageReadError, list_files, read_gray, read_mask
 
 
@@ -79,3 +82,49 @@ def test_names_used_twice_are_reported_and_both_recordings_listed(tmp_path):
     assert sorted(found) == ["other", "rec"]
     assert [(kept.name, other.name) for kept, other in clashes] == [("rec.png", "rec.tif")]
     assert [p.name for p in list_recordings(tmp_path)] == ["other.png", "rec.png", "rec.tif"]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".npy"])
+def test_an_image_over_the_pixel_budget_is_refused_before_it_is_decoded(
+    tmp_path, monkeypatch, suffix
+):
+    path = tmp_path / f"long{suffix}"
+    if suffix == ".png":
+        Image.fromarray(np.zeros((20, 60), np.uint8)).save(path)
+        monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("decoded"))
+    else:
+        np.save(path, np.zeros((20, 60), np.uint8))
+        monkeypatch.setattr(np, "load", refuse_a_full_read(np.load))
+    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    message = f"{path} is 60 x 20 pixels, more than the 0.001 million this tool reads; "
+    for read in (read_gray, read_mask):
+        with pytest.raises(ImageReadError) as refused:
+            read(path)
+        assert str(refused.value) == message + "crop or split the recording."
+
+
+def refuse_a_full_read(load):
+    """np.load that fails the test unless it only maps the file (reading its header)."""
+
+    def mapped_only(path, mmap_mode=None, **kwargs):
+        if mmap_mode is None:
+            pytest.fail("decoded")
+        return load(path, mmap_mode=mmap_mode, **kwargs)
+
+    return mapped_only
+
+
+def test_an_image_at_the_pixel_budget_is_read_without_a_warning(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((20, 50), np.uint8)).save(tmp_path / "long.png")
+    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)  # Pillow would warn above 600
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_gray(tmp_path / "long.png").shape == (20, 50)
+
+
+def test_an_image_pillow_calls_a_decompression_bomb_is_refused_as_too_large(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((20, 60), np.uint8)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow refuses above 1000
+    with pytest.raises(ImageReadError, match="is over 0.001 million pixels, more than the"):
+        read_gray(tmp_path / "bomb.png")

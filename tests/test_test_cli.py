@@ -12,6 +12,7 @@ from PIL import Image
 import run
 from measurement.beats import BEAT_FIELDS
 from measurement.quality import QUALITY_FIELDS
+from mmode import images
 from mmode.scanner import TYPICAL_DEPTH_RES_MM as DEFAULT_DEPTH_RES_MM
 from mmode.scanner import TYPICAL_TIME_RES_S as DEFAULT_TIME_RES_S
 from preprocessing import synthetic
@@ -364,3 +365,21 @@ def test_scores_a_one_pair_test_set_in_bf16_and_fp32(trained, tmp_path, run_cli)
         assert metrics["n_images"] == 1
         dice[precision] = metrics["dice"]
     assert abs(dice["fp32"] - dice["bf16"]) < 0.02
+
+
+def test_an_over_size_image_is_named_and_the_other_recordings_measured(
+    trained, tmp_path, run_cli, monkeypatch
+):
+    data, checkpoint = trained
+    folder, out_dir = tmp_path / "in", tmp_path / "out"
+    shutil.copytree(data / "recordings", folder)
+    Image.fromarray(np.zeros((48, 480), np.uint8)).save(folder / "huge.png")  # read first
+    monkeypatch.setattr(images, "MAX_PIXELS", 48 * 240)  # the good recordings' size
+    code, _, err = run_cli("-d", folder, "-m", checkpoint, "-o", out_dir)
+    assert code == 1 and "Traceback" not in err
+    message = f"{folder / 'huge.png'} is 480 x 48 pixels, more than the 0.01152 million"
+    assert f"error: {message}" in err
+    rows = read_csv(out_dir / "summary.csv")
+    assert [(r["name"], r["status"]) for r in rows] == [("huge", "failed")] + [
+        (f"synth_{i:03d}", "ok") for i in range(3)
+    ]
