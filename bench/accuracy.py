@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from measurement.beats import beats_per_minute
+
 ROOT = Path(__file__).resolve().parents[1]
 
 DICE_TARGET = 0.95
@@ -76,8 +78,7 @@ def true_value(truth: dict, key: str) -> float | None:
     if key == "heart_rate_bpm":
         corrupted = truth.get("beat_corrupted", [False] * truth["n_beats"])
         pairs = zip(truth["beat_heart_rate_bpm"], corrupted, strict=True)
-        rates = [hr for hr, bad in pairs if not bad]
-        return len(rates) / sum(1 / hr for hr in rates) if rates else None
+        return beats_per_minute([hr for hr, bad in pairs if not bad])
     return truth[f"clean_{key}"] if f"clean_{key}" in truth else truth[key]
 
 

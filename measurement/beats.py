@@ -171,6 +171,12 @@ def summarize(
     for key in MEDIAN_FIELDS:
         values = [asdict(beat)[key] for beat in kept]
         summary[key] = float(np.median(values)) if values else None
-    rr_s = sum(60.0 / beat.heart_rate_bpm for beat in kept)
-    summary["heart_rate_bpm"] = 60.0 * len(kept) / rr_s if kept else None
+    summary["heart_rate_bpm"] = beats_per_minute([beat.heart_rate_bpm for beat in kept])
     return summary
+
+
+def beats_per_minute(heart_rates_bpm: list[float]) -> float | None:
+    """The rate of these beats taken together, 60 x beats / their summed RR (None for none)."""
+    if not heart_rates_bpm:
+        return None
+    return len(heart_rates_bpm) / sum(1.0 / rate for rate in heart_rates_bpm)
