@@ -1,0 +1,314 @@
+"""measurement.agreement: Bland-Altman bias and limits, Pearson r and ICC(A,1) of automatic
+against manual measurements, checked against independent formulas; column mapping,
+unmatched keys, bad input, the figure; and the real Echo2Pheno tables (bench.reference)."""
+
+import csv
+import math
+import statistics
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import ROOT
+from PIL import Image
+from scipy import stats
+
+from bench import reference
+from measurement import agreement
+
+TOLERANCE = 1e-9
+# Six mice measured by hand (manual) and automatically (auto). m6 has no automatic LVIDd
+# (an empty cell, skipped); m7 is in the manual table only, m8 in the automatic one only.
+MANUAL = [
+    ["mouse_id", "lvid_d_mm", "heart_rate_bpm", "notes"],
+    ["m1", "2.0", "600", "a"],
+    ["m2", "3.0", "650", ""],
+    ["m3", "4.0", "500", ""],
+    ["m4", "5.0", "700", ""],
+    ["m5", "6.0", "550", ""],
+    ["m6", "3.5", "620", ""],
+    ["m7", "3.1", "610", ""],
+]
+AUTO = [
+    ["mouse_id", "lvid_d_mm", "heart_rate_bpm"],
+    ["m1", "2.1", "610"],
+    ["m2", "2.9", "640"],
+    ["m3", "4.2", "520"],
+    ["m4", "5.0", "690"],
+    ["m5", "6.3", "565"],
+    ["m6", "", "630"],
+    ["m8", "3.0", "600"],
+]
+# By hand: LVIDd differences 0.1, -0.1, 0.2, 0.0, 0.3 (m1-m5) give a bias of 0.1 mm and
+# deviations 0, -0.2, 0.1, -0.1, 0.2, whose squares sum to 0.1: SD = sqrt(0.1 / 4).
+HAND_BIAS_MM = 0.1
+HAND_SD_MM = math.sqrt(0.025)
+
+
+def write_rows(path, rows):
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+@pytest.fixture
+def tables(tmp_path):
+    """(auto, manual) CSV paths of the hand-made tables."""
+    return write_rows(tmp_path / "auto.csv", AUTO), write_rows(tmp_path / "manual.csv", MANUAL)
+
+
+def expected(auto, manual) -> dict:
+    """The statistics by formulas other than the module's: statistics for bias and SD,
+    scipy for r, and ICC(A,1) from covariances. With k = 2 raters McGraw & Wong's
+    (MSR - MSE) / (MSR + MSE + 2/n (MSC - MSE)) is 2 cov(a, m) / (var a + var m + bias^2
+    - var(a - m) / n), since MSR - MSE = 2 cov, MSR + MSE = var a + var m,
+    MSC = n bias^2 / 2 and MSE = var(a - m) / 2 (sample variances, ddof 1)."""
+    auto, manual = np.asarray(auto, float), np.asarray(manual, float)
+    diff = [a - m for a, m in zip(auto, manual, strict=True)]
+    bias, sd = statistics.fmean(diff), statistics.stdev(diff)
+    cov = np.cov(auto, manual, ddof=1)
+    icc = (2 * cov[0, 1]) / (cov[0, 0] + cov[1, 1] + bias**2 - sd**2 / len(diff))
+    return {
+        "n": len(diff),
+        "bias": bias,
+        "sd": sd,
+        "loa_lower": float(np.mean(diff) - 1.96 * np.std(diff, ddof=1)),
+        "loa_upper": float(np.mean(diff) + 1.96 * np.std(diff, ddof=1)),
+        "pearson_r": stats.pearsonr(auto, manual)[0],
+        "icc_a1": icc,
+        "manual_mean": statistics.fmean(manual),
+    }
+
+
+def assert_matches(result: agreement.Agreement, want: dict) -> None:
+    assert result.n == want["n"], result.measure
+    for name, value in want.items():
+        assert getattr(result, name) == pytest.approx(value, abs=TOLERANCE), (result.measure, name)
+
+
+def read_agreement_csv(path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as f:
+        return {row["measure"]: row for row in csv.DictReader(f)}
+
+
+def test_hand_made_table_matches_independent_formulas(tables, tmp_path, capsys):
+    auto, manual = tables
+    out = tmp_path / "out"
+    assert agreement.main(["--auto", str(auto), "--manual", str(manual), "--key", "mouse_id",
+                           "--out", str(out)]) == 0  # fmt: skip
+    rows = read_agreement_csv(out / "agreement.csv")
+    assert list(rows) == ["lvid_d_mm", "heart_rate_bpm"]  # SUMMARY_MEASURES order; no notes
+    assert rows["lvid_d_mm"]["unit"] == "mm" and rows["heart_rate_bpm"]["unit"] == "bpm"
+    numbers = {k: float(v) for k, v in rows["lvid_d_mm"].items() if k not in ("measure", "unit")}
+    lvid = agreement.Agreement(measure="lvid_d_mm", **numbers)
+    assert lvid.bias == pytest.approx(HAND_BIAS_MM, abs=TOLERANCE)
+    assert lvid.sd == pytest.approx(HAND_SD_MM, abs=TOLERANCE)
+    assert_matches(lvid, expected([2.1, 2.9, 4.2, 5.0, 6.3], [2.0, 3.0, 4.0, 5.0, 6.0]))
+    rate = agreement.compare(*(agreement.read_table(p, ["mouse_id"]) for p in tables)).results[1]
+    assert_matches(rate, expected([610, 640, 520, 690, 565, 630], [600, 650, 500, 700, 550, 620]))
+    printed = capsys.readouterr().out
+    assert "lvid_d_mm (mm)" in printed and "heart_rate_bpm (bpm)" in printed
+    assert f"{HAND_BIAS_MM:+.3g}" in printed
+
+
+def test_icc_penalises_a_constant_offset_and_r_does_not():
+    manual = np.array([2.0, 3.0, 4.0, 5.0, 6.0])
+    pairs = agreement.Pairs("lvid_d_mm", tuple(("k",) for _ in manual), manual + 1.0, manual)
+    result = agreement.agreement(pairs)
+    assert result.pearson_r == pytest.approx(1.0) and result.sd == pytest.approx(0.0)
+    assert result.icc_a1 == pytest.approx(expected(manual + 1.0, manual)["icc_a1"], abs=TOLERANCE)
+    # By hand: var(manual) = var(auto) = cov = 2.5, bias 1, SD 0: ICC = 5 / (2.5 + 2.5 + 1).
+    assert result.icc_a1 == pytest.approx(5 / 6, abs=TOLERANCE)
+
+
+def test_real_echo2pheno_tables_match_independent_formulas(tmp_path):
+    mice = reference.per_mouse()
+    auto_path = tmp_path / "auto.csv"
+    agreement.files.write_csv(auto_path, reference.PER_MOUSE_FIELDS, mice, exact=True)
+    comparison = agreement.compare(
+        agreement.read_table(auto_path, reference.KEY),
+        agreement.read_table(reference.MANUAL_PER_MOUSE, reference.KEY),
+    )
+    by_mouse = {(m["study"], m["mouse_id"]): m for m in mice}
+    with open(reference.MANUAL_PER_MOUSE, newline="") as f:
+        manual = {(r["study"], r["mouse_id"]): r for r in csv.DictReader(f)}
+    measures = [r.measure for r in comparison.results]
+    assert measures == ["lvid_d_mm", "lvid_s_mm", "ef_percent", "fs_percent"]
+    for result in comparison.results:
+        keys = [k for k in by_mouse if k in manual and by_mouse[k].get(result.measure) is not None]
+        keys = [k for k in keys if manual[k][result.measure] != ""]
+        auto_values = [by_mouse[k][result.measure] for k in keys]
+        manual_values = [float(manual[k][result.measure]) for k in keys]
+        assert_matches(result, expected(auto_values, manual_values))
+    assert len(comparison.manual_only) == 252 and comparison.auto_only == []
+    assert comparison.results[0].n == 520
+
+
+def test_per_mouse_takes_kept_beats_else_all_beats(tmp_path):
+    header = ["study", "mouse_id", "file", "lvid_d_mm_all", "lvid_s_mm_all",
+              "heart_rate_bpm_all", "lvid_d_mm_high", "lvid_s_mm_high"]  # fmt: skip
+    path = write_rows(
+        tmp_path / "rec.csv",
+        [header,
+         ["S", "1", "a", "3.0", "1.5", "600", "2.8", "1.2"],
+         ["S", "1", "b", "3.4", "1.6", "620", "", ""],
+         ["S", "1", "c", "2.0", "1.0", "640", "3.2", "1.4"]],
+    )  # fmt: skip
+    (mouse,) = reference.per_mouse(path)
+    assert mouse["lvid_d_mm"] == pytest.approx(3.2)  # median of 2.8, 3.4 (all), 3.2
+    assert mouse["lvid_s_mm"] == pytest.approx(1.4)
+    assert mouse["fs_percent"] == pytest.approx(100 * (3.2 - 1.4) / 3.2)
+    volume = [7 / (2.4 + d) * d**3 for d in (3.2, 1.4)]
+    assert mouse["ef_percent"] == pytest.approx(100 * (volume[0] - volume[1]) / volume[0])
+
+
+def test_columns_map_a_labs_names(tables, tmp_path, capsys):
+    auto, _ = tables
+    renamed = [["Animal", "LVID;d", "HR"], *[row[:3] for row in MANUAL[1:]]]
+    manual = write_rows(tmp_path / "lab.csv", [[c.strip() for c in renamed[0]], *renamed[1:]])
+    auto_renamed = write_rows(tmp_path / "ours.csv", [["Animal", *AUTO[0][1:]], *AUTO[1:]])
+    out = tmp_path / "out"
+    assert agreement.main(["--auto", str(auto_renamed), "--manual", str(manual), "--key",
+                           "Animal", "--column", "lvid_d_mm=LVID;d", "--column",
+                           "heart_rate_bpm = HR", "--out", str(out)]) == 0  # fmt: skip
+    mapped = read_agreement_csv(out / "agreement.csv")
+    assert agreement.main(["--auto", str(auto), "--manual", str(tables[1]), "--key",
+                           "mouse_id", "--out", str(tmp_path / "plain")]) == 0  # fmt: skip
+    assert mapped == read_agreement_csv(tmp_path / "plain" / "agreement.csv")
+    assert agreement.main(["--auto", str(auto_renamed), "--manual", str(manual), "--key",
+                           "Animal", "--column", "lvid_d_mm=LVID;d", "--measure", "lvid_d_mm",
+                           "--out", str(tmp_path / "one")]) == 0  # fmt: skip
+    assert list(read_agreement_csv(tmp_path / "one" / "agreement.csv")) == ["lvid_d_mm"]
+
+
+def test_composite_key(tmp_path):
+    manual = write_rows(tmp_path / "m.csv", [["study", "mouse_id", "lvid_d_mm"],
+                                             ["A", "1", "3.0"], ["B", "1", "2.0"],
+                                             ["A", "2", "3.5"], ["B", "2", "2.5"]])  # fmt: skip
+    auto = write_rows(tmp_path / "a.csv", [["mouse_id", "study", "lvid_d_mm"],
+                                           [" 1", "B ", "2.1"], ["1", "A", "3.0"],
+                                           ["2", "A", "3.6"], ["2", "B", "2.4"]])  # fmt: skip
+    comparison = agreement.compare(
+        agreement.read_table(auto, ["study", "mouse_id"]),
+        agreement.read_table(manual, ["study", "mouse_id"]),
+    )
+    assert_matches(comparison.results[0], expected([3.0, 2.1, 3.6, 2.4], [3.0, 2.0, 3.5, 2.5]))
+
+
+def test_unmatched_keys_are_named(tables, tmp_path, capsys):
+    auto, manual = tables
+    out = tmp_path / "out"
+    assert agreement.main(["--auto", str(auto), "--manual", str(manual), "--key", "mouse_id",
+                           "--out", str(out)]) == 0  # fmt: skip
+    err = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("warning: 1 keys") and "m8" in line for line in err)
+    assert any(line.startswith("warning: 1 keys") and "m7" in line for line in err)
+    with open(out / "unmatched.csv", newline="") as f:
+        assert list(csv.reader(f)) == [["key", "only_in"], ["m8", "auto"], ["m7", "manual"]]
+    many = write_rows(tmp_path / "many.csv", [*MANUAL, *[[f"x{i}", "3", ""] for i in range(24)]])
+    assert agreement.main(["--auto", str(auto), "--manual", str(many), "--key", "mouse_id",
+                           "--out", str(tmp_path / "many")]) == 0  # fmt: skip
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "m7" in ln]
+    assert line.startswith("warning: 25 keys") and "x18" in line and "x19" not in line
+    assert line.endswith("and 5 more.")
+
+
+def test_a_measurement_with_too_few_pairs_is_left_out_with_a_warning(tmp_path, capsys):
+    manual = write_rows(tmp_path / "m.csv", [row if i < 3 else [*row[:2], "", ""]
+                                             for i, row in enumerate(MANUAL)])  # fmt: skip
+    auto = write_rows(tmp_path / "a.csv", AUTO)
+    out = tmp_path / "out"
+    assert agreement.main(["--auto", str(auto), "--manual", str(manual), "--key", "mouse_id",
+                           "--out", str(out)]) == 0  # fmt: skip
+    assert list(read_agreement_csv(out / "agreement.csv")) == ["lvid_d_mm"]
+    assert "warning: heart_rate_bpm has only 2 keys" in capsys.readouterr().err
+
+
+def bad_inputs(tmp_path):
+    """(name, argv, what the error must name): one case of each kind of bad input."""
+    auto = write_rows(tmp_path / "auto.csv", AUTO)
+    manual = write_rows(tmp_path / "manual.csv", MANUAL)
+    duplicated = write_rows(tmp_path / "dup.csv", [*MANUAL, ["m3", "4.1", "510", ""]])
+    text = write_rows(tmp_path / "text.csv", [*AUTO[:3], ["m3", "4,2", "520"], *AUTO[4:]])
+    others = write_rows(tmp_path / "others.csv", [AUTO[0], ["z1", "3", "600"], ["z2", "3", "6"]])
+    few = write_rows(tmp_path / "few.csv", [*AUTO[:3]])
+    no_measure = write_rows(tmp_path / "bare.csv", [["mouse_id", "weight_g"], ["m1", "25"]])
+    base = ["--key", "mouse_id", "--out", str(tmp_path / "out")]
+    return [
+        ("missing file", ["--auto", str(tmp_path / "none.csv"), "--manual", str(manual)],
+         "none.csv"),
+        ("folder as file", ["--auto", str(tmp_path), "--manual", str(manual)], str(tmp_path)),
+        ("missing key column", ["--auto", str(auto), "--manual", str(manual), "--key", "id"],
+         "'id'"),
+        ("missing measure", ["--auto", str(auto), "--manual", str(manual), "--measure",
+                             "ef_percent"], "'ef_percent'"),
+        ("missing mapped column", ["--auto", str(auto), "--manual", str(manual), "--column",
+                                   "lvid_d_mm=LVID;d"], "'LVID;d'"),
+        ("bad mapping", ["--auto", str(auto), "--manual", str(manual), "--column", "lvid_d_mm"],
+         "AUTO_COL=MANUAL_COL"),
+        ("no shared measure", ["--auto", str(no_measure), "--manual", str(manual)], "--column"),
+        ("duplicated key", ["--auto", str(auto), "--manual", str(duplicated)], "m3"),
+        ("non-numeric cell", ["--auto", str(text), "--manual", str(manual)], "line 4"),
+        ("no overlap", ["--auto", str(others), "--manual", str(manual)], "no key"),
+        ("fewer than 3 pairs", ["--auto", str(few), "--manual", str(manual)], "fewer than 3"),
+    ], base  # fmt: skip
+
+
+def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path, capsys):
+    cases, base = bad_inputs(tmp_path)
+    for name, argv, named in cases:
+        assert agreement.main([*base, *argv]) == 2, name  # a later --key wins
+        captured = capsys.readouterr()
+        lines = captured.err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, captured.err)
+        assert named in lines[0], (name, lines[0])
+        assert "Traceback" not in captured.err and captured.out == "", name
+        assert not (tmp_path / "out").exists(), name
+
+
+def test_non_numeric_cell_names_file_line_column_and_value(tmp_path, capsys):
+    cases, base = bad_inputs(tmp_path)
+    (argv,) = [argv for name, argv, _ in cases if name == "non-numeric cell"]
+    assert agreement.main([*base, *argv]) == 2
+    err = capsys.readouterr().err
+    for part in ("text.csv", "line 4", "'lvid_d_mm'", "'4,2'"):
+        assert part in err, part
+    (argv,) = [argv for name, argv, _ in cases if name == "duplicated key"]
+    assert agreement.main([*base, *argv]) == 2
+    err = capsys.readouterr().err
+    for part in ("key m3", "dup.csv", "lines 4 and 9"):
+        assert part in err, part
+
+
+def test_entry_point_reports_without_traceback(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "measurement.agreement", "--auto", str(tmp_path / "none.csv"),
+         "--manual", str(tmp_path / "none.csv"), "--key", "mouse_id", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and len(done.stderr.splitlines()) == 1
+    assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_figure_has_one_panel_per_measurement(tables, tmp_path):
+    import matplotlib.pyplot as plt
+
+    comparison = agreement.compare(*(agreement.read_table(p, ["mouse_id"]) for p in tables))
+    fig = agreement.bland_altman_figure(comparison)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["lvid_d_mm (mm), n = 5",
+                                                 "heart_rate_bpm (bpm), n = 6"]  # fmt: skip
+    assert all(len(ax.collections[0].get_offsets()) == r.n
+               for ax, r in zip(panels, comparison.results, strict=True))  # fmt: skip
+    labels = [t.get_text() for t in panels[0].texts]
+    assert labels == ["+1.96 SD +0.41 mm", "bias +0.1 mm", "-1.96 SD -0.21 mm"]
+    plt.close(fig)
+    out = tmp_path / "out"
+    auto, manual = tables
+    assert agreement.main(["--auto", str(auto), "--manual", str(manual), "--key", "mouse_id",
+                           "--out", str(out)]) == 0  # fmt: skip
+    image = np.asarray(Image.open(out / "bland_altman.png").convert("L"))
+    assert image.shape[1] > 2 * 400 and image.std() > 10
