@@ -2,7 +2,8 @@
 
     python test.py -d DATA -m best.pt        DATA/img + DATA/mask: Dice, IoU, HD95, overlays
     python test.py -d REC.png -m best.pt     one recording: LVID, volume, beats, EF, FS, SV, CO
-    python test.py -d FOLDER -m best.pt      every image in FOLDER, plus OUT/summary.csv
+    python test.py -d FOLDER -m best.pt      every image in FOLDER, plus OUT/summary.csv and
+                                             OUT/index.html, the page to review them on
 
 Usage errors end at once with one sentence on stderr and exit status 2. A recording that
 fails is reported and skipped; the others are measured, and the exit status is 1.
@@ -17,8 +18,10 @@ from pathlib import Path
 
 from dataset import CachedData, DataError, find_pairs, load_pairs
 from measurement.inference import Model, load_model
+from measurement.outputs import prepare_output
 from measurement.recordings import Measuring, list_recordings, measure_recordings
 from measurement.scoring import evaluate, metrics_table, score_test_set, write_evaluation
+from measurement.subjects import read_subjects
 from mmode.images import IMAGE_SUFFIXES
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,
@@ -105,6 +108,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Teichholz volume 7 / (2.4 + D) x D^3: scanner (D in mm gives uL, as mouse "
         "scanners report) or clinical (D in cm gives mL, reported in uL) (default: %(default)s)",
     )
+    p.add_argument(
+        "--subjects",
+        default=None,
+        help="CSV with recording and mouse_id columns (others, e.g. genotype, are copied): "
+        "also write per_mouse.csv",
+    )
+    p.add_argument(
+        "--export-annotations",
+        action="store_true",
+        help="write each recording's accepted edges as annotations to correct in LabelMe "
+        "(OUT/annotations/csv and OUT/annotations/labelme)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run in -o (without it such a folder is refused)",
+    )
     add_model_flags(p, "QuickNAT, for checkpoints of other tools (ours bring their own)")
     add_speed_flags(p)
     return p.parse_args(argv)
@@ -162,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             depth_res_mm=args.depth_res,
             max_hr_bpm=args.max_hr,
             volume_formula=args.volume_formula,
+            export_annotations=args.export_annotations,
         )
         if trained_size and how.size != trained_size:
             warn(
@@ -171,9 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         path, out = Path(args.datapath), Path(args.output)
         if (path / "img").is_dir() and (path / "mask").is_dir():
             data = load_pairs(find_pairs(path, min_pairs=1), how.size)
+            prepare_output(out, args.overwrite, [])
             out.mkdir(parents=True, exist_ok=True)
             return score_test_set_folder(model, data, how, path, out)
         recordings = list_recordings(path)
+        subjects = read_subjects(Path(args.subjects)) if args.subjects else None
+        prepare_output(out, args.overwrite, recordings)
         out.mkdir(parents=True, exist_ok=True)
     except (SetupError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -181,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         print(f"error: cannot use output folder {args.output} ({err.strerror}).", file=sys.stderr)
         return 2
-    return measure_recordings(model, recordings, how, out, folder=path.is_dir())
+    return measure_recordings(model, recordings, how, out, path.is_dir(), subjects)
 
 
 def score_test_set_folder(

@@ -151,6 +151,11 @@ MEDIAN_FIELDS = (
     "lvid_d_mm", "lvid_s_mm", "ef_percent", "fs_percent",
     "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min",
 )  # fmt: skip
+# summarize's keys in the order tables show them.
+SUMMARY_NUMBERS = (
+    "n_beats", "n_beats_accepted", "lvid_d_mm", "lvid_s_mm", "heart_rate_bpm",
+    "ef_percent", "fs_percent", "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min",
+)  # fmt: skip
 
 
 def summarize(

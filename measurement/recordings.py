@@ -1,32 +1,39 @@
 """Measure whole recordings and write their files (test.py's second mode).
 
 For each recording REC: REC_mask.png, REC_overlay.png, REC_lvid.csv, REC_beats.csv,
-REC_summary.json and REC_report.png; for a folder also summary.csv. A recording that
-fails is reported and skipped; the others are measured.
+REC_summary.json and REC_report.png; for a folder also summary.csv; always index.html,
+the review page; with subjects per_mouse.csv; with export_annotations annotations/REC.csv
+and .json. A recording that fails is reported and skipped; the others are measured.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from measurement.annotation_export import export_annotations
 from measurement.beats import (
     BEAT_FIELDS,
     MIN_BEAT_AMPLITUDE_MM,
+    SUMMARY_NUMBERS,
+    Beat,
     find_beats,
     lacks_motion,
     summarize,
 )
 from measurement.edges import lv_edges
 from measurement.inference import Model, segment_recording
-from measurement.quality import QUALITY_FIELDS, judge_beats
+from measurement.outputs import ANNOTATIONS_FOLDER
+from measurement.quality import QUALITY_FIELDS, BeatQuality, judge_beats
 from measurement.report import recording_overlay, save_report, summary_line
+from measurement.review import write_review_page
+from measurement.subjects import Subjects, write_per_mouse
 from mmode.images import IMAGE_SUFFIXES, list_files, read_gray
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,
@@ -39,10 +46,8 @@ from runtime import files
 from runtime.errors import RecordingError, SetupError
 
 SUMMARY_FIELDS = [
-    "name", "status", "n_beats", "n_beats_accepted", "lvid_d_mm", "lvid_s_mm", "heart_rate_bpm",
-    "ef_percent", "fs_percent", "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min",
-    "volume_formula", "time_res_s", "depth_res_mm", "time_res_assumed", "depth_res_assumed",
-    "error",
+    "name", "status", *SUMMARY_NUMBERS, "volume_formula", "time_res_s", "depth_res_mm",
+    "time_res_assumed", "depth_res_assumed", "error",
 ]  # fmt: skip
 NO_MOTION = (
     f"no cardiac motion found (LVID changes by less than {MIN_BEAT_AMPLITUDE_MM} mm); "
@@ -64,6 +69,7 @@ class Measuring:
     depth_res_mm: float | None
     max_hr_bpm: float
     volume_formula: str = DEFAULT_VOLUME_FORMULA  # one of mmode.scanner.VOLUME_FORMULAS
+    export_annotations: bool = False  # write the accepted edges as annotation files
 
 
 def list_recordings(path: Path) -> list[Path]:
@@ -82,11 +88,39 @@ def list_recordings(path: Path) -> list[Path]:
     return sorted([*found.values(), *(other for _, other in clashes)])
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One measured recording, as the folder's outputs need it."""
+
+    name: str
+    summary: dict  # as in REC_summary.json
+    beats: list[Beat]
+    judged: list[BeatQuality]
+    problem: str | None = None  # why it counts as failed although its files were written
+
+    def row(self) -> dict:
+        """Its row of summary.csv."""
+        status = "failed" if self.problem else "ok"
+        return {**self.summary, "name": self.name, "status": status, "error": self.problem}
+
+    def beat_rows(self) -> list[dict]:
+        """Its rows of REC_beats.csv."""
+        return [
+            {**asdict(b), **asdict(j), "accepted": str(j.accepted).lower()}
+            for b, j in zip(self.beats, self.judged, strict=True)
+        ]
+
+
 def measure_recordings(
-    model: Model, recordings: list[Path], how: Measuring, out: Path, folder: bool
+    model: Model,
+    recordings: list[Path],
+    how: Measuring,
+    out: Path,
+    folder: bool,
+    subjects: Subjects | None = None,
 ) -> int:
     """Measure each recording; a failure is reported and the rest go on. The exit status."""
-    rows, failed, done = [], [], set()
+    rows, measured, failed, done = [], [], [], set()
     for path in tqdm(recordings, desc="recordings", unit="rec", file=sys.stderr):
         name = path.stem
         try:
@@ -94,18 +128,28 @@ def measure_recordings(
                 raise RecordingError(
                     f"{path}: another recording named {name} was measured already; rename one."
                 )
-            summary = measure_recording(model, path, how, out)
-            done.add(name)
-            rows.append({"name": name, "status": "ok", **summary})
-            tqdm.write(f"{name}: {summary_line(summary)}")
+            result = measure_recording(model, path, how, out)
         except (RecordingError, OSError) as err:
             failed.append(str(err))
             rows.append({"name": name, "status": "failed", "error": str(err)})
             tqdm.write(f"error: {err}", file=sys.stderr)
+            continue
+        done.add(name)
+        measured.append(result)
+        rows.append(result.row())
+        if result.problem:
+            failed.append(result.problem)
+            tqdm.write(f"error: {result.problem}", file=sys.stderr)
+        else:
+            tqdm.write(f"{name}: {summary_line(result.summary)}")
     if folder:
         files.write_csv(out / "summary.csv", SUMMARY_FIELDS, rows)
+    if subjects is not None:
+        beats = {m.name: (m.beats, [j.accepted for j in m.judged]) for m in measured}
+        write_per_mouse(out / "per_mouse.csv", subjects, beats, [row["name"] for row in rows])
+    write_review_page(out / "index.html", rows, {m.name: m.beat_rows() for m in measured}, str(out))
     print(f"Measured {len(recordings) - len(failed)} of {len(recordings)} recording(s); "
-          f"results are in {out}.")  # fmt: skip
+          f"results are in {out}, to review in {out / 'index.html'}.")  # fmt: skip
     if failed:
         print(f"{len(failed)} recording(s) failed:", file=sys.stderr)
         for message in failed:
@@ -114,8 +158,12 @@ def measure_recordings(
     return 0
 
 
-def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> dict:
-    """Segment and measure one recording, write its files; its summary."""
+def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> Measured:
+    """Segment and measure one recording and write its files.
+
+    A recording without cardiac motion or without an accepted beat keeps its files, so
+    that the reader sees why, and comes back with its problem set.
+    """
     image = read_gray(path)
     try:
         sidecar = read_sidecar(path)
@@ -146,6 +194,9 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> di
         **({"error": NO_MOTION} if motionless else {}),
     }
     name = path.stem
+    result = Measured(name, summary, beats, judged, problem=recording_problem(name, judged))
+    if motionless:
+        result = replace(result, problem=f"{name}: {NO_MOTION}.")
     overlay = recording_overlay(image, edges)
     files.save_png(out / f"{name}_mask.png", mask.astype(np.uint8) * 255)
     files.save_png(out / f"{name}_overlay.png", overlay)
@@ -155,24 +206,28 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> di
         for t, d, v in zip(time_s.tolist(), lvid.tolist(), volume.tolist(), strict=True)
     ]
     files.write_csv(out / f"{name}_lvid.csv", ["time_s", "lvid_mm", "volume_ul"], columns)
-    beat_rows = [
-        {**asdict(b), **asdict(j), "accepted": str(j.accepted).lower()}
-        for b, j in zip(beats, judged, strict=True)
-    ]
-    files.write_csv(out / f"{name}_beats.csv", [*BEAT_FIELDS, *QUALITY_FIELDS], beat_rows)
+    files.write_csv(out / f"{name}_beats.csv", [*BEAT_FIELDS, *QUALITY_FIELDS], result.beat_rows())
     files.write_text(out / f"{name}_summary.json", json.dumps(summary, indent=2) + "\n")
     save_report(
         out / f"{name}_report.png", overlay, lvid, volume, beats, judged, resolution, name, summary
     )
-    if motionless:
-        raise RecordingError(f"{name}: {NO_MOTION}.")
-    if beats and not any(accepted):
-        reasons = sorted({word for j in judged for word in j.reasons.split(";")})
-        raise RecordingError(
-            f"{name}: no beat passed the quality checks (reasons: {', '.join(reasons)}); "
-            "check the recording or the model."
-        )
-    return summary
+    if how.export_annotations and not result.problem:
+        export_annotations(
+            out / ANNOTATIONS_FOLDER, name, path, image.shape, edges, beats, accepted,
+            resolution.time_res_s,
+        )  # fmt: skip
+    return result
+
+
+def recording_problem(name: str, judged: list[BeatQuality]) -> str | None:
+    """Why a recording whose beats were all rejected has no result; None when one passed."""
+    if not judged or any(j.accepted for j in judged):
+        return None
+    reasons = sorted({word for j in judged for word in j.reasons.split(";")})
+    return (
+        f"{name}: no beat passed the quality checks (reasons: {', '.join(reasons)}); "
+        "check the recording or the model."
+    )
 
 
 def warn_assumed(name: str, resolution: Resolution) -> None:

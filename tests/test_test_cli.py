@@ -343,7 +343,7 @@ def test_foreign_checkpoint_loads_with_the_quicknat_flags(trained, tmp_path, run
     code, _, _ = run_cli(*argv, "--num-filters", 8, "--kernel", 3)
     assert code == 0
     ours = json.loads((tmp_path / "synth_000_summary.json").read_text())
-    code, _, _ = run_cli("-d", recording, "-m", checkpoint, "-o", tmp_path)
+    code, _, _ = run_cli("-d", recording, "-m", checkpoint, "-o", tmp_path, "--overwrite")
     assert code == 0
     assert json.loads((tmp_path / "synth_000_summary.json").read_text()) == ours
 
@@ -383,3 +383,98 @@ def test_an_over_size_image_is_named_and_the_other_recordings_measured(
     assert [(r["name"], r["status"]) for r in rows] == [("huge", "failed")] + [
         (f"synth_{i:03d}", "ok") for i in range(3)
     ]
+
+
+def test_subjects_pool_each_mouse_and_name_the_strays(trained, tmp_path, run_cli):
+    data, checkpoint = trained
+    subjects = tmp_path / "subjects.csv"
+    subjects.write_text(
+        "recording,mouse_id,genotype\nsynth_000,M1,ko\nsynth_001.png,M1,ko\n"
+        "synth_002,M2,wt\nghost,M3,wt\n"
+    )
+    out_dir = tmp_path / "out"
+    code, _, err = run_cli(
+        "-d", data / "recordings", "-m", checkpoint, "-o", out_dir, "--subjects", subjects
+    )
+    assert code == 0
+    assert "names 1 recording(s) that are not among the measured ones: ghost." in err
+    rows = {row["mouse_id"]: row for row in read_csv(out_dir / "per_mouse.csv")}
+    assert sorted(rows) == ["M1", "M2"]
+    m1 = rows["M1"]
+    assert (m1["n_recordings"], m1["genotype"]) == ("2", "ko")
+    beats = [b for n in ("synth_000", "synth_001") for b in read_csv(out_dir / f"{n}_beats.csv")]
+    kept = [b for b in beats if b["accepted"] == "true"]
+    assert int(m1["n_beats_accepted"]) == len(kept) and int(m1["n_beats"]) == len(beats)
+    for key in ("lvid_d_mm", "lvid_s_mm", "ef_percent"):
+        expected = np.median([float(b[key]) for b in kept])
+        assert float(m1[key]) == pytest.approx(expected, rel=1e-5), key
+    assert (out_dir / "index.html").is_file()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("recording,genotype\nsynth_000,ko\n", "has no column named mouse_id"),
+        ("recording,mouse_id\nsynth_000,M1\nsynth_000,M2\n", "names recording synth_000 twice"),
+    ],
+)
+def test_a_bad_subjects_file_stops_before_anything_is_written(
+    trained, tmp_path, run_cli, text, message
+):
+    data, checkpoint = trained
+    subjects = tmp_path / "subjects.csv"
+    subjects.write_text(text)
+    out_dir = tmp_path / "out"
+    code, _, err = run_cli(
+        "-d", data / "recordings", "-m", checkpoint, "-o", out_dir, "--subjects", subjects
+    )
+    assert code == 2 and message in err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not out_dir.exists()
+
+
+def test_earlier_results_are_kept_unless_overwrite_which_leaves_nothing_stale(
+    trained, tmp_path, run_cli
+):
+    data, checkpoint = trained
+    folder, out_dir = tmp_path / "in", tmp_path / "out"
+    shutil.copytree(data / "recordings", folder)
+    assert run_cli("-d", folder, "-m", checkpoint, "-o", out_dir)[0] == 0
+    before = {path.name: path.read_bytes() for path in out_dir.iterdir()}
+    (out_dir / "notes.txt").write_text("the lab's own file")
+    code, _, err = run_cli("-d", folder, "-m", checkpoint, "-o", out_dir)
+    assert code == 2 and "holds the results of an earlier run" in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir() if p.name != "notes.txt"} == before
+    for suffix in ("png", "json"):  # one recording fewer: its old files must not stay
+        (folder / f"synth_002.{suffix}").unlink()
+    assert run_cli("-d", folder, "-m", checkpoint, "-o", out_dir, "--overwrite")[0] == 0
+    assert not list(out_dir.glob("synth_002_*"))
+    assert (out_dir / "notes.txt").read_text() == "the lab's own file"
+    assert [row["name"] for row in read_csv(out_dir / "summary.csv")] == ["synth_000", "synth_001"]
+
+
+def test_exported_annotations_give_back_the_measured_mask(trained, tmp_path, run_cli):
+    from preprocessing import make_masks
+
+    data, checkpoint = trained
+    out_dir, folder = tmp_path / "out", tmp_path / "in"
+    folder.mkdir()
+    for suffix in ("png", "json"):
+        shutil.copy(data / "recordings" / f"synth_000.{suffix}", folder)
+    recording = folder / "synth_000.png"
+    assert run_cli("-d", recording, "-m", checkpoint, "-o", out_dir, "--export-annotations")[0] == 0
+    masks = {}
+    for form in ("csv", "labelme"):
+        annotations = out_dir / "annotations" / form
+        assert [p.stem for p in annotations.iterdir()] == ["synth_000"]
+        argv = ["--images", folder, "--annotations", annotations,
+                "--out", tmp_path / form, "--no-progress"]  # fmt: skip
+        assert make_masks.main([str(a) for a in argv]) == 0
+        masks[form] = np.asarray(Image.open(tmp_path / form / "synth_000.png")) > 0
+    measured = np.asarray(Image.open(out_dir / "synth_000_mask.png")) > 0
+    span = masks["csv"].any(axis=0)
+    assert span.sum() > measured.shape[1] / 2  # most of the recording was accepted
+    for form, mask in masks.items():
+        inter = (mask & measured)[:, span].sum()
+        union = (mask | measured)[:, span].sum()
+        assert inter / union >= 0.98, form

@@ -1,0 +1,154 @@
+"""OUT/index.html, the review page of a measured folder, in a real browser."""
+
+import csv
+import json
+import os
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import exact_model
+from PIL import Image
+
+from measurement.recordings import Measuring, measure_recordings
+
+TIME_RES_S, DEPTH_RES_MM = 0.00083, 0.025
+HEIGHT, WIDTH, BEAT_COLUMNS = 200, 1200, 100  # 723 bpm; LVID is widest at column 75 + 100 k
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def heart_mask(amplitude_rows: float) -> np.ndarray:
+    """A mask image, which exact_model segments as it is: LVID 120 +- 2 x amplitude rows."""
+    wave = amplitude_rows * np.sin(2 * np.pi * np.arange(WIDTH) / BEAT_COLUMNS)
+    rows = np.arange(HEIGHT)[:, None]
+    return ((rows > 40 + wave) & (rows < 160 - wave)).astype(np.uint8) * 255
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """A measured folder: good (every beat accepted), spoilt (the cavity is missing at one
+    end-diastole, so two beats are rejected), weak (no beat contracts: failed) and broken
+    (not an image: failed, no report)."""
+    root = tmp_path_factory.mktemp("review")
+    folder, out = root / "in", root / "out"
+    folder.mkdir()
+    spoilt = heart_mask(15.0)
+    spoilt[:, 473:478] = 0
+    for name, image in (("good", heart_mask(15.0)), ("spoilt", spoilt), ("weak", heart_mask(2))):
+        Image.fromarray(image).save(folder / f"{name}.png")
+        sidecar = {"time_res_s": TIME_RES_S, "depth_res_mm": DEPTH_RES_MM}
+        (folder / f"{name}.json").write_text(json.dumps(sidecar))
+    (folder / "broken.png").write_bytes(b"not a png")
+    how = Measuring(
+        size=HEIGHT, overlap=0.5, batch_size=4, threshold=0.5, device="cpu",
+        precision="fp32", time_res_s=None, depth_res_mm=None, max_hr_bpm=900.0,
+    )  # fmt: skip
+    out.mkdir()
+    recordings = sorted(folder.glob("*.png"))
+    assert measure_recordings(exact_model, recordings, how, out, folder=True) == 1
+    return out
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class Rows(HTMLParser):
+    """The class attribute of each row of the table with id `summary`."""
+
+    def __init__(self):
+        super().__init__()
+        self.inside, self.marks, self.images = False, [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self.inside = attrs.get("id") == "summary"
+        elif tag == "tr" and self.inside and "class" in attrs:
+            self.marks.append(attrs["class"])
+        elif tag == "img":
+            self.images.append(attrs["src"])
+
+
+def test_the_page_has_a_marked_row_per_recording_and_links_each_report(measured):
+    page = Rows()
+    page.feed((measured / "index.html").read_text(encoding="utf-8"))
+    # Sorted by name: broken, good, spoilt, weak.
+    assert page.marks == ["failed", "", "", "failed"]
+    assert page.images == ["good_report.png", "spoilt_report.png", "weak_report.png"]
+    assert all((measured / image).is_file() for image in page.images)
+
+
+def find_chromium() -> str | None:
+    for name in (os.environ.get("CHROMIUM", ""), *CHROMIUM_NAMES):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def test_the_page_works_in_headless_chromium(measured, tmp_path):
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="pip install playwright (in requirements-dev.txt)"
+    )
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium found: apt-get install chromium (or set CHROMIUM=/path)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto((measured / "index.html").as_uri())
+        rows = page.locator("#summary tbody tr")
+        assert rows.count() == 4
+        column = page.locator("#summary th").all_inner_texts().index("LVIDd mm")
+
+        def lvid_d_values():
+            cells = page.locator(f"#summary tbody tr td:nth-child({column + 1})")
+            return [value for value in cells.evaluate_all("cs => cs.map(c => c.dataset.value)")]
+
+        page.locator("#summary th", has_text="LVIDd mm").click()
+        ascending = lvid_d_values()
+        numbers = [float(v) for v in ascending if v]
+        assert len(numbers) == 2 and numbers == sorted(numbers)
+        assert ascending[2:] == ["", ""]  # the failed recordings have no LVIDd: last
+        page.locator("#summary th", has_text="LVIDd mm").click()
+        descending = [float(v) for v in lvid_d_values() if v]
+        assert descending == sorted(numbers, reverse=True)
+        # Every report image loads (they load lazily: bring each into view first).
+        images = page.locator("section img")
+        assert images.count() == 3
+        for k in range(images.count()):
+            images.nth(k).scroll_into_view_if_needed()
+            images.nth(k).evaluate("img => img.decode()")
+            assert images.nth(k).evaluate("img => img.complete && img.naturalWidth") > 100
+        # Rejected beats are marked: as many shaded rows as rejected beats in the CSVs.
+        rejected = sum(
+            row["accepted"] == "false"
+            for name in ("good", "spoilt", "weak")
+            for row in read_rows(measured / f"{name}_beats.csv")
+        )
+        spoilt = [r["accepted"] for r in read_rows(measured / "spoilt_beats.csv")]
+        assert spoilt.count("false") == 2
+        assert page.locator("table.beats tr.rejected").count() == rejected
+        page.evaluate("window.scrollTo(0, 0)")
+        screenshot = tmp_path / "review_page.png"
+        page.screenshot(path=str(screenshot))
+        browser.close()
+    pixels = np.asarray(Image.open(screenshot).convert("L"), dtype=float)
+    assert pixels.std() > 20  # text, table shading and an image, not a blank page
+    print(f"screenshot: {screenshot}")
+
+
+def test_a_page_opens_for_a_folder_of_200_recordings(measured, tmp_path):
+    """Size, not speed: 200 recordings' beats fit in a page a browser opens at once."""
+    from measurement.review import write_review_page
+
+    rows = read_rows(measured / "summary.csv")
+    beats = read_rows(measured / "good_beats.csv")
+    many = [{**rows[1], "name": f"rec_{k:03d}", "n_beats": 12, "n_beats_accepted": 12}
+            for k in range(200)]  # fmt: skip
+    write_review_page(tmp_path / "index.html", many, {r["name"]: beats for r in many}, "many")
+    assert (tmp_path / "index.html").stat().st_size < 5_000_000
+    assert Path(tmp_path / "index.html").read_text(encoding="utf-8").count("<section") == 200
