@@ -82,7 +82,8 @@ def run(out: Path) -> agreement.Comparison:
     agreement.write_agreement_csv(out / "echo2pheno_agreement.csv", comparison.results)
     agreement.save_bland_altman(
         out / "echo2pheno_bland_altman.png",
-        comparison,
+        comparison.pairs,
+        comparison.results,
         title="Echo2Pheno (automatic) against manual scanner readings, per mouse",
     )
     return comparison

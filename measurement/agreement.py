@@ -28,31 +28,28 @@ import csv
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from measurement.beats import SUMMARY_NUMBERS
+from measurement.bland_altman import (
+    AGREEMENT_FIELDS,
+    Agreement,
+    Key,
+    Pairs,
+    agreement,
+    save_bland_altman,
+    unit,
+)
 from runtime import files
 from runtime.errors import SetupError
 
-# Every per-recording summary number this project reports, in report order.
-SUMMARY_MEASURES = (
-    "lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent", "fs_percent",
-    "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min",
-    "ivs_d_mm", "ivs_s_mm", "lvpw_d_mm", "lvpw_s_mm", "lv_mass_mg",
-)  # fmt: skip
-# A name's ending and the unit it stands for, longest endings first.
-UNITS = (
-    ("_ml_min", "mL/min"), ("_percent", "%"), ("_bpm", "bpm"),
-    ("_ul", "µL"), ("_mm", "mm"), ("_mg", "mg"), ("_g", "g"),
-)  # fmt: skip
+SUMMARY_MEASURES = SUMMARY_NUMBERS[2:]  # test.py's summary numbers, beat counts left out
 MISSING = ("", "na", "n/a", "nan")  # cells read as "no value", in lower case
-LOA_Z = 1.96  # the 95 % limits of agreement, bias -+ 1.96 SD
 MIN_PAIRS = 3
 SHOWN_KEYS = 20  # unmatched keys named in a warning; unmatched.csv lists all
-
-Key = tuple[str, ...]  # a row's values of the --key columns
 
 
 @dataclass(frozen=True)
@@ -62,42 +59,6 @@ class Table:
     path: Path
     columns: tuple[str, ...]
     rows: dict[Key, tuple[int, dict[str, str]]]
-
-
-@dataclass(frozen=True)
-class Pairs:
-    """One measurement's paired values: auto and manual of the same keys."""
-
-    measure: str
-    keys: tuple[Key, ...]
-    auto: np.ndarray
-    manual: np.ndarray
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """One measurement's agreement of auto with manual (differences are auto - manual)."""
-
-    measure: str
-    n: int
-    bias: float
-    sd: float
-    loa_lower: float
-    loa_upper: float
-    pearson_r: float
-    icc_a1: float
-    manual_mean: float
-
-
-AGREEMENT_FIELDS = [field.name for field in fields(Agreement)]
-
-
-def unit(measure: str) -> str:
-    """The unit a measurement's name ends in ("" when it names none)."""
-    for ending, name in UNITS:
-        if measure.endswith(ending):
-            return name
-    return ""
 
 
 def read_table(path: str | Path, key: Sequence[str]) -> Table:
@@ -222,44 +183,6 @@ def pair_up(auto: Table, manual: Table, measure: str, column: str, keys: list[Ke
     return Pairs(measure, tuple(kept), np.array(auto_values), np.array(manual_values))
 
 
-def icc_a1(auto: np.ndarray, manual: np.ndarray) -> float:
-    """ICC(A,1) from the mean squares of a two-way ANOVA of the n x 2 table (McGraw & Wong
-    1996): (MSR - MSE) / (MSR + (k - 1) MSE + k / n (MSC - MSE))."""
-    table = np.column_stack([auto, manual])
-    n, k = table.shape
-    grand = table.mean()
-    ss_rows = k * np.sum((table.mean(axis=1) - grand) ** 2)
-    ss_columns = n * np.sum((table.mean(axis=0) - grand) ** 2)
-    ss_error = np.sum((table - grand) ** 2) - ss_rows - ss_columns
-    ms_rows = ss_rows / (n - 1)
-    ms_columns = ss_columns / (k - 1)
-    ms_error = ss_error / ((n - 1) * (k - 1))
-    return float(
-        (ms_rows - ms_error) / (ms_rows + (k - 1) * ms_error + k / n * (ms_columns - ms_error))
-    )
-
-
-def agreement(pairs: Pairs) -> Agreement:
-    """Bias, limits of agreement, Pearson r and ICC(A,1) of one measurement's pairs."""
-    diff = pairs.auto - pairs.manual
-    bias = float(np.mean(diff))
-    sd = float(np.std(diff, ddof=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = float(np.corrcoef(pairs.auto, pairs.manual)[0, 1])
-        icc = icc_a1(pairs.auto, pairs.manual)
-    return Agreement(
-        measure=pairs.measure,
-        n=len(diff),
-        bias=bias,
-        sd=sd,
-        loa_lower=bias - LOA_Z * sd,
-        loa_upper=bias + LOA_Z * sd,
-        pearson_r=r,
-        icc_a1=icc,
-        manual_mean=float(np.mean(pairs.manual)),
-    )
-
-
 @dataclass(frozen=True)
 class Comparison:
     """What one run found: the pairs and agreement of each measurement, and the keys
@@ -340,71 +263,6 @@ def write_unmatched_csv(path: str | Path, comparison: Comparison) -> None:
     rows = [{"key": show(key), "only_in": "auto"} for key in comparison.auto_only]
     rows += [{"key": show(key), "only_in": "manual"} for key in comparison.manual_only]
     files.write_csv(path, ["key", "only_in"], rows)
-
-
-def bland_altman_figure(comparison: Comparison, title: str = ""):
-    """One Bland-Altman panel per measurement (a square-ish grid), as a matplotlib Figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    count = len(comparison.results)
-    ncols = math.ceil(math.sqrt(count))
-    nrows = math.ceil(count / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False)
-    for ax, pairs, result in zip(axes.flat, comparison.pairs, comparison.results, strict=False):
-        bland_altman_panel(ax, pairs, result)
-    for ax in axes.flat[count:]:
-        ax.set_visible(False)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def bland_altman_panel(ax, pairs: Pairs, result: Agreement) -> None:
-    """The mean of the two against auto - manual, with the bias (labelled on the left) and
-    the limits of agreement (labelled on the right)."""
-    diff = pairs.auto - pairs.manual
-    ax.scatter((pairs.auto + pairs.manual) / 2, diff, s=10, alpha=0.5, color="0.25", linewidth=0)
-    name = unit(result.measure)
-    suffix = f" {name}" if name else ""
-    for value, label, style, side in (
-        (result.loa_upper, "+1.96 SD", "--", 1),
-        (result.bias, "bias", "-", 0),
-        (result.loa_lower, "-1.96 SD", "--", 1),
-    ):
-        ax.axhline(value, color="firebrick", linestyle=style, linewidth=1)
-        ax.annotate(
-            f"{label} {value:+.3g}{suffix}",
-            xy=(side, value),
-            xycoords=("axes fraction", "data"),
-            xytext=(-4 if side else 4, 3),
-            textcoords="offset points",
-            ha="right" if side else "left",
-            va="bottom",
-            fontsize=8,
-            color="firebrick",
-            bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.8, "lw": 0},
-        )
-    spread = max(abs(result.loa_lower), abs(result.loa_upper), float(np.max(np.abs(diff))))
-    ax.set_ylim(-1.25 * spread - 1e-9, 1.25 * spread + 1e-9)
-    in_units = f" ({name})" if name else ""
-    ax.set_title(f"{result.measure}{in_units}, n = {result.n}", fontsize=10)
-    ax.set_xlabel(f"mean of auto and manual{in_units}")
-    ax.set_ylabel(f"auto - manual{in_units}")
-    ax.axhline(0, color="0.6", linewidth=0.6)
-    ax.grid(alpha=0.3)
-
-
-def save_bland_altman(path: str | Path, comparison: Comparison, title: str = "") -> None:
-    """The Bland-Altman panels as a PNG, atomically."""
-    import matplotlib.pyplot as plt
-
-    fig = bland_altman_figure(comparison, title)
-    files.save_figure(path, fig, dpi=100)
-    plt.close(fig)
 
 
 def warn(message: str) -> None:
@@ -490,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         write_agreement_csv(out / "agreement.csv", comparison.results)
         write_unmatched_csv(out / "unmatched.csv", comparison)
-        save_bland_altman(out / "bland_altman.png", comparison)
+        save_bland_altman(out / "bland_altman.png", comparison.pairs, comparison.results)
     except OSError as err:
         print(
             f"error: cannot write to {out} ({err.strerror}); pass another --out.", file=sys.stderr

@@ -16,6 +16,7 @@ from scipy import stats
 
 from bench import reference
 from measurement import agreement
+from measurement.bland_altman import bland_altman_figure
 
 TOLERANCE = 1e-9
 # Six mice measured by hand (manual) and automatically (auto). m6 has no automatic LVIDd
@@ -297,7 +298,7 @@ def test_figure_has_one_panel_per_measurement(tables, tmp_path):
     import matplotlib.pyplot as plt
 
     comparison = agreement.compare(*(agreement.read_table(p, ["mouse_id"]) for p in tables))
-    fig = agreement.bland_altman_figure(comparison)
+    fig = bland_altman_figure(comparison.pairs, comparison.results)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in panels] == ["lvid_d_mm (mm), n = 5",
                                                  "heart_rate_bpm (bpm), n = 6"]  # fmt: skip
