@@ -21,7 +21,7 @@ from measurement.inference import Model, load_model
 from measurement.outputs import prepare_output
 from measurement.recordings import Measuring, list_recordings, measure_recordings
 from measurement.scoring import evaluate, metrics_table, score_test_set, write_evaluation
-from measurement.subjects import read_subjects
+from measurement.subjects import check_overlap, read_subjects
 from mmode.images import IMAGE_SUFFIXES
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,
@@ -197,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             return score_test_set_folder(model, data, how, path, out)
         recordings = list_recordings(path)
         subjects = read_subjects(Path(args.subjects)) if args.subjects else None
+        if subjects is not None:
+            check_overlap(subjects, recordings)
         prepare_output(out, args.overwrite, recordings)
         out.mkdir(parents=True, exist_ok=True)
     except (SetupError, DataError, CheckpointError) as err:

@@ -97,6 +97,18 @@ def read_subjects(path: Path) -> Subjects:
     return Subjects(path, mouse_of, columns, about)
 
 
+def check_overlap(subjects: Subjects, recordings: list[Path]) -> None:
+    """SetupError when the file names none of the recordings: surely the wrong file."""
+    names = [path.stem for path in recordings]
+    if not any(name in subjects.mouse_of for name in names):
+        listed = next(iter(subjects.mouse_of))
+        raise SetupError(
+            f"--subjects {subjects.path} names none of the {len(names)} recording(s) to "
+            f"measure (it has {listed!r}, they are e.g. {names[0]!r}); its recording column "
+            "holds the file names without extension."
+        )
+
+
 def recording_name(cell: str) -> str:
     """A recording's name as test.py names its files: a trailing image suffix is dropped."""
     path = Path(cell)

@@ -416,6 +416,11 @@ def test_subjects_pool_each_mouse_and_name_the_strays(trained, tmp_path, run_cli
     [
         ("recording,genotype\nsynth_000,ko\n", "has no column named mouse_id"),
         ("recording,mouse_id\nsynth_000,M1\nsynth_000,M2\n", "names recording synth_000 twice"),
+        (
+            "recording,mouse_id\nrec_1,M1\n",
+            "names none of the 3 recording(s) to measure (it "
+            "has 'rec_1', they are e.g. 'synth_000')",
+        ),
     ],
 )
 def test_a_bad_subjects_file_stops_before_anything_is_written(
