@@ -1,8 +1,10 @@
 """Train QuickNAT on DATA/img + DATA/mask: python run.py -d DATA -e 20 -b 4 -l 0.0001
 
 The flags are defined in training/config.py (run.py -h lists them); training itself is
-trainer.py. Exit status: 0 done, 1 the loss diverged, 2 a problem with the flags, data or
-checkpoint (nothing written), 130/143 stopped by Ctrl-C/SIGTERM (interrupted.pt written).
+trainer.py. Exit status: 0 done, 1 stopped part-way (the loss diverged, or a file could not
+be written; the last good checkpoints are kept), 2 a problem with the flags, data,
+checkpoint or output folder (nothing written), 130/143 stopped by Ctrl-C/SIGTERM
+(interrupted.pt written once training has started).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from dataset import DataError
 from quicknat import CheckpointError
 from runtime.distributed import is_main_process, stop_processes
-from runtime.errors import SetupError
+from runtime.errors import SetupError, WriteError
 from trainer import NonFiniteLoss, prepare_training
 from training.config import parse_config
 
@@ -23,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         return prepare_training(config).run_training()
     except (SetupError, DataError, CheckpointError) as err:
         return fail(err, 2)
+    except WriteError as err:  # a full disk or read-only folder while training
+        return fail(err.advice("-o"), 1)
     except NonFiniteLoss as err:
         return fail(err, 1)
     except KeyboardInterrupt:  # before training started: nothing was written

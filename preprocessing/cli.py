@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from tqdm import tqdm
 
 from preprocessing.summary import Summary, print_summary
-from runtime.errors import SetupError
+from runtime.errors import SetupError, WriteError
 
 T = TypeVar("T")
 
@@ -64,12 +66,47 @@ def require_file(path: Path, what: str, flag: str) -> Path:
     return path
 
 
+class OutputFailed(Exception):
+    """A file could not be written (a full disk): the whole command stops, since every
+    later recording would fail the same way. Not an OSError, so that it passes through
+    Summary.recording, which reports OSErrors per recording."""
+
+    def __init__(self, error: WriteError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextmanager
+def recording(summary: Summary, name: str, path: Path) -> Iterator[None]:
+    """summary.recording(name, path), but a WriteError stops the command (OutputFailed)."""
+    with summary.recording(name, path):
+        try:
+            yield
+        except WriteError as err:
+            raise OutputFailed(err) from None
+
+
 def make_out_dir(path: Path, flag: str) -> Path:
-    """Create the output folder (and its parents) if needed."""
+    """Create the output folder (and its parents) if needed; SetupError if it cannot be
+    created or written, found before any recording is read."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SetupError(f"the output {path} is a file; pass a folder with {flag}.")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SetupError(
+            f"cannot create the output folder {path} ({err.strerror}); pass a folder you can "
+            f"write with {flag}."
+        ) from None
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise SetupError(
+            f"cannot write to the output folder {path} ({err.strerror}); make it writable or "
+            f"pass another folder with {flag}."
+        ) from None
     return path
 
 
@@ -79,7 +116,7 @@ def make_data_dir(out_dir: Path, inputs: list[Path]) -> Path:
     for sub in ("img", "mask"):
         if any((out_dir / sub).resolve() == Path(folder).resolve() for folder in inputs):
             raise SetupError(f"{out_dir / sub} is also an input folder; pick another --out.")
-        (out_dir / sub).mkdir(exist_ok=True)
+        make_out_dir(out_dir / sub, "--out")
     return out_dir
 
 
@@ -94,11 +131,16 @@ def progress(items: Iterable[T], enabled: bool) -> Iterable[T]:
 
 
 def finish(command: str, action: Callable[[], Summary], *, count_windows: bool) -> int:
-    """Run a command, print its summary and return the exit status (0, 1 problems, 2 usage)."""
+    """Run a command, print its summary and return the exit status (0, 1 problems or
+    stopped by a file it could not write, 2 usage)."""
     try:
         summary = action()
     except SetupError as err:
         print(f"{command}: error: {err}", file=sys.stderr)
         return 2
+    except (OutputFailed, WriteError) as err:
+        error = err.error if isinstance(err, OutputFailed) else err
+        print(f"{command}: error: {error.advice('--out')}", file=sys.stderr)
+        return 1
     print_summary(command, summary, count_windows=count_windows)
     return summary.exit_code

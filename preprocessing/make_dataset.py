@@ -54,7 +54,7 @@ def build_dataset(
     pairs, problems = annotated_recordings(images_dir, annotations_dir)
     summary = Summary(problems=problems)
     for name, image_path, annotation_path in cli.progress(pairs, progress):
-        with summary.recording(name, image_path):
+        with cli.recording(summary, name, image_path):
             image, mask = recording_and_mask(image_path, annotation_path, units)
             summary.windows += write_recording_windows(
                 name,

@@ -30,7 +30,7 @@ from preprocessing.quality import QualityTable, allowed_segments, read_quality_c
 from preprocessing.recordings import list_images, pair_by_name
 from preprocessing.summary import SkipRecording, Summary
 from preprocessing.windows import cut, mask_span, plan_windows
-from runtime.errors import RecordingError, SetupError
+from runtime.errors import RecordingError, SetupError, WriteError
 from runtime.files import save_png
 
 
@@ -74,11 +74,18 @@ def write_recording_windows(
     windows = plan_windows(mask, segments, step)
     mask_255 = np.where(mask != 0, 255, 0).astype(np.uint8)
     written = set()
-    for k, window in enumerate(windows):
-        file_name = f"{name}_win{k}.png"
-        save_png(mask_dir / file_name, cut(mask_255, window))
-        save_png(img_dir / file_name, cut(image, window))
-        written.add(file_name)
+    try:
+        for k, window in enumerate(windows):
+            file_name = f"{name}_win{k}.png"
+            written.add(file_name)
+            save_png(mask_dir / file_name, cut(mask_255, window))
+            save_png(img_dir / file_name, cut(image, window))
+    except WriteError:
+        # No mask without its image, and no recording half cut: a rerun starts it afresh.
+        for file_name in written:
+            (mask_dir / file_name).unlink(missing_ok=True)
+            (img_dir / file_name).unlink(missing_ok=True)
+        raise
     for path in old:
         if path.name not in written:
             path.unlink(missing_ok=True)
@@ -121,7 +128,7 @@ def make_windows(
     pairs, pair_problems = pair_by_name(images, images_dir, masks, masks_dir, "a mask")
     summary = Summary(problems=problems + mask_problems + pair_problems)
     for name, image_path, mask_path in cli.progress(pairs, progress):
-        with summary.recording(name, image_path):
+        with cli.recording(summary, name, image_path):
             image = read_gray(image_path)
             mask, _ = read_mask(mask_path)
             if mask.shape != image.shape:

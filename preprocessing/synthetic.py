@@ -29,7 +29,7 @@ from preprocessing.simulator import (
     recording_rng,
     simulate_recording,
 )
-from runtime.errors import SetupError
+from runtime.errors import SetupError, WriteError
 from runtime.files import save_png, write_text
 
 DEFAULT_RECORDINGS = 8
@@ -156,7 +156,7 @@ def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     for folder in OUTPUT_FOLDERS:
         for path in sorted((out_dir / folder).glob(f"{NAME_PREFIX}*")):
             path.unlink()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    cli.make_out_dir(out_dir, "--out")
 
 
 def cut_windows(out_dir: Path, names: list[str], step: int) -> tuple[list[str], int]:
@@ -175,6 +175,8 @@ def cut_windows(out_dir: Path, names: list[str], step: int) -> tuple[list[str], 
         )
     except SetupError as err:
         return [str(err)], 0
+    except cli.OutputFailed as err:
+        return [err.error.advice("--out")], 0
     missing = sorted(set(names) - set(summary.done))
     problems = summary.problems + [f"{name}: no training windows were made." for name in missing]
     return problems, summary.windows
@@ -281,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     except SetupError as err:
         print(f"{COMMAND}: error: {err}", file=sys.stderr)
         return 2
+    except WriteError as err:  # a full disk: one sentence, and the files already written stay
+        print(f"{COMMAND}: error: {err.advice('--out')}", file=sys.stderr)
+        return 1
     problems, windows = cut_windows(args.out, names, args.step or args.height // 2)
     if problems:
         print(f"{COMMAND}: cutting the training windows failed:", file=sys.stderr)

@@ -1,4 +1,9 @@
-"""The two kinds of failure every command tells apart."""
+"""The kinds of failure every command tells apart."""
+
+from __future__ import annotations
+
+import errno
+import os
 
 
 class SetupError(ValueError):
@@ -7,3 +12,26 @@ class SetupError(ValueError):
 
 class RecordingError(ValueError):
     """One recording (or file) that cannot be used; the message names it. The others go on."""
+
+
+class WriteError(OSError):
+    """A file could not be written (a full disk, a read-only folder); nothing half-written
+    is left. An OSError, so that code that reports a failed file per recording still does;
+    commands that must stop at once catch it first and add the fix with `advice(flag)`."""
+
+    def __init__(self, path: str | os.PathLike, err: OSError) -> None:
+        reason = err.strerror or str(err) or type(err).__name__
+        super().__init__(err.errno, reason, str(path))
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename} ({self.strerror})"
+
+    def advice(self, flag: str) -> str:
+        """This error as one sentence with its fix, for a command whose folder flag is `flag`."""
+        if self.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            fix = "free space"
+        elif self.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = "make it writable"
+        else:
+            fix = "check the disk"
+        return f"{self}; {fix} or choose another folder with {flag}."

@@ -2,7 +2,8 @@
 
 Every writer puts its bytes in a temporary file in the destination folder,
 flushes and fsyncs it, then renames it over the destination with os.replace,
-which is atomic on POSIX and Windows.
+which is atomic on POSIX and Windows. Any OSError on the way (a full disk, a read-only
+folder) becomes one WriteError that names the destination, with the temporary file gone.
 """
 
 from __future__ import annotations
@@ -20,15 +21,23 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
+from runtime.errors import WriteError
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file next to `path`; on success rename it to `path`."""
+    """Open a temporary file next to `path`; on success rename it to `path`.
+
+    WriteError (naming `path`) if any step fails; the destination is then untouched.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-    os.fchmod(fd, 0o666 & ~_umask())
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise WriteError(path, err) from None
+    try:
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
+        os.fchmod(fd, 0o666 & ~_umask())
         encoding = None if "b" in mode else "utf-8"
         newline = None if "b" in mode else ""
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as f:
@@ -37,9 +46,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_folder(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as err:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            # One sentence, not the chain of the writer's own errors (torch.save adds one).
+            raise WriteError(path, err) from None
         raise
 
 

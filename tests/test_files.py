@@ -1,5 +1,7 @@
-"""Reading images and masks, and writing files atomically with ordinary permissions."""
+"""Reading images and masks; writing files atomically with ordinary permissions, one
+WriteError when that fails."""
 
+import errno
 import os
 
 import numpy as np
@@ -8,6 +10,7 @@ from PIL import Image
 
 from mmode.images import ImageReadError, read_gray, read_mask
 from runtime import files
+from runtime.errors import WriteError
 
 
 def test_empty_npy_is_an_image_read_error(tmp_path):
@@ -37,3 +40,25 @@ def test_atomic_files_get_the_permissions_of_a_plain_open(tmp_path):
         os.umask(old)
     mode = (tmp_path / "a.txt").stat().st_mode & 0o777
     assert mode == (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_failed_write_is_one_write_error_naming_the_file_and_leaves_the_old_one(
+    tmp_path, monkeypatch
+):
+    import torch
+
+    target = tmp_path / "last.pt"
+    target.write_bytes(b"the last good one")
+
+    def fsync(fd: int) -> None:  # the disk fills up as the data is flushed
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    with pytest.raises(WriteError) as caught:
+        files.torch_save({"w": torch.zeros(3)}, target)
+    assert str(caught.value) == f"cannot write {target} (No space left on device)"
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert isinstance(caught.value, OSError) and caught.value.errno == errno.ENOSPC
+    assert caught.value.advice("-o").endswith("; free space or choose another folder with -o.")
+    assert target.read_bytes() == b"the last good one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

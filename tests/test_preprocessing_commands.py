@@ -1,7 +1,10 @@
 """make_masks, make_windows and make_dataset on tiny folders: outputs, problems, exit codes."""
 
+import errno
 import json
+import os
 import re
+import tempfile
 
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ from PIL import Image
 
 from preprocessing import dicom_to_png, make_dataset, make_masks, make_windows
 from preprocessing.make_dataset import build_dataset
+from runtime import files
 from runtime.errors import SetupError as UsageError
 
 HEIGHT, WIDTH = 20, 60
@@ -283,3 +287,83 @@ def test_windows_refuse_masks_of_another_size_or_empty(folders):
     assert summary.done == [] and summary.windows == 0
     assert "rec_a.png: the mask is 20x61 but the recording is 20x60." in summary.problems[0]
     assert "rec_b.png: the mask has no foreground" in summary.problems[1]
+
+
+# ---- outputs that cannot be written (issue 14, item 7) ------------------------------------
+
+
+def _full_disk_for(monkeypatch, part: str) -> None:
+    """Atomic writes (runtime.files) whose temporary file's path holds `part` find the disk
+    full after a few bytes."""
+    real_mkstemp, real_fdopen, names = tempfile.mkstemp, os.fdopen, {}
+
+    class FullDisk:
+        def __init__(self, file) -> None:
+            self.file = file
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.file.close()
+
+        def write(self, data) -> int:
+            self.file.write(data[:5])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def mkstemp(*args, **kwargs):
+        fd, name = real_mkstemp(*args, **kwargs)
+        names[fd] = name
+        return fd, name
+
+    def fdopen(fd, *args, **kwargs):
+        file = real_fdopen(fd, *args, **kwargs)
+        return FullDisk(file) if part in names.pop(fd, "") else file
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(files.os, "fdopen", fdopen)
+
+
+def _inputs(folders, command) -> list:
+    if command is make_windows:
+        make_masks.make_masks(folders / "images", folders / "annotations", folders / "m")
+        return ["--images", folders / "images", "--masks", folders / "m"]
+    return ["--images", folders / "images", "--annotations", folders / "annotations"]
+
+
+@pytest.mark.parametrize("command", [make_masks, make_windows, make_dataset])
+def test_an_out_that_cannot_be_created_is_one_sentence(folders, call_main, command):
+    (folders / "file").write_text("x")
+    out = folders / "file" / "out"
+    result = call_main(command.main, "--no-progress", *_inputs(folders, command), "--out", out)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert result.err.strip() == (
+        f"{command.__name__.split('.')[-1]}: error: cannot create the output folder {out} "
+        "(Not a directory); pass a folder you can write with --out."
+    )
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes anywhere")
+def test_a_read_only_out_is_one_sentence(folders, call_main):
+    (folders / "ro").mkdir(mode=0o555)
+    args = _inputs(folders, make_dataset)
+    result = call_main(make_dataset.main, "--no-progress", *args, "--out", folders / "ro" / "d")
+    assert result.code == 2 and "Traceback" not in result.err
+    assert "cannot create the output folder" in result.err and "(Permission denied)" in result.err
+
+
+def test_a_full_disk_stops_make_dataset_naming_the_file(folders, call_main, monkeypatch):
+    _full_disk_for(monkeypatch, f"{os.sep}img{os.sep}.")
+    data = folders / "data"
+    args = _inputs(folders, make_dataset)
+    result = call_main(make_dataset.main, "--no-progress", *args, "--out", data)
+    assert (
+        result.code == 1 and "Traceback" not in result.err and "windows written" not in result.out
+    )
+    assert result.err.strip() == (
+        f"make_dataset: error: cannot write {data / 'img' / 'rec_a_win0.png'} (No space left "
+        "on device); free space or choose another folder with --out."
+    )
+    # Nothing half-written: no mask without its image, no temporary file.
+    assert sorted(p.name for p in (data / "mask").iterdir()) == []
+    assert sorted(p.name for p in (data / "img").iterdir()) == []
