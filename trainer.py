@@ -29,7 +29,7 @@ from tqdm import tqdm
 from dataset import CachedData, augment_batch, collate_batch, make_dataset
 from mmode.scores import per_image_scores
 from mmode.tensors import to_unit_float
-from quicknat import Progress, QuickNat, TrainingCheckpoint, is_ours, load_weights, read_checkpoint
+from quicknat import Progress, QuickNat, TrainingCheckpoint, is_ours, read_checkpoint
 from quicknat.flags import model_config
 from runtime.distributed import (
     any_process,
@@ -101,15 +101,11 @@ def prepare_training(config: TrainConfig) -> Trainer:
     )
     run = Run(device, precision, rank, world, Progress())
     if checkpoint is not None:
-        load_weights(model, checkpoint, str(source))
+        run.progress = resume.restore_checkpoint(
+            checkpoint, ours, str(source), model, optimizer, config.learning_rate, config.im_size
+        )
         if ours is not None:
-            resume.restore_optimizer(optimizer, ours.optimizer, config.learning_rate, str(source))
-            run.progress, run.rng_state = ours.progress, ours.rng_state
-            run.scaler_state = ours.scaler
-            say(f"Resuming from {source} after epoch {run.progress.epoch}.")
-        else:
-            loaded = resume.adopt_foreign_optimizer(checkpoint, optimizer, model)
-            say(f"Loaded weights{' and optimizer state' if loaded else ''} from {source}.")
+            run.rng_state, run.scaler_state = ours.rng_state, ours.scaler
     stored_plan = ours.lr_plan if ours is not None else None
     run.lr_plan = plan_schedule(
         config.lr_schedule, config.learning_rate, run.progress.epoch, config.epochs, stored_plan

@@ -82,3 +82,18 @@ def test_a_full_disk_is_one_sentence_naming_the_file_and_keeps_the_last_good_one
     )
     assert (out / name).read_bytes() == before
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
+
+
+# ---- flags ------------------------------------------------------------------------
+
+
+def test_another_window_size_on_resume_is_said(tmp_path, call_main, make_data):
+    data, out = make_data(n=4), tmp_path / "out"
+    assert tiny_run(call_main, data, out).code == 0
+    result = tiny_run(call_main, data, out, "-f", out / "last.pt", "-p", "48")
+    assert result.code == 0
+    assert (
+        f"warning: {out / 'last.pt'} was trained on 32 px windows but -p is 48, so training "
+        "goes on at 48 px and its metrics from epoch 2 on are not comparable to before; pass "
+        "-p 32 to keep the checkpoint's scale." in result.err
+    )

@@ -7,8 +7,39 @@ from typing import Any
 
 import torch
 
+from quicknat import TrainingCheckpoint, load_weights
 from quicknat.schema import Progress, incomplete
-from runtime.distributed import warn
+from runtime.distributed import say, warn
+
+
+def restore_checkpoint(
+    checkpoint: Any,
+    ours: TrainingCheckpoint | None,
+    source: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    learning_rate: float,
+    im_size: int,
+) -> Progress:
+    """Weights and optimizer state from a checkpoint read with -f; the run's progress
+    (that of our checkpoint, a fresh one for another tool's)."""
+    load_weights(model, checkpoint, source)
+    if ours is None:
+        loaded = adopt_foreign_optimizer(checkpoint, optimizer, model)
+        say(f"Loaded weights{' and optimizer state' if loaded else ''} from {source}.")
+        return Progress()
+    restore_optimizer(optimizer, ours.optimizer, learning_rate, source)
+    say(f"Resuming from {source} after epoch {ours.progress.epoch}.")
+    if ours.im_size is not None and ours.im_size != im_size:
+        # Allowed (fine-tuning at another scale is legitimate), but never silent: a resume
+        # without -p gets the default 256, and the metrics change scale at this epoch.
+        warn(
+            f"{source} was trained on {ours.im_size} px windows but -p is {im_size}, so "
+            f"training goes on at {im_size} px and its metrics from epoch "
+            f"{ours.progress.epoch + 1} on are not comparable to before; pass -p "
+            f"{ours.im_size} to keep the checkpoint's scale."
+        )
+    return ours.progress
 
 
 def restore_optimizer(
