@@ -40,13 +40,14 @@ from runtime.distributed import (
     sum_over_processes,
     warn,
 )
+from runtime.files import FolderLock
 from runtime.hardware import autocast, memory_format, pick_device, pick_precision
 from training import resume
 from training.batchnorm import PRECISE_BN_IMAGES, recompute_statistics
 from training.config import TrainConfig
 from training.data import choose_split, load_data
 from training.losses import segmentation_loss
-from training.outputs import RunOutputs, check_output_folder
+from training.outputs import RunOutputs, claim_output_folder
 from training.schedule import LrPlan, plan_schedule
 
 METRICS = ("loss", "dice", "iou", "mse")
@@ -70,10 +71,11 @@ class Run:
     lr_plan: LrPlan | None = None  # set once the checkpoint is read
     rng_state: dict | None = None
     scaler_state: dict | None = None
+    lock: FolderLock | None = None  # the output folder's, held by the main process
 
 
 def prepare_training(config: TrainConfig) -> Trainer:
-    """Check flags, checkpoint, data and output folder; build the Trainer. Writes nothing."""
+    """Check flags, checkpoint, data and -o; the Trainer, holding -o's lock. Writes nothing else."""
     config.check()
     rank, world, local_rank = distributed_rank()
     device = pick_device(config.device)
@@ -90,8 +92,6 @@ def prepare_training(config: TrainConfig) -> Trainer:
 
     data = load_data(config)
     split = choose_split(config, data, ours.split if ours is not None else None)
-    check_output_folder(config.output, config.overwrite, source)
-
     torch.manual_seed(config.seed)
     model = QuickNat(model_cfg)
     # The fused kernel updates all parameters in one pass instead of ~10 ops per tensor.
@@ -110,6 +110,8 @@ def prepare_training(config: TrainConfig) -> Trainer:
     run.lr_plan = plan_schedule(
         config.lr_schedule, config.learning_rate, run.progress.epoch, config.epochs, stored_plan
     )
+    # The last check, so that a refused run leaves no folder; held until run_training ends.
+    run.lock = claim_output_folder(config, ours.progress if ours else None) if rank == 0 else None
     start_processes(device)
     say(f"Training on {device} ({precision}), {world} process(es).")
     return Trainer(config, model, optimizer, data, split, run)
@@ -160,7 +162,7 @@ class Trainer:
     def run_training(self) -> int:
         outputs = None
         if self.is_main:
-            outputs = RunOutputs(self.config.output, self.split, self.config.tensorboard)
+            outputs = RunOutputs(self.config, self.split)
         resume.seed_process(self.run.rng_state, self.config.seed, self.run.rank, self.progress)
         previous = {s: signal.signal(s, self._on_signal) for s in EXIT_CODES}
         try:
@@ -170,6 +172,8 @@ class Trainer:
                 signal.signal(s, handler)
             if outputs is not None:
                 outputs.close()
+            if self.run.lock is not None:
+                self.run.lock.release()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stop_signal = signum

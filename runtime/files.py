@@ -4,10 +4,13 @@ Every writer puts its bytes in a temporary file in the destination folder,
 flushes and fsyncs it, then renames it over the destination with os.replace,
 which is atomic on POSIX and Windows. Any OSError on the way (a full disk, a read-only
 folder) becomes one WriteError that names the destination, with the temporary file gone.
+
+lock_folder gives one process at a time a folder to write in.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
 import io
@@ -15,13 +18,14 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
-from runtime.errors import WriteError
+from runtime.errors import SetupError, WriteError
 
 
 @contextlib.contextmanager
@@ -127,3 +131,85 @@ def torch_save(obj: Any, path: str | os.PathLike) -> None:
 
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
+
+
+LOCK_NAME = ".lock"
+
+
+@dataclass
+class FolderLock:
+    """An exclusive hold on a folder (its .lock file), see lock_folder."""
+
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        # Remove the file before unlocking: a process that opened it meanwhile finds it
+        # gone once it gets the lock, and tries again on a new file (see lock_folder).
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        os.close(self.fd)
+        self.fd = -1
+
+
+def lock_folder(folder: Path, command: str, flag: str) -> FolderLock:
+    """Hold `folder`/.lock exclusively (creating the folder) until release() or exit.
+
+    The operating system drops the lock when the process dies, however it dies, so a
+    stale .lock never blocks anyone. SetupError, naming the holder's pid, if another
+    process holds it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not _try_lock(fd):
+            holder = _read_pid(fd)
+            os.close(fd)
+            raise SetupError(
+                f"{folder} is in use by another {command} (pid {holder}); wait for it or "
+                f"choose another folder with {flag}."
+            )
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(os.fstat(fd), current):
+            break
+        os.close(fd)  # the holder before us removed this file: lock the new one
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    lock = FolderLock(path, fd)
+    atexit.register(lock.release)  # also when the command ends without releasing it
+    return lock
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the lock on an open file without waiting; False if another process has it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: a byte-range lock, also dropped when the process dies
+        import msvcrt
+
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)  # away from the pid, which stays readable
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+_WINDOWS_LOCK_OFFSET = 1 << 20
+
+
+def _read_pid(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 32).decode(errors="replace").strip()
+    return text if text.isdigit() else "unknown"

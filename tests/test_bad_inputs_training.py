@@ -1,12 +1,17 @@
-"""run.py against careless users and failing machines (issue 14)."""
+"""run.py against careless users and failing machines: its output folder's history and
+lock, --overwrite, a full disk, another -p on resume (issue 14)."""
 
 import errno
 import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 
 import pytest
-from helpers import TINY
+from helpers import ROOT, TINY, load_checkpoint
 
 import run
 from runtime import files
@@ -63,6 +68,84 @@ def one_error_line(result) -> str:
     return lines[0]
 
 
+# ---- the history of a folder ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("older", ["epoch_1.pt", "best.pt"])
+def test_resuming_an_older_checkpoint_into_its_folder_is_refused(
+    tmp_path, call_main, make_data, older
+):
+    data, out = make_data(n=4), tmp_path / "out"
+    assert tiny_run(call_main, data, out, "-e", "2", "--save-every", "1").code == 0
+    if older == "best.pt":  # best.pt older than last.pt: validation got worse in epoch 2
+        shutil.copy(out / "epoch_1.pt", out / "best.pt")
+    before = {n: (out / n).read_bytes() for n in ("last.pt", "best.pt", "metrics.csv")}
+    result = tiny_run(call_main, data, out, "-f", out / older)
+    line = one_error_line(result)
+    assert result.code == 2
+    assert line == (
+        f"error: {out / older} (after epoch 1) is older than {out / 'last.pt'} (after epoch 2), "
+        f"and resuming it into {out} would overwrite that newer history; resume from "
+        f"{out / 'last.pt'}, choose another folder with -o, or pass --overwrite to rewind "
+        f"{out} to it."
+    )
+    assert {n: (out / n).read_bytes() for n in before} == before
+    assert not (out / ".lock").exists()
+    # Elsewhere it is a new run's start; last.pt itself resumes in place.
+    assert tiny_run(call_main, data, tmp_path / "other", "-f", out / older).code == 0
+    assert tiny_run(call_main, data, out, "-f", out / "last.pt").code == 0
+    assert load_checkpoint(out / "last.pt")["epoch"] == 3
+
+
+def test_overwrite_rewinds_deliberately_and_clears_only_the_runs_files(
+    tmp_path, call_main, make_data
+):
+    data, out = make_data(n=4), tmp_path / "out"
+    assert tiny_run(call_main, data, out, "-e", "2", "--save-every", "1").code == 0
+    stale = ["interrupted.pt", "epoch_7.pt", "samples/epoch_009.png", ".best.pt.x1.tmp",
+             "tensorboard/events.out.tfevents.1.host"]  # fmt: skip
+    kept = ["notes.txt", "samples/mine.png", "tensorboard/README"]
+    for name in stale + kept:
+        (out / name).parent.mkdir(exist_ok=True)
+        (out / name).write_bytes(b"x")
+    result = tiny_run(call_main, data, out, "-f", out / "epoch_1.pt", "--overwrite")
+    assert result.code == 0, result.err
+    assert [n for n in stale if (out / n).exists()] == []
+    assert all((out / n).read_bytes() == b"x" for n in kept)
+    assert (out / "epoch_1.pt").is_file()  # the checkpoint it resumed from
+    assert not (out / "epoch_2.pt").exists() and not (out / "samples/epoch_001.png").exists()
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2
+    assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 2
+
+
+def test_a_second_run_on_a_folder_in_use_stops_naming_the_holder(tmp_path, call_main, make_data):
+    data, out = make_data(n=4), tmp_path / "out"
+    lock = files.lock_folder(out, "run.py", "-o")  # as a first run.py holds it
+    try:
+        result = tiny_run(call_main, data, out)
+    finally:
+        lock.release()
+    assert result.code == 2
+    assert one_error_line(result) == (
+        f"error: {out} is in use by another run.py (pid {os.getpid()}); wait for it or "
+        "choose another folder with -o."
+    )
+    assert list(out.iterdir()) == []
+    assert tiny_run(call_main, data, out).code == 0
+    assert not (out / ".lock").exists()
+
+
+def test_a_lock_dies_with_its_process(tmp_path):
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys; from pathlib import Path; "
+         "from runtime.files import lock_folder; lock_folder(Path(sys.argv[1]), 'x', '-o'); "
+         "os.kill(os.getpid(), signal.SIGKILL)", str(tmp_path)],
+        cwd=ROOT,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL and (tmp_path / ".lock").exists()
+    files.lock_folder(tmp_path, "run.py", "-o").release()  # the stale file blocks nobody
+
+
 # ---- write errors -------------------------------------------------------------------
 
 
@@ -84,7 +167,7 @@ def test_a_full_disk_is_one_sentence_naming_the_file_and_keeps_the_last_good_one
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
 
 
-# ---- flags ------------------------------------------------------------------------
+# ---- flags ---------------------------------------------------------------
 
 
 def test_another_window_size_on_resume_is_said(tmp_path, call_main, make_data):

@@ -1,5 +1,5 @@
 """Reading images and masks; writing files atomically with ordinary permissions, one
-WriteError when that fails."""
+WriteError when that fails; and folder locks."""
 
 import errno
 import os
@@ -10,7 +10,7 @@ from PIL import Image
 
 from mmode.images import ImageReadError, read_gray, read_mask
 from runtime import files
-from runtime.errors import WriteError
+from runtime.errors import SetupError, WriteError
 
 
 def test_empty_npy_is_an_image_read_error(tmp_path):
@@ -62,3 +62,14 @@ def test_a_failed_write_is_one_write_error_naming_the_file_and_leaves_the_old_on
     assert caught.value.advice("-o").endswith("; free space or choose another folder with -o.")
     assert target.read_bytes() == b"the last good one"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_a_folder_lock_is_held_once_and_freed_on_release(tmp_path):
+    folder = tmp_path / "out"
+    lock = files.lock_folder(folder, "run.py", "-o")
+    assert (folder / ".lock").read_text() == f"{os.getpid()}\n"
+    with pytest.raises(SetupError, match=rf"in use by another run.py \(pid {os.getpid()}\)"):
+        files.lock_folder(folder, "run.py", "-o")
+    lock.release()
+    assert not (folder / ".lock").exists()
+    files.lock_folder(folder, "run.py", "-o").release()

@@ -1,6 +1,16 @@
 """What a run leaves in its output folder: checkpoints, metrics.csv, curves.png, samples/,
 split.json and, on request, tensorboard/. Only the main process writes; every file is
-written atomically."""
+written atomically.
+
+A run never rewinds the history of a folder. A folder holds one run; resuming it is
+allowed only from its newest checkpoint (last.pt or interrupted.pt, whichever is further
+on; best.pt or epoch_N.pt only when they are as far), since continuing from an older one
+would overwrite the newer last.pt/best.pt and drop rows of metrics.csv. An older
+checkpoint resumes into another folder (-o), or into this one with --overwrite, which
+first removes every file the earlier run wrote (RUN_FILES) but the checkpoint resumed
+from. While a run writes, it holds the folder's lock (.lock), so a second run.py on the
+same folder stops at once instead of mixing its files in.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +20,40 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
+from quicknat import Progress
 from runtime import files
 from runtime.distributed import warn
 from runtime.errors import SetupError
+from runtime.files import FolderLock
+from training.config import TrainConfig
 from training.plots import save_curves, save_samples
 
 CHECKPOINT_NAMES = ("last.pt", "best.pt", "interrupted.pt")
+# Every file a run writes, as glob patterns in its folder: the one list --overwrite clears
+# (with the temporary files of writes that were killed), and nothing else.
+RUN_FILES = (
+    *CHECKPOINT_NAMES,
+    "epoch_*.pt",
+    "metrics.csv",
+    "curves.png",
+    "split.json",
+    "samples/epoch_*.png",
+    "tensorboard/events.out.tfevents.*",
+)
+RUN_FOLDERS = ("samples", "tensorboard")  # removed by --overwrite only when left empty
+# The checkpoints that can be the newest of a folder: last.pt is rewritten every epoch,
+# interrupted.pt when a run stops part-way through one.
+NEWEST_CANDIDATES = ("last.pt", "interrupted.pt")
 
 
-def check_output_folder(output: Path, overwrite: bool, resuming_from: Path | None) -> None:
-    """Refuse a folder that is a file, unwritable, or holds another run (unless overwrite)."""
+def check_output_folder(
+    output: Path, overwrite: bool, resuming_from: Path | None, resumed: Progress | None
+) -> None:
+    """Refuse a folder that is a file, unwritable, holds another run, or whose history the
+    resumed checkpoint (at `resumed`) would rewind; --overwrite allows the last two."""
     if output.exists() and not output.is_dir():
         raise SetupError(f"output path {output} is a file; pass a folder with -o.")
     existing = [n for n in CHECKPOINT_NAMES if (output / n).exists()]
@@ -31,6 +63,8 @@ def check_output_folder(output: Path, overwrite: bool, resuming_from: Path | Non
             f"{output} already holds {', '.join(existing)} from an earlier run; resume it with "
             f"-f {output / existing[0]}, choose another folder with -o, or pass --overwrite."
         )
+    if inside and not overwrite:
+        _refuse_rewind(output, resuming_from, resumed or Progress())
     probe = output if output.is_dir() else next(p for p in output.parents if p.exists())
     try:
         with tempfile.TemporaryFile(dir=probe):
@@ -41,14 +75,88 @@ def check_output_folder(output: Path, overwrite: bool, resuming_from: Path | Non
         ) from None
 
 
+def _refuse_rewind(output: Path, source: Path, resumed: Progress) -> None:
+    """SetupError if a checkpoint of `output` is further on than `source` (at `resumed`)."""
+    at = (resumed.epoch, resumed.step)
+    for name in NEWEST_CANDIDATES:
+        newest = _position(output / name)
+        if newest is not None and newest > at:
+            raise SetupError(
+                f"{source} ({_describe(at)}) is older than {output / name} "
+                f"({_describe(newest)}), and resuming it into {output} would overwrite that "
+                f"newer history; resume from {output / name}, choose another folder with -o, "
+                f"or pass --overwrite to rewind {output} to it."
+            )
+
+
+def _position(path: Path) -> tuple[int, int] | None:
+    """(completed epochs, steps into the next) of one of our checkpoints; None if unreadable."""
+    if not path.is_file():
+        return None
+    try:  # mmap: only the few numbers wanted are read, not the weights
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        progress = checkpoint.get("progress") or {"epoch": checkpoint["epoch"], "step": 0}
+        return int(progress["epoch"]), int(progress["step"])
+    except Exception:  # noqa: BLE001 - a damaged file holds no history to protect
+        return None
+
+
+def _describe(at: tuple[int, int]) -> str:
+    epoch, step = at
+    return f"after epoch {epoch}" + (f", step {step} of epoch {epoch + 1}" if step else "")
+
+
+def claim_output_folder(config: TrainConfig, resumed: Progress | None) -> FolderLock:
+    """Check -o (check_output_folder) and hold its lock; SetupError if another run has it.
+
+    The lock is taken first where the folder exists, so that a run still writing there
+    is named as such rather than as an earlier run; and the check is repeated under it.
+    """
+    output, source = config.output, Path(config.load) if config.load is not None else None
+    lock = files.lock_folder(output, "run.py", "-o") if output.is_dir() else None
+    try:
+        check_output_folder(output, config.overwrite, source, resumed)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return lock if lock is not None else files.lock_folder(output, "run.py", "-o")
+
+
+def run_files(folder: Path) -> list[Path]:
+    """The files of RUN_FILES in `folder`, and the temporary files of killed writes."""
+    found: set[Path] = set()
+    for pattern in RUN_FILES:
+        sub, _, name = pattern.rpartition("/")
+        base = folder / sub if sub else folder
+        found.update(base.glob(name))
+        found.update(base.glob(f".{name}.*.tmp"))  # runtime.files names them so
+    return sorted(p for p in found if p.is_file())
+
+
+def clear_run_files(folder: Path, keep: Path | None) -> None:
+    """Remove an earlier run's files (all of RUN_FILES but `keep`), for --overwrite."""
+    keep_resolved = keep.resolve() if keep is not None else None
+    for path in run_files(folder):
+        if path.resolve() != keep_resolved:
+            path.unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        if (folder / name).is_dir() and not any((folder / name).iterdir()):
+            (folder / name).rmdir()
+
+
 class RunOutputs:
     """The output folder of one run."""
 
-    def __init__(self, folder: Path, split: dict, tensorboard: bool) -> None:
-        self.folder = folder
+    def __init__(self, config: TrainConfig, split: dict) -> None:
+        """Start writing into -o; with --overwrite, first remove the files of the run that
+        was there, all but the checkpoint this run resumes from (-f)."""
+        self.folder = folder = config.output
+        if config.overwrite:
+            clear_run_files(folder, Path(config.load) if config.load is not None else None)
         (folder / "samples").mkdir(parents=True, exist_ok=True)
         files.write_text(folder / "split.json", json.dumps(split, indent=1))
-        self.tensorboard = _open_tensorboard(folder) if tensorboard else None
+        self.tensorboard = _open_tensorboard(folder) if config.tensorboard else None
 
     def end_epoch(
         self,
