@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import sys
 
-from dataset import DataError
-from quicknat import CheckpointError
-from runtime.distributed import is_main_process, stop_processes
-from runtime.errors import SetupError, WriteError
-from trainer import NonFiniteLoss, prepare_training
-from training.config import parse_config
+INTERRUPTED = "interrupted before training started; nothing was written."
+
+try:  # importing torch takes seconds: a Ctrl-C then is an answer, not a traceback
+    from dataset import DataError
+    from quicknat import CheckpointError
+    from runtime.distributed import is_main_process, stop_processes
+    from runtime.errors import SetupError, WriteError
+    from trainer import NonFiniteLoss, prepare_training
+    from training.config import parse_config
+except KeyboardInterrupt:
+    print(f"error: {INTERRUPTED}", file=sys.stderr)
+    sys.exit(130)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLoss as err:
         return fail(err, 1)
     except KeyboardInterrupt:  # before training started: nothing was written
-        return fail("interrupted before training started; nothing was written.", 130)
+        return fail(INTERRUPTED, 130)
     finally:
         stop_processes()
 

@@ -13,21 +13,33 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def pick_device(name: str) -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; a named device must exist."""
+    """'auto' picks cuda, then mps, then cpu; a named device (cpu, cuda, cuda:N, mps) must
+    parse and exist."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise SetupError(
+            f"--device {name!r} is not a device name; use auto, cpu, cuda, cuda:N or mps."
+        ) from None
     available = {
         "cpu": True,
         "cuda": torch.cuda.is_available(),
         "mps": torch.backends.mps.is_available(),
     }
-    if not available.get(name.split(":")[0], False):
+    if not available.get(device.type, False):
         raise SetupError(f"device {name!r} is not available here; use --device auto or cpu.")
-    return torch.device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise SetupError(
+            f"device {name!r} is not available here: this machine has "
+            f"{torch.cuda.device_count()} GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}."
+        )
+    return device
 
 
 def cpu_has_native_bf16() -> bool:

@@ -1,5 +1,5 @@
 """run.py against careless users and failing machines: its output folder's history and
-lock, --overwrite, a full disk, another -p on resume (issue 14)."""
+lock, --overwrite, a full disk, unparseable flags, unreadable data, Ctrl-C (issue 14)."""
 
 import errno
 import os
@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 from helpers import ROOT, TINY, load_checkpoint
@@ -167,7 +168,65 @@ def test_a_full_disk_is_one_sentence_naming_the_file_and_keeps_the_last_good_one
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
 
 
-# ---- flags ---------------------------------------------------------------
+# ---- flags and data ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--device", "cpu:abc"], "error: --device 'cpu:abc' is not a device name; use auto, "
+         "cpu, cuda, cuda:N or mps."),
+        (["--seed", "12345678901234567890"], "error: --seed must be a whole number from 0 to "
+         "4294967295, got 12345678901234567890."),
+        (["--seed", "-1"], "error: --seed must be a whole number from 0 to 4294967295, got -1."),
+    ],
+)  # fmt: skip
+def test_unusable_device_and_seed_are_one_sentence(tmp_path, call_main, make_data, flags, message):
+    result = tiny_run(call_main, make_data(n=4), tmp_path / "out", *flags)
+    assert result.code == 2 and one_error_line(result) == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreadable_mask_folder_is_one_sentence(tmp_path, call_main, make_data, monkeypatch):
+    data = make_data(n=4)
+    mask = data / "mask"
+    if os.name == "posix" and os.geteuid() == 0:  # root reads any folder: refuse as chmod 0 would
+        listed = Path.iterdir
+
+        def iterdir(self):
+            if self == mask:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+            return listed(self)
+
+        monkeypatch.setattr(Path, "iterdir", iterdir)
+    mask.chmod(0)
+    try:
+        result = tiny_run(call_main, data, tmp_path / "out")
+    finally:
+        mask.chmod(0o755)
+    assert result.code == 2
+    assert one_error_line(result) == (
+        f"error: cannot read {mask} (Permission denied); make it readable or pass another -d."
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_while_importing_is_one_line_and_exit_130():
+    # Ctrl-C lands while torch is being imported: an import hook raises it there.
+    code = (
+        "import builtins, runpy, sys\n"
+        "real = builtins.__import__\n"
+        "def hook(name, *args, **kwargs):\n"
+        "    if name == 'torch':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = hook\n"
+        "sys.argv = ['run.py', '-h']\n"
+        "runpy.run_path('run.py', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 130
+    assert done.stderr == "error: interrupted before training started; nothing was written.\n"
 
 
 def test_another_window_size_on_resume_is_said(tmp_path, call_main, make_data):

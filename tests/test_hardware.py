@@ -117,3 +117,18 @@ def test_compile_failure_falls_back_with_a_message(tmp_path, monkeypatch, capsys
     assert run.main(argv) == 0
     assert "--compile failed (no C++ compiler found)" in capsys.readouterr().err
     assert load_checkpoint(tmp_path / "out" / "last.pt")["epoch"] == 1
+
+
+@pytest.mark.parametrize("name", ["cpu:abc", "cuda:x", "mps:", "", " cpu", "cpu:-1:2"])
+def test_unparseable_device_names_are_refused_with_the_names_that_work(name):
+    with pytest.raises(SetupError, match=r"is not a device name; use auto, cpu, cuda, cuda:N"):
+        hardware.pick_device(name)
+
+
+def test_a_gpu_index_beyond_the_machine_is_refused():
+    if not torch.cuda.is_available():
+        with pytest.raises(SetupError, match="is not available here"):
+            hardware.pick_device("cuda:0")
+        return
+    with pytest.raises(SetupError, match=r"GPU\(s\), cuda:0 to"):
+        hardware.pick_device(f"cuda:{torch.cuda.device_count()}")

@@ -4,7 +4,8 @@ import dataclasses
 import shlex
 from pathlib import Path
 
-from training.config import TrainConfig, build_parser, parse_config
+from runtime.errors import SetupError
+from training.config import MAX_SEED, TrainConfig, build_parser, parse_config
 
 # Every flag away from its default, so that a flag the resume command forgot would show.
 UNUSUAL = [
@@ -35,3 +36,16 @@ def test_defaults_are_written_once_in_the_parser():
     config = parse_config(["-d", "DATA"])
     assert config.epochs == 1 and config.im_size == 256 and config.output_path == "./checkpoints"
     assert config.channels_last and not config.augment and config.num_filters is None
+
+
+def test_seeds_numpy_and_torch_both_take_are_accepted_and_others_refused():
+    for seed in (0, MAX_SEED):
+        parse_config(["-d", "DATA", "--seed", str(seed)]).check()
+    for seed in (-1, MAX_SEED + 1, 10**19):
+        config = parse_config(["-d", "DATA", "--seed", str(seed)])
+        try:
+            config.check()
+        except SetupError as err:
+            assert str(err) == f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed}."
+        else:
+            raise AssertionError(f"--seed {seed} was accepted")

@@ -20,6 +20,9 @@ from runtime.hardware import add_speed_flags
 from training.losses import LOSSES
 from training.schedule import SCHEDULES
 
+# numpy's and torch's generators both take seeds up to 2**32 - 1 (numpy's legacy one no more).
+MAX_SEED = 2**32 - 1
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -74,6 +77,10 @@ class TrainConfig:
             )
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise SetupError(f"-l must be a finite positive number, got {self.learning_rate:g}.")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise SetupError(
+                f"--seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}."
+            )
         if self.workers < 0 or self.save_every < 0 or self.cache_limit < 0:
             raise SetupError("--workers, --save-every and --cache-limit must be 0 or more.")
 

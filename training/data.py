@@ -9,15 +9,21 @@ from training.config import TrainConfig
 
 def load_data(config: TrainConfig) -> CachedData:
     """The checked pairs, kept in memory unless they exceed --cache-limit."""
-    pairs = find_pairs(config.datapath)
-    needed = cache_bytes(len(pairs), config.im_size)
-    cache = needed <= config.cache_limit * 1e9
-    if not cache:
-        say(
-            f"The resized data set needs {needed / 1e9:.1f} GB, more than --cache-limit "
-            f"{config.cache_limit:g} GB: streaming it from disk instead (more --workers help)."
-        )
-    data = load_pairs(pairs, config.im_size, keep=cache)
+    try:
+        pairs = find_pairs(config.datapath)
+        needed = cache_bytes(len(pairs), config.im_size)
+        cache = needed <= config.cache_limit * 1e9
+        if not cache:
+            say(
+                f"The resized data set needs {needed / 1e9:.1f} GB, more than --cache-limit "
+                f"{config.cache_limit:g} GB: streaming it from disk instead (more --workers help)."
+            )
+        data = load_pairs(pairs, config.im_size, keep=cache)
+    except OSError as err:  # a folder or file that cannot be listed or read (permissions)
+        where = err.filename or config.datapath
+        raise DataError(
+            f"cannot read {where} ({err.strerror}); make it readable or pass another -d."
+        ) from None
     for message in data.warnings:
         warn(message)
     return data
