@@ -147,7 +147,9 @@ def measure_recordings(
     if subjects is not None:
         beats = {m.name: (m.beats, [j.accepted for j in m.judged]) for m in measured}
         write_per_mouse(out / "per_mouse.csv", subjects, beats, [row["name"] for row in rows])
-    write_review_page(out / "index.html", rows, {m.name: m.beat_rows() for m in measured}, str(out))
+    write_review_page(
+        out / "index.html", rows, {m.name: m.beat_rows() for m in measured}, out.resolve().name
+    )
     print(f"Measured {len(recordings) - len(failed)} of {len(recordings)} recording(s); "
           f"results are in {out}, to review in {out / 'index.html'}.")  # fmt: skip
     if failed:
