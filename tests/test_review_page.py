@@ -152,3 +152,15 @@ def test_a_page_opens_for_a_folder_of_200_recordings(measured, tmp_path):
     write_review_page(tmp_path / "index.html", many, {r["name"]: beats for r in many}, "many")
     assert (tmp_path / "index.html").stat().st_size < 5_000_000
     assert Path(tmp_path / "index.html").read_text(encoding="utf-8").count("<section") == 200
+
+
+@pytest.mark.parametrize(
+    "accepted, total, mark",
+    [(2, 2, "few"), (4, 10, "few"), (5, 9, ""), (3, 3, ""), (0, 0, "few")],
+)
+def test_rows_with_few_accepted_beats_are_marked(accepted, total, mark):
+    from measurement.review import row_mark
+
+    row = {"status": "ok", "n_beats_accepted": accepted, "n_beats": total}
+    assert row_mark(row) == mark
+    assert row_mark({**row, "status": "failed"}) == "failed"
