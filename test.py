@@ -30,6 +30,7 @@ from mmode.scanner import (
     VOLUME_FORMULAS,
     resolution_problem,
 )
+from mmode.tensors import MAX_WINDOW_PX
 from quicknat import CheckpointError
 from quicknat.flags import add_model_flags, model_settings
 from runtime.distributed import warn
@@ -132,8 +133,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> None:
     """Raise SetupError for flag values that cannot work."""
-    if args.size is not None and args.size < 16:
-        raise SetupError(f"-s must be at least 16 pixels, got {args.size}.")
+    if args.size is not None and not 16 <= args.size <= MAX_WINDOW_PX:
+        raise SetupError(f"-s must be 16 to {MAX_WINDOW_PX} pixels, got {args.size}.")
     if args.batch_size < 1:
         raise SetupError(f"--batch-size must be at least 1, got {args.batch_size}.")
     if not 0 < args.threshold < 1:

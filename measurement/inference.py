@@ -102,11 +102,14 @@ def segment_recording(
         batch_starts = starts[i : i + batch_size]
         windows = [padded[:, s : s + side] for s in batch_starts]
         probs = predict_probabilities(model, prepare_windows(windows, size), device, precision)
-        if probs.shape[-2:] != (side, side):
-            probs = F.interpolate(
-                probs, size=(side, side), mode="bilinear", align_corners=False, antialias=True
-            )
-        for start, prob in zip(batch_starts, probs[:, 0].numpy(), strict=True):
-            prob_sum[:, start : start + side] += prob * weight
+        for start, prob in zip(batch_starts, probs, strict=True):
+            # One window at a time: at full size a batch of them would need batch_size x
+            # side^2 floats (8 x 0.6 GB for a 12000-row recording).
+            if prob.shape[-2:] != (side, side):
+                prob = F.interpolate(
+                    prob[None], size=(side, side), mode="bilinear", align_corners=False,
+                    antialias=True,
+                )[0]  # fmt: skip
+            prob_sum[:, start : start + side] += prob[0].numpy() * weight
             weight_sum[start : start + side] += weight
     return prob_sum[:, left : left + width] / weight_sum[left : left + width]

@@ -10,6 +10,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# The largest window side (-p, -s): QuickNAT keeps ~10 maps of 64 x S x S floats per image,
+# 2.7 GB at 1024 px, so larger windows exhaust a machine's memory instead of helping.
+MAX_WINDOW_PX = 1024
+
 
 def resize_image(array: np.ndarray, size: int) -> torch.Tensor:
     """uint8 (H, W) -> uint8 (1, size, size), antialiased bilinear (torchvision's resize)."""

@@ -99,6 +99,26 @@ def test_probabilities_come_back_at_full_resolution():
     np.testing.assert_array_equal(prob[:, 100] > 0.5, mask[:, 100])
 
 
+def test_only_one_window_at_a_time_is_brought_back_to_full_size(monkeypatch):
+    """Memory: a batch of windows of a 12000-row recording is 8 x 0.6 GB at full size."""
+    import measurement.inference as inference
+
+    upsampled = []
+    original = inference.F.interpolate
+
+    def counting_interpolate(tensor, *args, **kwargs):
+        upsampled.append(tensor.shape[0])
+        return original(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(inference.F, "interpolate", counting_interpolate)
+    mask = np.zeros((64, 400), dtype=bool)
+    mask[20:44] = True
+    image = np.where(mask, 200, 30).astype(np.uint8)
+    prob = segment_recording(exact_model, image, size=32, batch_size=8)
+    np.testing.assert_array_equal(prob[:, 200] > 0.5, mask[:, 200])
+    assert len(upsampled) > 8 and set(upsampled) == {1}
+
+
 def test_windows_are_prepared_exactly_as_in_training(tmp_path):
     rng = np.random.default_rng(4)
     windows = [rng.integers(0, 256, (48, 48)).astype(np.uint8) for _ in range(2)]

@@ -267,6 +267,7 @@ BAD_RESOLUTIONS = {
     "depth_res_huge": ["--depth-res", 1e300],
     "time_res_nan": ["--time-res", "nan"],
     "time_res_ms": ["--time-res", 0.83],  # milliseconds given as seconds
+    "size_huge": ["-s", 100000],  # 40 GB per window
 }
 
 
@@ -290,6 +291,7 @@ BAD_RESOLUTIONS = {
             "time_res_ms",
             "--time-res must be a number above 0 and at most 0.1 s per column, got 0.83.",
         ),
+        ("size_huge", "-s must be 16 to 1024 pixels, got 100000."),
         ("dicom", "dicom_to_png"),
         ("empty_folder", "holds no images"),
         ("output_is_file", "is a file"),

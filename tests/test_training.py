@@ -174,6 +174,7 @@ def _bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
         ("b-zero", "-b must be at least 1"),
         ("e-zero", "-e must be at least 1"),
         ("p-odd", "-p must be a multiple of 16"),
+        ("p-huge", "-p must be at most 1024 pixels, got 100000"),
         ("l-inf", "-l must be a finite positive number, got inf."),
         ("l-nan", "-l must be a finite positive number, got nan."),
         ("too-few", "too few to hold out"),
@@ -199,10 +200,10 @@ def test_user_errors_exit_2_with_one_clear_message(tmp_path, call_main, case, me
         os.rename(data / "mask", tmp_path / "elsewhere")
     elif case == "data-is-file":
         args[1] = str(data / "img" / "rec0.png")
-    elif case in ("v-zero", "v-100", "b-zero", "e-zero", "p-odd", "l-inf", "l-nan"):
+    elif case in ("v-zero", "v-100", "b-zero", "e-zero", "p-odd", "p-huge", "l-inf", "l-nan"):
         flag, value = {"v-zero": ("-v", "0"), "v-100": ("-v", "100"), "b-zero": ("-b", "0"),
-                       "e-zero": ("-e", "0"), "p-odd": ("-p", "40"), "l-inf": ("-l", "inf"),
-                       "l-nan": ("-l", "nan")}[case]  # fmt: skip
+                       "e-zero": ("-e", "0"), "p-odd": ("-p", "40"), "p-huge": ("-p", "100000"),
+                       "l-inf": ("-l", "inf"), "l-nan": ("-l", "nan")}[case]  # fmt: skip
         args += [flag, value]
     elif case == "too-few":
         args += ["-v", "99"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmode.tensors import MAX_WINDOW_PX
 from quicknat.flags import add_model_flags, model_settings
 from runtime.errors import SetupError
 from runtime.hardware import add_speed_flags
@@ -74,6 +75,11 @@ class TrainConfig:
             raise SetupError(
                 f"-p must be a multiple of 16 and at least 32 (QuickNAT pools 4 times), "
                 f"got {self.im_size}; try {max(32, round(self.im_size / 16) * 16)}."
+            )
+        if self.im_size > MAX_WINDOW_PX:
+            raise SetupError(
+                f"-p must be at most {MAX_WINDOW_PX} pixels, got {self.im_size}; windows of "
+                "128-512 px are plenty for M-mode."
             )
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise SetupError(f"-l must be a finite positive number, got {self.learning_rate:g}.")
