@@ -15,7 +15,9 @@ Decisions where the issue is silent:
 - In a folder, the files read are those ending in .dcm/.dicom or starting with the DICOM
   preamble (DICM at byte 128); other files are ignored; subfolders are not searched.
 - Several M-mode regions in one file: a problem asking for --region, rather than a guess.
-- A resolution whose physical unit is not the expected one is written as null, with a warning.
+- A resolution whose physical unit is not the expected one, or whose value no scanner could
+  have (zero, negative, NaN, beyond mmode.scanner.RESOLUTION_LIMITS), is written as null,
+  with a warning.
 - MONOCHROME1 is inverted so that echoes are bright; more than 8 bits are scaled to 0-255.
 """
 
@@ -33,7 +35,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder, iter_pixels
 
 from mmode.images import to_gray
-from mmode.scanner import sidecar_text
+from mmode.scanner import resolution_problem, sidecar_text
 from preprocessing import cli
 from preprocessing.stitch import stitch_frames
 from preprocessing.summary import Summary
@@ -118,6 +120,8 @@ def find_mmode_region(ds: pydicom.Dataset, region_index: int | None = None) -> M
     time_res_s = _resolution(item, "X", SECONDS, "seconds (4)", warnings)
     depth_res_cm = _resolution(item, "Y", CENTIMETRES, "cm (3)", warnings)
     depth_res_mm = None if depth_res_cm is None else depth_res_cm * 10
+    time_res_s = _plausible("X", "time_res_s", time_res_s, warnings)
+    depth_res_mm = _plausible("Y", "depth_res_mm", depth_res_mm, warnings)
     return MModeRegion(
         region_index, min_x, min_y, max_x, max_y, time_res_s, depth_res_mm, tuple(warnings)
     )
@@ -136,6 +140,16 @@ def _resolution(
         )
         return None
     return float(delta)
+
+
+def _plausible(axis: str, key: str, value: float | None, warnings: list[str]) -> float | None:
+    """The resolution, or None with a warning when no scanner could have it (zero,
+    negative, NaN, or beyond mmode.scanner's limits): test.py would refuse the sidecar."""
+    problem = resolution_problem(key, value)
+    if problem is None:
+        return value
+    warnings.append(f"PhysicalDelta{axis} gives {key} {value:g}, which {problem}, so it is null.")
+    return None
 
 
 def check_decoder(ds: pydicom.Dataset) -> None:

@@ -184,3 +184,19 @@ def test_stitching_starts_from_blank_columns_and_falls_back_to_best_match():
     assert fuzzy.image.shape == (HEIGHT, 70 + WIDTH - 40)
     assert fuzzy.inexact == 3 and fuzzy.worst_mean_diff < 3
     assert np.abs(fuzzy.image.astype(int) - gray[:, 40:]).max() <= 2
+
+
+@pytest.mark.parametrize(
+    "delta_x, delta_y, key",
+    [(-0.0025, 0.003, "time_res_s"), (0.0025, 0.0, "depth_res_mm"),
+     (float("nan"), 0.003, "time_res_s"), (0.0025, 5.0, "depth_res_mm")],
+)  # fmt: skip
+def test_impossible_resolutions_give_null_and_a_warning(tmp_path, delta_x, delta_y, key):
+    regions = [region(LEFT, TOP, LEFT + WIDTH - 1, TOP + HEIGHT - 1, 2, delta_x, delta_y)]
+    write_dicom(tmp_path / "scan.dcm", scanner_frames(long_image(), OFFSETS), regions)
+    summary = dicom_to_png(tmp_path / "scan.dcm", tmp_path / "out", progress=False)
+    sidecar = json.loads((tmp_path / "out" / "scan.json").read_text())
+    assert sidecar[key] is None
+    other = ({"time_res_s", "depth_res_mm"} - {key}).pop()
+    assert sidecar[other] is not None
+    assert f"gives {key}" in summary.warnings[0] and "so it is null" in summary.warnings[0]
