@@ -40,14 +40,13 @@ from runtime.distributed import (
     sum_over_processes,
     warn,
 )
-from runtime.files import FolderLock
 from runtime.hardware import autocast, memory_format, pick_device, pick_precision
 from training import resume
 from training.batchnorm import PRECISE_BN_IMAGES, recompute_statistics
 from training.config import TrainConfig
 from training.data import choose_split, load_data
 from training.losses import segmentation_loss
-from training.outputs import RunOutputs, claim_output_folder
+from training.outputs import RunOutputs, check_output_folder
 from training.schedule import LrPlan, plan_schedule
 
 METRICS = ("loss", "dice", "iou", "mse")
@@ -71,11 +70,10 @@ class Run:
     lr_plan: LrPlan | None = None  # set once the checkpoint is read
     rng_state: dict | None = None
     scaler_state: dict | None = None
-    lock: FolderLock | None = None  # the output folder's, held by the main process
 
 
 def prepare_training(config: TrainConfig) -> Trainer:
-    """Check flags, checkpoint, data and -o; the Trainer, holding -o's lock. Writes nothing else."""
+    """Check flags, checkpoint, data and output folder; build the Trainer. Writes nothing."""
     config.check()
     rank, world, local_rank = distributed_rank()
     device = pick_device(config.device)
@@ -92,6 +90,7 @@ def prepare_training(config: TrainConfig) -> Trainer:
 
     data = load_data(config)
     split = choose_split(config, data, ours.split if ours is not None else None)
+    check_output_folder(config.output, config.overwrite, source, ours.progress if ours else None)
     torch.manual_seed(config.seed)
     model = QuickNat(model_cfg)
     # The fused kernel updates all parameters in one pass instead of ~10 ops per tensor.
@@ -110,8 +109,6 @@ def prepare_training(config: TrainConfig) -> Trainer:
     run.lr_plan = plan_schedule(
         config.lr_schedule, config.learning_rate, run.progress.epoch, config.epochs, stored_plan
     )
-    # The last check, so that a refused run leaves no folder; held until run_training ends.
-    run.lock = claim_output_folder(config, ours.progress if ours else None) if rank == 0 else None
     start_processes(device)
     say(f"Training on {device} ({precision}), {world} process(es).")
     return Trainer(config, model, optimizer, data, split, run)
@@ -162,7 +159,7 @@ class Trainer:
     def run_training(self) -> int:
         outputs = None
         if self.is_main:
-            outputs = RunOutputs(self.config, self.split)
+            outputs = RunOutputs(self.config, self.split, self.progress)
         resume.seed_process(self.run.rng_state, self.config.seed, self.run.rank, self.progress)
         previous = {s: signal.signal(s, self._on_signal) for s in EXIT_CODES}
         try:
@@ -172,8 +169,6 @@ class Trainer:
                 signal.signal(s, handler)
             if outputs is not None:
                 outputs.close()
-            if self.run.lock is not None:
-                self.run.lock.release()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stop_signal = signum

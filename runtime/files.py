@@ -168,10 +168,7 @@ def lock_folder(folder: Path, command: str, flag: str) -> FolderLock:
         if not _try_lock(fd):
             holder = _read_pid(fd)
             os.close(fd)
-            raise SetupError(
-                f"{folder} is in use by another {command} (pid {holder}); wait for it or "
-                f"choose another folder with {flag}."
-            )
+            raise _in_use(folder, command, flag, holder)
         try:
             current = os.stat(path)
         except FileNotFoundError:
@@ -184,6 +181,26 @@ def lock_folder(folder: Path, command: str, flag: str) -> FolderLock:
     lock = FolderLock(path, fd)
     atexit.register(lock.release)  # also when the command ends without releasing it
     return lock
+
+
+def check_unlocked(folder: Path, command: str, flag: str) -> None:
+    """SetupError if another process holds `folder`'s lock; creates and changes nothing."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+    except OSError:  # no lock file (or no folder): nobody holds it
+        return
+    try:
+        if not _try_lock(fd):
+            raise _in_use(folder, command, flag, _read_pid(fd))
+    finally:
+        os.close(fd)  # and with it the lock this probe may have taken
+
+
+def _in_use(folder: Path, command: str, flag: str, holder: str) -> SetupError:
+    return SetupError(
+        f"{folder} is in use by another {command} (pid {holder}); wait for it or choose "
+        f"another folder with {flag}."
+    )
 
 
 def _try_lock(fd: int) -> bool:

@@ -16,6 +16,9 @@ from helpers import ROOT, TINY, load_checkpoint
 
 import run
 from runtime import files
+from runtime.errors import SetupError
+from trainer import prepare_training
+from training.config import parse_config
 
 
 def tiny_run(call_main, data, out, *extra):
@@ -134,6 +137,18 @@ def test_a_second_run_on_a_folder_in_use_stops_naming_the_holder(tmp_path, call_
     assert list(out.iterdir()) == []
     assert tiny_run(call_main, data, out).code == 0
     assert not (out / ".lock").exists()
+
+
+def test_the_lock_is_taken_when_writing_starts_not_when_preparing(tmp_path, make_data):
+    data, out = make_data(n=4), tmp_path / "out"
+    config = parse_config(["-d", str(data), "-o", str(out), *TINY])
+    first, second = prepare_training(config), prepare_training(config)  # as bench does
+    assert not out.exists()
+    lock = files.lock_folder(out, "run.py", "-o")  # another run.py started meanwhile
+    with pytest.raises(SetupError, match=rf"{out} is in use by another run.py"):
+        first.run_training()
+    lock.release()
+    assert second.run_training() == 0 and not (out / ".lock").exists()
 
 
 def test_a_lock_dies_with_its_process(tmp_path):

@@ -8,8 +8,8 @@ on; best.pt or epoch_N.pt only when they are as far), since continuing from an o
 would overwrite the newer last.pt/best.pt and drop rows of metrics.csv. An older
 checkpoint resumes into another folder (-o), or into this one with --overwrite, which
 first removes every file the earlier run wrote (RUN_FILES) but the checkpoint resumed
-from. While a run writes, it holds the folder's lock (.lock), so a second run.py on the
-same folder stops at once instead of mixing its files in.
+from. While a run writes (RunOutputs), it holds the folder's lock (.lock), so a second
+run.py on the same folder stops at once instead of mixing its files in.
 """
 
 from __future__ import annotations
@@ -52,10 +52,18 @@ NEWEST_CANDIDATES = ("last.pt", "interrupted.pt")
 def check_output_folder(
     output: Path, overwrite: bool, resuming_from: Path | None, resumed: Progress | None
 ) -> None:
-    """Refuse a folder that is a file, unwritable, holds another run, or whose history the
-    resumed checkpoint (at `resumed`) would rewind; --overwrite allows the last two."""
+    """Refuse a folder that is a file, in use, unwritable, holds another run, or whose
+    history the resumed checkpoint (at `resumed`) would rewind; --overwrite allows the last
+    two."""
     if output.exists() and not output.is_dir():
         raise SetupError(f"output path {output} is a file; pass a folder with -o.")
+    files.check_unlocked(output, "run.py", "-o")  # first: a run still writing is no earlier run
+    _check_contents(output, overwrite, resuming_from, resumed)
+
+
+def _check_contents(
+    output: Path, overwrite: bool, resuming_from: Path | None, resumed: Progress | None
+) -> None:
     existing = [n for n in CHECKPOINT_NAMES if (output / n).exists()]
     inside = resuming_from is not None and resuming_from.parent.resolve() == output.resolve()
     if existing and not inside and not overwrite:
@@ -106,21 +114,17 @@ def _describe(at: tuple[int, int]) -> str:
     return f"after epoch {epoch}" + (f", step {step} of epoch {epoch + 1}" if step else "")
 
 
-def claim_output_folder(config: TrainConfig, resumed: Progress | None) -> FolderLock:
-    """Check -o (check_output_folder) and hold its lock; SetupError if another run has it.
-
-    The lock is taken first where the folder exists, so that a run still writing there
-    is named as such rather than as an earlier run; and the check is repeated under it.
-    """
-    output, source = config.output, Path(config.load) if config.load is not None else None
-    lock = files.lock_folder(output, "run.py", "-o") if output.is_dir() else None
+def claim_output_folder(config: TrainConfig, resumed: Progress) -> FolderLock:
+    """Hold -o's lock and check the folder again under it (it may have changed since
+    prepare_training checked it); SetupError if another run holds it or the check fails."""
+    lock = files.lock_folder(config.output, "run.py", "-o")
     try:
-        check_output_folder(output, config.overwrite, source, resumed)
+        load = Path(config.load) if config.load is not None else None
+        _check_contents(config.output, config.overwrite, load, resumed)
     except BaseException:
-        if lock is not None:
-            lock.release()
+        lock.release()
         raise
-    return lock if lock is not None else files.lock_folder(output, "run.py", "-o")
+    return lock
 
 
 def run_files(folder: Path) -> list[Path]:
@@ -148,15 +152,21 @@ def clear_run_files(folder: Path, keep: Path | None) -> None:
 class RunOutputs:
     """The output folder of one run."""
 
-    def __init__(self, config: TrainConfig, split: dict) -> None:
-        """Start writing into -o; with --overwrite, first remove the files of the run that
-        was there, all but the checkpoint this run resumes from (-f)."""
+    def __init__(self, config: TrainConfig, split: dict, resumed: Progress) -> None:
+        """Hold -o's lock until close(); with --overwrite, first remove the files of the run
+        that was there, all but the checkpoint this run resumes from (-f)."""
         self.folder = folder = config.output
-        if config.overwrite:
-            clear_run_files(folder, Path(config.load) if config.load is not None else None)
-        (folder / "samples").mkdir(parents=True, exist_ok=True)
-        files.write_text(folder / "split.json", json.dumps(split, indent=1))
-        self.tensorboard = _open_tensorboard(folder) if config.tensorboard else None
+        self.lock = claim_output_folder(config, resumed)
+        self.tensorboard = None
+        try:
+            if config.overwrite:
+                clear_run_files(folder, Path(config.load) if config.load is not None else None)
+            (folder / "samples").mkdir(parents=True, exist_ok=True)
+            files.write_text(folder / "split.json", json.dumps(split, indent=1))
+            self.tensorboard = _open_tensorboard(folder) if config.tensorboard else None
+        except BaseException:
+            self.close()
+            raise
 
     def end_epoch(
         self,
@@ -195,6 +205,7 @@ class RunOutputs:
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
+        self.lock.release()
 
 
 def _open_tensorboard(folder: Path) -> Any:
