@@ -43,7 +43,7 @@ from mmode.scanner import (
     teichholz_volume_ul,
 )
 from runtime import files
-from runtime.errors import RecordingError, SetupError
+from runtime.errors import RecordingError, SetupError, WriteError
 
 SUMMARY_FIELDS = [
     "name", "status", *SUMMARY_NUMBERS, "volume_formula", "time_res_s", "depth_res_mm",
@@ -119,37 +119,40 @@ def measure_recordings(
     folder: bool,
     subjects: Subjects | None = None,
 ) -> int:
-    """Measure each recording; a failure is reported and the rest go on. The exit status."""
+    """Measure each recording; a failure is reported and the rest go on. The exit status.
+
+    A file that cannot be written (a full disk, a read-only folder) stops the command at
+    once: every later recording would fail the same way.
+    """
     rows, measured, failed, done = [], [], [], set()
-    for path in tqdm(recordings, desc="recordings", unit="rec", file=sys.stderr):
-        name = path.stem
-        try:
-            if name in done:
-                raise RecordingError(
-                    f"{path}: another recording named {name} was measured already; rename one."
-                )
-            result = measure_recording(model, path, how, out)
-        except (RecordingError, OSError) as err:
-            failed.append(str(err))
-            rows.append({"name": name, "status": "failed", "error": str(err)})
-            tqdm.write(f"error: {err}", file=sys.stderr)
-            continue
-        done.add(name)
-        measured.append(result)
-        rows.append(result.row())
-        if result.problem:
-            failed.append(result.problem)
-            tqdm.write(f"error: {result.problem}", file=sys.stderr)
-        else:
-            tqdm.write(f"{name}: {summary_line(result.summary)}")
-    if folder:
-        files.write_csv(out / "summary.csv", SUMMARY_FIELDS, rows)
-    if subjects is not None:
-        beats = {m.name: (m.beats, [j.accepted for j in m.judged]) for m in measured}
-        write_per_mouse(out / "per_mouse.csv", subjects, beats, [row["name"] for row in rows])
-    write_review_page(
-        out / "index.html", rows, {m.name: m.beat_rows() for m in measured}, out.resolve().name
-    )
+    try:
+        for path in tqdm(recordings, desc="recordings", unit="rec", file=sys.stderr):
+            name = path.stem
+            try:
+                if name in done:
+                    raise RecordingError(
+                        f"{path}: another recording named {name} was measured already; rename one."
+                    )
+                result = measure_recording(model, path, how, out)
+            except WriteError:
+                raise
+            except (RecordingError, OSError) as err:
+                failed.append(str(err))
+                rows.append({"name": name, "status": "failed", "error": str(err)})
+                tqdm.write(f"error: {err}", file=sys.stderr)
+                continue
+            done.add(name)
+            measured.append(result)
+            rows.append(result.row())
+            if result.problem:
+                failed.append(result.problem)
+                tqdm.write(f"error: {result.problem}", file=sys.stderr)
+            else:
+                tqdm.write(f"{name}: {summary_line(result.summary)}")
+        write_folder_files(out, rows, measured, folder, subjects)
+    except WriteError as err:
+        print(f"error: {err.advice('-o')}", file=sys.stderr)
+        return 1
     print(f"Measured {len(recordings) - len(failed)} of {len(recordings)} recording(s); "
           f"results are in {out}, to review in {out / 'index.html'}.")  # fmt: skip
     if failed:
@@ -158,6 +161,20 @@ def measure_recordings(
             print(f"  {message}", file=sys.stderr)
         return 1
     return 0
+
+
+def write_folder_files(
+    out: Path, rows: list[dict], measured: list[Measured], folder: bool, subjects: Subjects | None
+) -> None:
+    """summary.csv (for a folder), per_mouse.csv (with subjects) and index.html."""
+    if folder:
+        files.write_csv(out / "summary.csv", SUMMARY_FIELDS, rows)
+    if subjects is not None:
+        beats = {m.name: (m.beats, [j.accepted for j in m.judged]) for m in measured}
+        write_per_mouse(out / "per_mouse.csv", subjects, beats, [row["name"] for row in rows])
+    write_review_page(
+        out / "index.html", rows, {m.name: m.beat_rows() for m in measured}, out.resolve().name
+    )
 
 
 def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> Measured:

@@ -164,3 +164,40 @@ def test_rows_with_few_accepted_beats_are_marked(accepted, total, mark):
     row = {"status": "ok", "n_beats_accepted": accepted, "n_beats": total}
     assert row_mark(row) == mark
     assert row_mark({**row, "status": "failed"}) == "failed"
+
+
+def test_a_full_disk_stops_measuring_with_one_sentence_naming_the_file(
+    tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    import measurement.recordings as recordings
+    from runtime.errors import WriteError
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    out.mkdir()
+    for name in ("a", "b", "c"):
+        Image.fromarray(heart_mask(15.0)).save(folder / f"{name}.png")
+    written = []
+
+    def save_png(path, array):  # the disk fills up after the first recording's mask
+        if written:
+            raise WriteError(path, OSError(errno.ENOSPC, "No space left on device"))
+        written.append(path)
+
+    how = Measuring(
+        size=HEIGHT, overlap=0.5, batch_size=4, threshold=0.5, device="cpu",
+        precision="fp32", time_res_s=TIME_RES_S, depth_res_mm=DEPTH_RES_MM, max_hr_bpm=900.0,
+    )  # fmt: skip
+    monkeypatch.setattr(recordings.files, "save_png", save_png)
+    code = measure_recordings(exact_model, sorted(folder.glob("*.png")), how, out, True)
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert lines == [
+        f"error: cannot write {out / 'a_overlay.png'} (No space left on device); free space "
+        "or choose another folder with -o."
+    ]
+    assert "Traceback" not in err
+    assert not (out / "summary.csv").exists() and not list(out.glob("b_*"))
