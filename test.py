@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dataset import CachedData, DataError, find_pairs, load_pairs
 from measurement.inference import Model, load_model
-from measurement.outputs import prepare_output
+from measurement.outputs import claim_output
 from measurement.recordings import Measuring, list_recordings, measure_recordings
 from measurement.scoring import evaluate, metrics_table, score_test_set, write_evaluation
 from measurement.subjects import check_overlap, read_subjects
@@ -34,7 +34,7 @@ from mmode.tensors import MAX_WINDOW_PX
 from quicknat import CheckpointError
 from quicknat.flags import add_model_flags, model_settings
 from runtime.distributed import warn
-from runtime.errors import SetupError
+from runtime.errors import SetupError, WriteError
 from runtime.hardware import add_speed_flags, pick_device, pick_precision
 
 DEFAULT_SIZE = 256
@@ -193,22 +193,29 @@ def main(argv: list[str] | None = None) -> int:
         path, out = Path(args.datapath), Path(args.output)
         if (path / "img").is_dir() and (path / "mask").is_dir():
             data = load_pairs(find_pairs(path, min_pairs=1), how.size)
-            prepare_output(out, args.overwrite, [])
-            out.mkdir(parents=True, exist_ok=True)
-            return score_test_set_folder(model, data, how, path, out)
+            lock = claim_output(out, args.overwrite, [])
+            try:
+                return score_test_set_folder(model, data, how, path, out)
+            finally:
+                lock.release()
         recordings = list_recordings(path)
         subjects = read_subjects(Path(args.subjects)) if args.subjects else None
         if subjects is not None:
             check_overlap(subjects, recordings)
-        prepare_output(out, args.overwrite, recordings)
-        out.mkdir(parents=True, exist_ok=True)
+        lock = claim_output(out, args.overwrite, recordings)
+    except WriteError as err:
+        print(f"error: {err.advice('-o')}", file=sys.stderr)
+        return 1
     except (SetupError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
         print(f"error: cannot use output folder {args.output} ({err.strerror}).", file=sys.stderr)
         return 2
-    return measure_recordings(model, recordings, how, out, path.is_dir(), subjects)
+    try:
+        return measure_recordings(model, recordings, how, out, path.is_dir(), subjects)
+    finally:
+        lock.release()
 
 
 def score_test_set_folder(

@@ -1,12 +1,14 @@
 """What test.py writes into -o, so that a new run never mixes with or silently replaces an
 earlier one: without --overwrite a folder holding earlier results is refused, and with it
-they are removed first (all of them, so that nothing stale is left), but nothing else."""
+they are removed first (all of them, so that nothing stale is left), but nothing else.
+While a run writes, it holds the folder's lock (runtime.files.lock_folder)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+from runtime import files
 from runtime.errors import SetupError
 
 PER_RECORDING = ("mask.png", "overlay.png", "lvid.csv", "beats.csv", "summary.json", "report.png")
@@ -45,3 +47,12 @@ def prepare_output(out: Path, overwrite: bool, inputs: list[Path]) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
+
+
+def claim_output(out: Path, overwrite: bool, inputs: list[Path]) -> files.FolderLock:
+    """Make -o ready for this run, or SetupError: no other run in it, earlier results
+    refused or removed, the folder created and writable; its lock, to release at the end."""
+    files.check_unlocked(out, "test.py", "-o")
+    prepare_output(out, overwrite, inputs)
+    files.make_output_folder(out, "-o")
+    return files.lock_folder(out, "test.py", "-o")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import TypeVar
 from tqdm import tqdm
 
 from preprocessing.summary import Summary, print_summary
+from runtime import files
 from runtime.errors import SetupError, WriteError
 
 T = TypeVar("T")
@@ -86,37 +86,13 @@ def recording(summary: Summary, name: str, path: Path) -> Iterator[None]:
             raise OutputFailed(err) from None
 
 
-def make_out_dir(path: Path, flag: str) -> Path:
-    """Create the output folder (and its parents) if needed; SetupError if it cannot be
-    created or written, found before any recording is read."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise SetupError(f"the output {path} is a file; pass a folder with {flag}.")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise SetupError(
-            f"cannot create the output folder {path} ({err.strerror}); pass a folder you can "
-            f"write with {flag}."
-        ) from None
-    try:
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as err:
-        raise SetupError(
-            f"cannot write to the output folder {path} ({err.strerror}); make it writable or "
-            f"pass another folder with {flag}."
-        ) from None
-    return path
-
-
 def make_data_dir(out_dir: Path, inputs: list[Path]) -> Path:
     """Create DATA/img and DATA/mask, refusing to write windows into an input folder."""
-    out_dir = make_out_dir(out_dir, "--out")
+    out_dir = files.make_output_folder(out_dir, "--out")
     for sub in ("img", "mask"):
         if any((out_dir / sub).resolve() == Path(folder).resolve() for folder in inputs):
             raise SetupError(f"{out_dir / sub} is also an input folder; pick another --out.")
-        make_out_dir(out_dir / sub, "--out")
+        files.make_output_folder(out_dir / sub, "--out")
     return out_dir
 
 

@@ -40,7 +40,7 @@ from preprocessing import cli
 from preprocessing.stitch import stitch_frames
 from preprocessing.summary import Summary
 from runtime.errors import RecordingError, SetupError
-from runtime.files import save_png, write_text
+from runtime.files import make_output_folder, save_png, write_text
 
 MMODE_FORMAT = 2  # RegionSpatialFormat of an M-mode region
 SECONDS = 4  # PhysicalUnitsXDirection / YDirection codes
@@ -285,7 +285,7 @@ def dicom_to_png(
     if region_index is not None and region_index < 0:
         raise SetupError(f"--region must be 0 or more, got {region_index}.")
     paths = list_dicom_files(Path(in_path))
-    out_dir = cli.make_out_dir(out_dir, "--out")
+    out_dir = make_output_folder(out_dir, "--out")
     summary = Summary()
     names: dict[str, Path] = {}
     for path in cli.progress(paths, progress):

@@ -25,7 +25,7 @@ from preprocessing.masks import TraceError, mask_from_traces
 from preprocessing.recordings import list_annotations, list_images, pair_by_name
 from preprocessing.summary import Summary
 from runtime.errors import RecordingError, SetupError
-from runtime.files import save_png
+from runtime.files import make_output_folder, save_png
 
 
 def recording_and_mask(
@@ -90,7 +90,7 @@ def make_masks(
     annotations_dir = cli.require_dir(annotations_dir, "annotations", "--annotations")
     if Path(out_dir).resolve() == images_dir.resolve():
         raise SetupError("--out is the images folder; masks would replace the recordings.")
-    out_dir = cli.make_out_dir(out_dir, "--out")
+    out_dir = make_output_folder(out_dir, "--out")
 
     pairs, problems = annotated_recordings(images_dir, annotations_dir)
     summary = Summary(problems=problems)

@@ -30,7 +30,7 @@ from preprocessing.simulator import (
     simulate_recording,
 )
 from runtime.errors import SetupError, WriteError
-from runtime.files import save_png, write_text
+from runtime.files import make_output_folder, save_png, write_text
 
 DEFAULT_RECORDINGS = 8
 DEFAULT_SEED = 0
@@ -156,7 +156,7 @@ def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     for folder in OUTPUT_FOLDERS:
         for path in sorted((out_dir / folder).glob(f"{NAME_PREFIX}*")):
             path.unlink()
-    cli.make_out_dir(out_dir, "--out")
+    make_output_folder(out_dir, "--out")
 
 
 def cut_windows(out_dir: Path, names: list[str], step: int) -> tuple[list[str], int]:

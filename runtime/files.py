@@ -133,6 +133,30 @@ def torch_save(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, f)
 
 
+def make_output_folder(path: str | os.PathLike, flag: str) -> Path:
+    """Create the output folder (and its parents) if needed; SetupError if it cannot be
+    created or written, found before any recording is read."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SetupError(f"the output {path} is a file; pass a folder with {flag}.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SetupError(
+            f"cannot create the output folder {path} ({err.strerror}); pass a folder you can "
+            f"write with {flag}."
+        ) from None
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise SetupError(
+            f"cannot write to the output folder {path} ({err.strerror}); make it writable or "
+            f"pass another folder with {flag}."
+        ) from None
+    return path
+
+
 LOCK_NAME = ".lock"
 
 

@@ -485,3 +485,25 @@ def test_exported_annotations_give_back_the_measured_mask(trained, tmp_path, run
         inter = (mask & measured)[:, span].sum()
         union = (mask | measured)[:, span].sum()
         assert inter / union >= 0.98, form
+
+
+def test_an_output_folder_in_use_or_unwritable_is_refused_before_measuring(
+    trained, tmp_path, run_cli, monkeypatch
+):
+    from runtime import files
+
+    data, checkpoint = trained
+    out_dir = tmp_path / "out"
+    lock = files.lock_folder(out_dir, "test.py", "-o")  # another run writing there
+    code, _, err = run_cli("-d", data / "recordings", "-m", checkpoint, "-o", out_dir)
+    lock.release()
+    assert code == 2 and f"{out_dir} is in use by another test.py (pid " in err
+    assert err.count("\n") == 1 and list(out_dir.iterdir()) == []
+
+    def read_only(*args, **kwargs):  # root writes anywhere, so chmod cannot show this
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(files.tempfile, "TemporaryFile", read_only)
+    code, _, err = run_cli("-d", data / "recordings", "-m", checkpoint, "-o", out_dir)
+    assert code == 2 and "cannot write to the output folder" in err and "(Permission denied)" in err
+    assert "Traceback" not in err and list(out_dir.iterdir()) == []
