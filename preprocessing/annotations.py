@@ -1,10 +1,15 @@
-"""Read the upper and lower traces of one recording from a CSV or LabelMe annotation.
+"""Read the traces of one recording from a CSV or LabelMe annotation.
 
-CSV (`REC.csv`): header `trace,x,y` (any case, extra columns ignored); `trace` is upper or
-lower (any case); x the column (time), y the row (depth, 0 at the top), in pixels, possibly
-fractional; rows in any order.
+Two borders (the cavity): upper (the septum's LV side) and lower (the posterior wall's LV
+side). Four borders (the walls too) add ivs_top (the septum's RV side, above upper) and
+lvpw_bottom (the posterior wall's epicardial side, below lower); an annotation has both or
+neither.
 
-LabelMe (`REC.json`, versions 4 and 5): shapes labelled upper or lower whose shape_type is
+CSV (`REC.csv`): header `trace,x,y` (any case, extra columns ignored); `trace` is one of
+the four names (any case); x the column (time), y the row (depth, 0 at the top), in pixels,
+possibly fractional; rows in any order.
+
+LabelMe (`REC.json`, versions 4 and 5): shapes labelled with the four names whose shape_type is
 linestrip, line, points or point; all shapes with one label add up to one trace. The image
 size LabelMe saw (imageHeight, imageWidth) is kept so that it can be checked against the
 recording; imagePath is not checked, because files are paired by name.
@@ -27,6 +32,10 @@ import numpy as np
 from runtime.errors import RecordingError
 
 TRACE_LABELS = ("upper", "lower")
+WALL_TRACES = ("ivs_top", "lvpw_bottom")
+# Every accepted label, from the top of the image down.
+ALL_TRACES = ("ivs_top", "upper", "lower", "lvpw_bottom")
+LABEL_ADVICE = "use ivs_top, upper, lower or lvpw_bottom"
 LABELME_SHAPE_TYPES = ("linestrip", "line", "points", "point")
 
 
@@ -35,6 +44,18 @@ class Traces:
     upper: np.ndarray  # (N, 2) float: x (column), y (row), in pixels
     lower: np.ndarray
     image_size: tuple[int, int] | None = None  # (height, width) the annotation tool saw
+    ivs_top: np.ndarray | None = None  # the walls' outer borders, None for two borders
+    lvpw_bottom: np.ndarray | None = None
+
+    @property
+    def has_walls(self) -> bool:
+        """True for a four-border annotation (ivs_top and lvpw_bottom traced)."""
+        return self.ivs_top is not None
+
+    def named(self) -> dict[str, np.ndarray]:
+        """The traces there are, by name, from the top of the image down."""
+        found = {name: getattr(self, name) for name in ALL_TRACES}
+        return {name: trace for name, trace in found.items() if trace is not None}
 
 
 @dataclass(frozen=True)
@@ -58,7 +79,7 @@ def read_annotation(path: Path, units: PhysicalUnits | None = None) -> Traces:
 def read_csv(path: Path, units: PhysicalUnits | None = None) -> Traces:
     """The traces in a `trace,x,y` CSV; with `units`, x is in seconds and y in millimetres."""
     path = Path(path)
-    points: dict[str, list[tuple[float, float]]] = {label: [] for label in TRACE_LABELS}
+    points: dict[str, list[tuple[float, float]]] = {label: [] for label in ALL_TRACES}
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             rows = list(csv.reader(f))
@@ -79,13 +100,13 @@ def read_csv(path: Path, units: PhysicalUnits | None = None) -> Traces:
         label = label.strip().lower()
         if label not in points:
             raise AnnotationError(
-                f"{path}: unknown trace label {label!r} on line {line_number}; use upper or lower."
+                f"{path}: unknown trace label {label!r} on line {line_number}; {LABEL_ADVICE}."
             )
         where = f"on line {line_number}"
         points[label].append((_number(x, path, where), _number(y, path, where)))
-    traces = Traces(*(_as_array(points[label], label, path) for label in TRACE_LABELS))
+    traces = _traces(points, path)
     if units is not None:
-        for trace in (traces.upper, traces.lower):
+        for trace in traces.named().values():
             trace[:, 0] /= units.time_res_s
             trace[:, 1] /= units.depth_res_mm
     return traces
@@ -100,7 +121,7 @@ def read_labelme(path: Path) -> Traces:
         raise AnnotationError(f"{path}: cannot read it as JSON ({err}).") from None
     if not isinstance(content, dict) or not isinstance(content.get("shapes"), list):
         raise AnnotationError(f"{path}: not a LabelMe file (no 'shapes' list).")
-    points: dict[str, list[tuple[float, float]]] = {label: [] for label in TRACE_LABELS}
+    points: dict[str, list[tuple[float, float]]] = {label: [] for label in ALL_TRACES}
     for number, shape in enumerate(content["shapes"], start=1):
         if not isinstance(shape, dict):
             raise AnnotationError(f"{path}: shape {number} is not a LabelMe shape.")
@@ -109,7 +130,7 @@ def read_labelme(path: Path) -> Traces:
         shape_type = shape.get("shape_type") or "polygon"
         if label not in points:
             raise AnnotationError(
-                f"{path}: shape {number} has the unknown label {label!r}; use upper or lower."
+                f"{path}: shape {number} has the unknown label {label!r}; {LABEL_ADVICE}."
             )
         if shape_type not in LABELME_SHAPE_TYPES:
             raise AnnotationError(
@@ -127,10 +148,26 @@ def read_labelme(path: Path) -> Traces:
                 raise AnnotationError(f"{path}: shape {number} has a point {point!r}.")
             where = f"in shape {number}"
             points[label].append((_number(point[0], path, where), _number(point[1], path, where)))
-    traces = Traces(*(_as_array(points[label], label, path) for label in TRACE_LABELS))
+    traces = _traces(points, path)
     height, width = content.get("imageHeight"), content.get("imageWidth")
     if isinstance(height, int) and isinstance(width, int):
         traces.image_size = (height, width)
+    return traces
+
+
+def _traces(points: dict[str, list[tuple[float, float]]], path: Path) -> Traces:
+    """Traces from the points per label: upper and lower, and both wall traces or neither."""
+    traces = Traces(*(_as_array(points[label], label, path) for label in TRACE_LABELS))
+    walls = [label for label in WALL_TRACES if points[label]]
+    if len(walls) == 1:
+        missing = next(label for label in WALL_TRACES if label not in walls)
+        raise AnnotationError(
+            f"{path}: it traces {walls[0]} but not {missing}; a four-border annotation needs "
+            f"both wall traces, so add {missing} or remove {walls[0]} for two borders."
+        )
+    if walls:
+        traces.ivs_top = _as_array(points["ivs_top"], "ivs_top", path)
+        traces.lvpw_bottom = _as_array(points["lvpw_bottom"], "lvpw_bottom", path)
     return traces
 
 

@@ -4,7 +4,8 @@
 
 is make_masks followed by make_windows, without writing the full-length masks: it writes
 DATA/img/REC_winK.png and DATA/mask/REC_winK.png. The same decisions apply (see those
-modules); --time-res serves both --quality and --units mm,s.
+modules); --time-res serves both --quality and --units mm,s. Four-border annotations give
+label-mask windows and DATA/labels.json (see label_masks.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from preprocessing import cli
 from preprocessing.annotations import PhysicalUnits
+from preprocessing.label_masks import claim_folder, read_run_annotations
 from preprocessing.make_masks import (
     add_input_flags,
     add_units_flags,
@@ -52,10 +54,12 @@ def build_dataset(
     out_dir = cli.make_data_dir(out_dir, [images_dir, annotations_dir])
 
     pairs, problems = annotated_recordings(images_dir, annotations_dir)
+    traces, labels = read_run_annotations(pairs, units)
+    claim_folder(out_dir, labels, out_dir / "mask", "--out")
     summary = Summary(problems=problems)
     for name, image_path, annotation_path in cli.progress(pairs, progress):
         with cli.recording(summary, name, image_path):
-            image, mask = recording_and_mask(image_path, annotation_path, units)
+            image, mask = recording_and_mask(image_path, annotation_path, units, traces.get(name))
             summary.windows += write_recording_windows(
                 name,
                 image,
@@ -66,6 +70,7 @@ def build_dataset(
                 time_res_s=time_res_s,
                 overwrite=overwrite,
                 mask_source=str(annotation_path),
+                labelled=labels is not None,
             )
     return summary
 

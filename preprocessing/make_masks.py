@@ -3,7 +3,9 @@
     python -m preprocessing.make_masks --images DIR --annotations DIR --out DIR
 
 writes OUT/REC.png: 8-bit, 0 background and 255 inside the left ventricle, the size of the
-recording (see masks.py for the rule, annotations.py for the formats).
+recording (see masks.py for the rule, annotations.py for the formats). Four-border
+annotations give label masks instead (0 background, 1 septum, 2 cavity, 3 posterior wall)
+and OUT/labels.json (see label_masks.py).
 
 Decisions where the issue is silent:
 - A LabelMe file made on an image of another size than the recording is a problem.
@@ -20,8 +22,9 @@ import numpy as np
 
 from mmode.images import read_gray
 from preprocessing import cli
-from preprocessing.annotations import PhysicalUnits, read_annotation
-from preprocessing.masks import TraceError, mask_from_traces
+from preprocessing.annotations import PhysicalUnits, Traces, read_annotation
+from preprocessing.label_masks import claim_folder, mask_of, read_run_annotations
+from preprocessing.masks import TraceError
 from preprocessing.recordings import list_annotations, list_images, pair_by_name
 from preprocessing.summary import Summary
 from runtime.errors import RecordingError, SetupError
@@ -29,11 +32,19 @@ from runtime.files import make_output_folder, save_png
 
 
 def recording_and_mask(
-    image_path: Path, annotation_path: Path, units: PhysicalUnits | None = None
+    image_path: Path,
+    annotation_path: Path,
+    units: PhysicalUnits | None = None,
+    traces: Traces | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The recording (uint8 H x W) and its 0/255 mask; RecordingError naming the bad file."""
+    """The recording (uint8 H x W) and its 0/255 mask, or 0-3 label mask for four borders.
+
+    traces: the annotation already read (else it is read here). RecordingError naming the
+    bad file.
+    """
     image = read_gray(image_path)
-    traces = read_annotation(annotation_path, units)
+    if traces is None:
+        traces = read_annotation(annotation_path, units)
     height, width = image.shape
     if traces.image_size not in (None, (height, width)):
         raise RecordingError(
@@ -41,7 +52,7 @@ def recording_and_mask(
             f"image, but {image_path.name} is {height}x{width}."
         )
     try:
-        mask = mask_from_traces(traces.upper, traces.lower, height, width)
+        mask = mask_of(traces, height, width)
     except TraceError as err:
         raise RecordingError(f"{annotation_path}: {err}") from None
     return image, mask
@@ -93,13 +104,15 @@ def make_masks(
     out_dir = make_output_folder(out_dir, "--out")
 
     pairs, problems = annotated_recordings(images_dir, annotations_dir)
+    traces, labels = read_run_annotations(pairs, units)
+    claim_folder(out_dir, labels, out_dir, "--out")
     summary = Summary(problems=problems)
     for name, image_path, annotation_path in cli.progress(pairs, progress):
         out_path = out_dir / f"{name}.png"
         with cli.recording(summary, name, out_path):
             if out_path.exists() and not overwrite:
                 raise RecordingError(f"{out_path}: already exists; pass --overwrite to replace it.")
-            _, mask = recording_and_mask(image_path, annotation_path, units)
+            _, mask = recording_and_mask(image_path, annotation_path, units, traces.get(name))
             save_png(out_path, mask)
     return summary
 

@@ -9,6 +9,9 @@ for --quality.
 Decisions where the issue is silent:
 - Windows are 8-bit grayscale PNGs (RGB recordings become luminance); masks 0/255, any
   non-zero mask pixel counting as foreground.
+- Unless --masks holds labels.json: then the masks are label masks (label_masks.py), cut
+  with their values unchanged (windows are cut, never resized), and labels.json is copied
+  to DATA.
 - If any window of a recording is already in DATA, the recording is skipped and reported,
   unless --overwrite; then its windows are rewritten and windows left from an earlier run
   with more windows (higher K) are deleted, so img and mask still pair up.
@@ -26,6 +29,7 @@ import numpy as np
 
 from mmode.images import read_gray, read_mask
 from preprocessing import cli
+from preprocessing.label_masks import claim_folder, labels_of_masks, read_label_mask
 from preprocessing.quality import QualityTable, allowed_segments, read_quality_csv
 from preprocessing.recordings import list_images, pair_by_name
 from preprocessing.summary import SkipRecording, Summary
@@ -52,8 +56,11 @@ def write_recording_windows(
     time_res_s: float | None = None,
     overwrite: bool = False,
     mask_source: str = "the mask",
+    labelled: bool = False,
 ) -> int:
     """Write one recording's windows to out_dir/img and out_dir/mask; return how many.
+
+    labelled: the mask is a label mask, whose values are kept (else binarised to 0/255).
 
     Raises RecordingError for a problem, SkipRecording when quality leaves nothing to cut.
     """
@@ -72,7 +79,7 @@ def write_recording_windows(
             f"{old[0]}: windows of {name} already exist; pass --overwrite to replace them."
         )
     windows = plan_windows(mask, segments, step)
-    mask_255 = np.where(mask != 0, 255, 0).astype(np.uint8)
+    mask_255 = mask.astype(np.uint8) if labelled else np.where(mask != 0, 255, 0).astype(np.uint8)
     written = set()
     try:
         for k, window in enumerate(windows):
@@ -122,6 +129,8 @@ def make_windows(
     masks_dir = cli.require_dir(masks_dir, "masks", "--masks")
     quality = check_window_options(step, quality_csv, time_res_s)
     out_dir = cli.make_data_dir(out_dir, [images_dir, masks_dir])
+    labels = labels_of_masks(masks_dir)
+    claim_folder(out_dir, labels, out_dir / "mask", "--out")
 
     images, problems = list_images(images_dir)
     masks, mask_problems = list_images(masks_dir)
@@ -130,7 +139,10 @@ def make_windows(
     for name, image_path, mask_path in cli.progress(pairs, progress):
         with cli.recording(summary, name, image_path):
             image = read_gray(image_path)
-            mask, _ = read_mask(mask_path)
+            if labels is None:
+                mask, _ = read_mask(mask_path)
+            else:
+                mask = read_label_mask(mask_path, labels)
             if mask.shape != image.shape:
                 raise RecordingError(
                     f"{mask_path}: the mask is {mask.shape[0]}x{mask.shape[1]} but the "
@@ -146,6 +158,7 @@ def make_windows(
                 time_res_s=time_res_s,
                 overwrite=overwrite,
                 mask_source=str(mask_path),
+                labelled=labels is not None,
             )
     return summary
 

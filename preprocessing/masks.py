@@ -14,13 +14,22 @@ Decisions where the issue is silent:
   gives 0.9999999999999999 at column 3; 0.3 s / 0.1 s per column is 2.9999999999999996).
 - A point is outside the image when x is outside [0, W-1] or y outside [0, H-1].
 - The upper trace may touch the lower one (a one-row mask there) but not pass below it.
+
+Four borders (ivs_top, upper, lower, lvpw_bottom, from the top) give a label mask with
+mmode.labels.WALL_LABELS' values, by the same rule per band on the span all four cover:
+septum (1) between ivs_top and upper, cavity (2) between upper and lower, posterior wall (3)
+between lower and lvpw_bottom. A row on a shared border belongs to the cavity, so the cavity
+is exactly the binary mask of upper and lower on that span.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
+
+from mmode.labels import WALL_LABELS
 
 EPS_PX = 1e-6
 SHOWN_COLUMNS = 5  # how many offending columns an error message lists
@@ -38,11 +47,11 @@ def sorted_trace(points: np.ndarray) -> np.ndarray:
     return np.column_stack([xs, ys])
 
 
-def annotated_span(upper: np.ndarray, lower: np.ndarray) -> tuple[int, int]:
-    """(first_col, last_col) of the columns both traces cover; first > last if they don't."""
-    upper, lower = np.asarray(upper)[:, 0], np.asarray(lower)[:, 0]
-    first_x = max(upper.min(), lower.min())
-    last_x = min(upper.max(), lower.max())
+def annotated_span(*traces: np.ndarray) -> tuple[int, int]:
+    """(first_col, last_col) of the columns all traces cover; first > last if they don't."""
+    xs = [np.asarray(trace)[:, 0] for trace in traces]
+    first_x = max(x.min() for x in xs)
+    last_x = min(x.max() for x in xs)
     return math.ceil(first_x - EPS_PX), math.floor(last_x + EPS_PX)
 
 
@@ -54,7 +63,16 @@ def interpolate_trace(points: np.ndarray, columns: np.ndarray) -> np.ndarray:
 
 def check_traces(upper: np.ndarray, lower: np.ndarray, height: int, width: int) -> None:
     """Raise TraceError if the traces give no valid mask in a height x width recording."""
-    for label, points in (("upper", upper), ("lower", lower)):
+    check_stack({"upper": upper, "lower": lower}, height, width)
+
+
+def check_stack(traces: dict[str, np.ndarray], height: int, width: int) -> None:
+    """Raise TraceError unless the named traces, top first, give a valid (label) mask.
+
+    Each needs 2 points at different x inside the image; together they need a common
+    column, where each lies on or above the next.
+    """
+    for label, points in traces.items():
         points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         if len(np.unique(points[:, 0])) < 2:
             raise TraceError(
@@ -73,22 +91,28 @@ def check_traces(upper: np.ndarray, lower: np.ndarray, height: int, width: int) 
                 f"{outside.sum()} point(s) of the {label} trace lie outside the "
                 f"{height}x{width} image, first (x={x:g}, y={y:g})."
             )
-    first_col, last_col = annotated_span(upper, lower)
+    first_col, last_col = annotated_span(*traces.values())
     if first_col > last_col:
-        raise TraceError(
-            f"the traces share no column: upper covers x {np.min(upper[:, 0]):g}"
-            f"-{np.max(upper[:, 0]):g}, lower x {np.min(lower[:, 0]):g}-{np.max(lower[:, 0]):g}."
-        )
+        covers = [
+            f"{label} x {np.min(t[:, 0]):g}-{np.max(t[:, 0]):g}" for label, t in traces.items()
+        ]
+        covers[0] = covers[0].replace(" x ", " covers x ", 1)
+        raise TraceError(f"the traces share no column: {', '.join(covers)}.")
     columns = np.arange(first_col, last_col + 1)
-    below = interpolate_trace(upper, columns) > interpolate_trace(lower, columns) + EPS_PX
-    crossed = columns[below]
-    if crossed.size:
-        shown = ", ".join(str(c) for c in crossed[:SHOWN_COLUMNS])
-        if crossed.size > SHOWN_COLUMNS:
-            shown += f" and {crossed.size - SHOWN_COLUMNS} more"
-        raise TraceError(
-            f"the upper trace is below the lower trace in {crossed.size} column(s): {shown}."
+    for above, below_it in itertools.pairwise(traces):
+        below = (
+            interpolate_trace(traces[above], columns)
+            > interpolate_trace(traces[below_it], columns) + EPS_PX
         )
+        crossed = columns[below]
+        if crossed.size:
+            shown = ", ".join(str(c) for c in crossed[:SHOWN_COLUMNS])
+            if crossed.size > SHOWN_COLUMNS:
+                shown += f" and {crossed.size - SHOWN_COLUMNS} more"
+            raise TraceError(
+                f"the {above} trace is below the {below_it} trace in {crossed.size} column(s):"
+                f" {shown}."
+            )
 
 
 def mask_from_traces(upper: np.ndarray, lower: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -105,4 +129,36 @@ def mask_from_traces(upper: np.ndarray, lower: np.ndarray, height: int, width: i
     inside = (rows >= top - EPS_PX) & (rows <= bottom + EPS_PX)
     mask = np.zeros((height, width), dtype=np.uint8)
     mask[:, first_col : last_col + 1] = np.where(inside, 255, 0)
+    return mask
+
+
+def label_mask_from_traces(
+    ivs_top: np.ndarray,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    lvpw_bottom: np.ndarray,
+    height: int,
+    width: int,
+) -> np.ndarray:
+    """The uint8 label mask (WALL_LABELS: 0 background, 1 septum, 2 cavity, 3 posterior wall).
+
+    Raises TraceError for traces out of order or with no common column (see check_stack).
+    """
+    traces = {"ivs_top": ivs_top, "upper": upper, "lower": lower, "lvpw_bottom": lvpw_bottom}
+    check_stack(traces, height, width)
+    first_col, last_col = annotated_span(*traces.values())
+    columns = np.arange(first_col, last_col + 1)
+    rows_y = [interpolate_trace(trace, columns) for trace in traces.values()]
+    rows = np.arange(height)[:, None]
+
+    def between(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+        return (rows >= top - EPS_PX) & (rows <= bottom + EPS_PX)
+
+    band = np.zeros((height, columns.size), dtype=np.uint8)
+    band[between(rows_y[0], rows_y[1])] = WALL_LABELS["septum"]
+    band[between(rows_y[2], rows_y[3])] = WALL_LABELS["posterior_wall"]
+    # Last, so that rows on upper or lower are cavity, as in the binary mask.
+    band[between(rows_y[1], rows_y[2])] = WALL_LABELS["cavity"]
+    mask = np.zeros((height, width), dtype=np.uint8)
+    mask[:, first_col : last_col + 1] = band
     return mask
