@@ -94,6 +94,8 @@ class Recording:
     lower_px: np.ndarray  # posterior wall inner edge
     truth: dict
     annotated_cols: tuple[int, int]  # first and last column a lab would trace
+    ivs_top_px: np.ndarray  # septum outer (RV) edge
+    lvpw_bottom_px: np.ndarray  # posterior wall outer (epicardial) edge
 
 
 # ---------------------------------------------------------------- physiology
@@ -273,8 +275,10 @@ def layer_borders_px(
     return np.vstack([top, inner_px, bottom])
 
 
-UPPER_BORDER = 5  # index in layer_borders_px of the septum's inner edge
-LOWER_BORDER = 6  # and of the posterior wall's inner edge
+SEPTUM_TOP_BORDER = 4  # index in layer_borders_px of the septum's outer edge
+UPPER_BORDER = 5  # of the septum's inner edge
+LOWER_BORDER = 6  # of the posterior wall's inner edge
+POSTERIOR_BOTTOM_BORDER = 7  # and of the posterior wall's outer edge
 BLOOD_LAYERS = (1, 3, 5)  # gap, RV cavity, LV cavity: dark, fast-changing speckle
 
 
@@ -404,13 +408,15 @@ def beat_truth(
     time_res_s: float,
     depth_res_mm: float,
     beat_artefacts: list[list[str]],
+    heart: Heart,
 ) -> dict:
     """Per-beat and median measurements over the complete beats inside the recording.
 
     beat_artefacts names each beat's artefacts (aligned with beats.es_s). Per beat the
     truth adds its end (the next ED), its artefacts and whether they corrupt it (the rule
     is in preprocessing/artefacts.py); the clean_ medians and n_beats_clean leave out the
-    corrupted beats (None for a median of no beat).
+    corrupted beats (None for a median of no beat). The walls (IVS, LVPW) are measured
+    like LVID, at the beat's ED and ES, and give its LV mass (wall_truth).
     """
     first_s = EDGE_MARGIN_COLS * time_res_s
     last_s = (columns - 1 - EDGE_MARGIN_COLS) * time_res_s
@@ -424,8 +430,11 @@ def beat_truth(
     corrupted = np.array([artefacts.corrupts(w) for w in words], dtype=bool)
     clean = ~corrupted
     clean_medians = _medians(d_mm[clean], s_mm[clean], rr_s[clean])
+    walls = wall_truth(heart, d_mm, s_mm)
+    clean_medians |= _wall_medians({key: values[clean] for key, values in walls.items()})
     return {
         **_medians(d_mm, s_mm, rr_s),
+        **_wall_medians(walls),
         "n_beats": int(complete.sum()),
         "time_res_s": time_res_s,
         "depth_res_mm": depth_res_mm,
@@ -435,6 +444,7 @@ def beat_truth(
         "beat_lvid_s_mm": [_rounded(v) for v in s_mm],
         "beat_heart_rate_bpm": [_rounded(v) for v in 60.0 / rr_s],
         "beat_end_time_s": [_rounded(v) for v in ed_s + rr_s],
+        **{f"beat_{key}": [_rounded(v) for v in values] for key, values in walls.items()},
         "beat_corrupted": [bool(c) for c in corrupted],
         "beat_artefacts": words,
         "n_beats_clean": int(clean.sum()),
@@ -456,6 +466,36 @@ def _medians(d_mm: np.ndarray, s_mm: np.ndarray, rr_s: np.ndarray) -> dict:
 
 
 MEDIAN_KEYS = ("lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent", "fs_percent")
+WALL_KEYS = ("ivs_d_mm", "ivs_s_mm", "lvpw_d_mm", "lvpw_s_mm", "lv_mass_mg")
+MYOCARDIUM_MG_PER_UL = 1.053  # the density in the scanner's (Devereux) LV mass formula
+
+
+def lv_mass_mg(lvid_d_mm: np.ndarray, ivs_d_mm: np.ndarray, lvpw_d_mm: np.ndarray) -> np.ndarray:
+    """LV mass, 1.053 x ((LVIDd + LVPWd + IVSd)^3 - LVIDd^3), all in mm (the mouse convention)."""
+    return MYOCARDIUM_MG_PER_UL * ((lvid_d_mm + lvpw_d_mm + ivs_d_mm) ** 3 - lvid_d_mm**3)
+
+
+def wall_truth(heart: Heart, d_mm: np.ndarray, s_mm: np.ndarray) -> dict[str, np.ndarray]:
+    """Per beat IVS and LVPW at ED (LVID = d_mm) and ES (s_mm), and the LV mass.
+
+    The thicknesses are those _wall_borders_mm draws at these diameters (the breathing
+    drift moves all borders alike). The mass is computed from the rounded numbers the
+    truth file holds, so it is exactly the formula on them.
+    """
+    thickness = {}
+    for phase, lvid_mm in (("d", d_mm), ("s", s_mm)):
+        borders = _wall_borders_mm(heart, lvid_mm, np.zeros_like(lvid_mm))
+        thickness[f"ivs_{phase}_mm"] = np.round(borders[3] - borders[2], 6)
+        thickness[f"lvpw_{phase}_mm"] = np.round(borders[5] - borders[4], 6)
+    mass = lv_mass_mg(np.round(d_mm, 6), thickness["ivs_d_mm"], thickness["lvpw_d_mm"])
+    return {key: thickness[key] for key in WALL_KEYS[:4]} | {"lv_mass_mg": mass}
+
+
+def _wall_medians(walls: dict[str, np.ndarray]) -> dict:
+    """Median of each of wall_truth's values; None for no beats."""
+    return {
+        key: _rounded(np.median(values)) if values.size else None for key, values in walls.items()
+    }
 
 
 def _rounded(value: float) -> float:
@@ -476,7 +516,7 @@ def simulate_recording(
     artefact_rng: np.random.Generator | None = None,
     rates: artefacts.Rates = artefacts.DEFAULT_RATES,
 ) -> Recording:
-    """One recording: its image, its two true traces and the measurements they imply.
+    """One recording: its image, its four true borders and the measurements they imply.
 
     artefact_rng draws the artefacts of real recordings at `rates`; None makes a clean
     recording, which draws nothing from it.
@@ -503,7 +543,7 @@ def simulate_recording(
     acquired = artefacts.beat_artefacts(found, beats.ed_s, beats.es_s, time_res_s)
     words = [beat + more for beat, more in zip(rhythm, acquired, strict=True)]
     first_col, last_col = artefacts.annotated_span(found, width)
-    truth = beat_truth(beats, width, time_res_s, depth_res_mm, words)
+    truth = beat_truth(beats, width, time_res_s, depth_res_mm, words, heart)
     # Where dropouts, noise bursts and probe motion are, and what the annotation covers.
     truth["artefact_spans_s"] = artefacts.stretch_spans_s(found, time_res_s)
     truth["annotated_span_s"] = [_rounded(first_col * time_res_s), _rounded(last_col * time_res_s)]
@@ -513,6 +553,8 @@ def simulate_recording(
         lower_px=lower_px,
         truth=truth,
         annotated_cols=(first_col, last_col),
+        ivs_top_px=borders_px[SEPTUM_TOP_BORDER],
+        lvpw_bottom_px=borders_px[POSTERIOR_BOTTOM_BORDER],
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmode.labels import LABELS_FILE
 from mmode.scanner import TYPICAL_TIME_RES_S, sidecar_text
 from preprocessing import cli
 from preprocessing.make_dataset import build_dataset
@@ -45,31 +46,46 @@ COMMAND = "synthetic"
 
 
 def trace_csv(
-    upper_px: np.ndarray, lower_px: np.ndarray, span: tuple[int, int] | None = None
+    upper_px: np.ndarray,
+    lower_px: np.ndarray,
+    span: tuple[int, int] | None = None,
+    walls: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> str:
     """The traces as `trace,x,y` rows, every TRACE_STEP_COLS columns and the last one.
 
-    span: the first and last column to trace (default: all of them).
+    span: the first and last column to trace (default: all of them). walls: the ivs_top
+    and lvpw_bottom traces, for a four-border annotation (default: two borders).
     """
     first_col, last_col = span or (0, upper_px.size - 1)
     columns = np.arange(first_col, last_col + 1, TRACE_STEP_COLS)
     if columns[-1] != last_col:
         columns = np.append(columns, last_col)
     lines = ["trace,x,y"]
-    for name, trace_px in (("upper", upper_px), ("lower", lower_px)):
+    traces = [("upper", upper_px), ("lower", lower_px)]
+    if walls is not None:
+        traces = [("ivs_top", walls[0]), *traces, ("lvpw_bottom", walls[1])]
+    for name, trace_px in traces:
         lines += [f"{name},{x},{trace_px[x]:.3f}" for x in columns]
     return "\n".join(lines) + "\n"
 
 
-def write_recording(out_dir: Path, name: str, recording: Recording) -> None:
-    """Image with its sidecar, annotation CSV and truth JSON, each written atomically."""
+def write_recording(out_dir: Path, name: str, recording: Recording, walls: bool = False) -> None:
+    """Image with its sidecar, annotation CSV and truth JSON, each written atomically.
+
+    walls: annotate all four borders (the septum's and posterior wall's outer edges too).
+    """
     truth = recording.truth
     save_png(out_dir / "recordings" / f"{name}.png", recording.image)
     sidecar = sidecar_text(truth["time_res_s"], truth["depth_res_mm"])
     write_text(out_dir / "recordings" / f"{name}.json", sidecar)
     write_text(
         out_dir / "annotations" / f"{name}.csv",
-        trace_csv(recording.upper_px, recording.lower_px, recording.annotated_cols),
+        trace_csv(
+            recording.upper_px,
+            recording.lower_px,
+            recording.annotated_cols,
+            (recording.ivs_top_px, recording.lvpw_bottom_px) if walls else None,
+        ),
     )
     write_text(out_dir / "truth" / f"{name}.json", json.dumps(truth, indent=2) + "\n")
 
@@ -84,6 +100,7 @@ def generate(
     time_res_s: float = TYPICAL_TIME_RES_S,
     depth_res_mm: float = DEFAULT_DEPTH_RES_MM,
     with_artefacts: bool = True,
+    walls: bool = False,
 ) -> list[str]:
     """Write `recordings` recordings with annotations and truth under out_dir; their names."""
     for folder in ("recordings", "annotations", "truth"):
@@ -99,7 +116,7 @@ def generate(
             depth_res_mm=depth_res_mm,
             artefact_rng=artefact_rng(seed, index) if with_artefacts else None,
         )
-        write_recording(out_dir, name, recording)
+        write_recording(out_dir, name, recording, walls)
         names.append(name)
     return names
 
@@ -156,6 +173,8 @@ def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     for folder in OUTPUT_FOLDERS:
         for path in sorted((out_dir / folder).glob(f"{NAME_PREFIX}*")):
             path.unlink()
+    # An earlier --walls run's, so that a run without --walls makes a binary set again.
+    (out_dir / LABELS_FILE).unlink(missing_ok=True)
     make_output_folder(out_dir, "--out")
 
 
@@ -193,8 +212,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "which beats artefacts corrupt, and the medians over the clean ones) and DIR/img, "
             "DIR/mask (square training windows). Recordings have the artefacts of real ones "
             "(chordae in the cavity, dropout columns, noise bursts, probe motion, irregular "
-            "beats) unless --no-artefacts; stretches of probe motion are not annotated. The "
-            "defaults make 8 recordings 9.6 mm deep and 1.2 s long."
+            "beats) unless --no-artefacts; stretches of probe motion are not annotated. With "
+            "--walls the annotations trace all four borders, and DIR/mask holds label masks "
+            "(1 septum, 2 cavity, 3 posterior wall) named in DIR/labels.json. The truth also "
+            "holds IVS, LVPW and LV mass per beat. The defaults make 8 recordings 9.6 mm deep "
+            "and 1.2 s long."
         ),
     )
     parser.add_argument(
@@ -258,6 +280,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "same as before artefacts existed (default: on)",
     )
     parser.add_argument(
+        "--walls",
+        action="store_true",
+        help="annotate the septum's and posterior wall's outer borders too (ivs_top, "
+        "lvpw_bottom), so the training set has label masks and labels.json (default: the "
+        "cavity only, binary masks)",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="write into a non-empty --out, replacing earlier synthetic files",
@@ -279,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             time_res_s=args.time_res,
             depth_res_mm=args.depth_res,
             with_artefacts=args.artefacts,
+            walls=args.walls,
         )
     except SetupError as err:
         print(f"{COMMAND}: error: {err}", file=sys.stderr)
@@ -294,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         f"{COMMAND}: wrote {len(names)} recordings and {windows} training windows "
-        f"to {args.out} (recordings/, annotations/, truth/, img/, mask/)."
+        f"to {args.out} (recordings/, annotations/, truth/, img/, mask/"
+        f"{', labels.json' if args.walls else ''})."
     )
     return 0
 
