@@ -10,11 +10,14 @@ Decisions where the issue is silent:
 - An ED within one smoothing window (SMOOTH_S) of the ends of a gap-free stretch is
   ignored: the curve must be seen on both sides of it.
 - A beat's cardiac output is its stroke volume times its own heart rate (60 / RR).
+- The wall numbers (IVS, LVPW, LV mass, RWT) come from a model that segments the walls
+  (measurement/walls.py adds them); for a cavity-only model they are None, and so are
+  their medians.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import find_peaks, savgol_filter
@@ -45,9 +48,27 @@ class Beat:
     fs_percent: float
     sv_ul: float  # stroke volume, EDV - ESV
     co_ml_min: float  # cardiac output, SV x HR
+    # Walls, read at this beat's ED (_d) and ES (_s) columns; None without walls.
+    ivs_d_mm: float | None = None  # interventricular septum
+    ivs_s_mm: float | None = None
+    lvpw_d_mm: float | None = None  # LV posterior wall
+    lvpw_s_mm: float | None = None
+    lv_mass_mg: float | None = None  # mmode.scanner.lv_mass_mg
+    lv_mass_corrected_mg: float | None = None  # x 0.8
+    rwt: float | None = None  # relative wall thickness, 2 x LVPWd / LVIDd
 
 
 BEAT_FIELDS = tuple(Beat.__dataclass_fields__)
+WALL_FIELDS = (
+    "ivs_d_mm", "ivs_s_mm", "lvpw_d_mm", "lvpw_s_mm", "lv_mass_mg", "lv_mass_corrected_mg", "rwt",
+)  # fmt: skip
+
+
+def beat_columns(beat: Beat, time_res_s: float) -> tuple[int, int, int]:
+    """The column of the beat's ED, its ES and the next ED."""
+    ed = int(round(beat.t_ed_s / time_res_s))
+    es = int(round(beat.t_es_s / time_res_s))
+    return ed, es, ed + int(round(60.0 / beat.heart_rate_bpm / time_res_s))
 
 
 def finite_segments(values: np.ndarray) -> list[tuple[int, int]]:
@@ -149,12 +170,13 @@ def make_beat(
 
 MEDIAN_FIELDS = (
     "lvid_d_mm", "lvid_s_mm", "ef_percent", "fs_percent",
-    "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min",
+    "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min", *WALL_FIELDS,
 )  # fmt: skip
 # summarize's keys in the order tables show them.
 SUMMARY_NUMBERS = (
     "n_beats", "n_beats_accepted", "lvid_d_mm", "lvid_s_mm", "heart_rate_bpm",
     "ef_percent", "fs_percent", "volume_d_ul", "volume_s_ul", "sv_ul", "co_ml_min",
+    *WALL_FIELDS,
 )  # fmt: skip
 
 
@@ -163,7 +185,7 @@ def summarize(
 ) -> dict[str, float | int | None]:
     """n_beats, n_beats_accepted and, over the accepted beats (all when accepted is None;
     None without accepted beats), the heart rate as beats per time and the median of each
-    other number.
+    other number (a wall number over the accepted beats that have one).
 
     Beats per time (60 x beats / their summed RR), because a single beat's RR jitters by
     a few percent: its end-diastole sits on a flat maximum. CO is the median of the
@@ -174,7 +196,7 @@ def summarize(
     kept = [beat for beat, ok in zip(beats, accepted, strict=True) if ok]
     summary: dict[str, float | int | None] = {"n_beats": len(beats), "n_beats_accepted": len(kept)}
     for key in MEDIAN_FIELDS:
-        values = [asdict(beat)[key] for beat in kept]
+        values = [getattr(beat, key) for beat in kept if getattr(beat, key) is not None]
         summary[key] = float(np.median(values)) if values else None
     summary["heart_rate_bpm"] = beats_per_minute([beat.heart_rate_bpm for beat in kept])
     return summary

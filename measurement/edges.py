@@ -57,18 +57,32 @@ class Edges:
 def lv_edges(prob: np.ndarray, threshold: float, time_res_s: float, depth_res_mm: float) -> Edges:
     """The two filtered edges of a cavity probability map (H, W)."""
     upper, lower = edge_rows(cavity_mask(prob, threshold), prob, threshold)
-    window = max(3, int(round(MEDIAN_S / time_res_s)) | 1)
-    limit_rows = max(JUMP_MM / depth_res_mm, MIN_JUMP_ROWS)
+    window, limit_rows = median_window(time_res_s), jump_limit_rows(depth_res_mm)
     upper_out = outliers(upper, window, limit_rows)
     lower_out = outliers(lower, window, limit_rows)
     replaced = upper_out | lower_out
     empty = np.isnan(upper) | np.isnan(lower)
     # A column is measured only with both edges: LVID needs both.
     missing = replaced | empty
-    max_gap = int(round(MAX_GAP_S / time_res_s))
+    max_gap = max_gap_columns(time_res_s)
     upper = bridge_gaps(np.where(missing, np.nan, upper), max_gap)
     lower = bridge_gaps(np.where(missing, np.nan, lower), max_gap)
     return Edges(upper, lower, replaced, empty & np.isfinite(upper))
+
+
+def median_window(time_res_s: float) -> int:
+    """Columns in MEDIAN_S, odd, at least 3."""
+    return max(3, int(round(MEDIAN_S / time_res_s)) | 1)
+
+
+def jump_limit_rows(depth_res_mm: float) -> float:
+    """Rows from the rolling median beyond which an edge is an outlier."""
+    return max(JUMP_MM / depth_res_mm, MIN_JUMP_ROWS)
+
+
+def max_gap_columns(time_res_s: float) -> int:
+    """The longest gap, in columns, that is bridged."""
+    return int(round(MAX_GAP_S / time_res_s))
 
 
 def rolling_median(values: np.ndarray, window: int) -> np.ndarray:

@@ -12,6 +12,11 @@ Decisions where the issue is silent:
   context. The mirrored columns are cropped away again.
 - A recording narrower than its height is mirrored the same way to one square window,
   so the network sees the same pixel aspect as in training.
+- A model with one output channel segments the cavity: its probability is the sigmoid of
+  the logit, and a recording's map is (H, W), as always. A model with K > 1 channels
+  (mmode.labels.WALL_LABELS: background, septum, cavity, posterior wall) gives per-class
+  probabilities, the softmax over its channels, and a recording's map is (K, H, W); each
+  class is stitched exactly as the cavity is.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from runtime.distributed import warn
 from runtime.hardware import autocast, memory_format
 
 EDGE_MARGIN_DIVISOR = 4  # a quarter of the window side is mirrored onto each end
-Model = Callable[[torch.Tensor], torch.Tensor]  # float (N, 1, S, S) in [0, 1] -> logits
+Model = Callable[[torch.Tensor], torch.Tensor]  # float (N, 1, S, S) in [0, 1] -> (N, K, S, S)
 
 
 def load_model(
@@ -67,12 +72,15 @@ def prepare_windows(windows: list[np.ndarray], size: int) -> torch.Tensor:
 def predict_probabilities(
     model: Model, batch: torch.Tensor, device: torch.device | str = "cpu", precision: str = "fp32"
 ) -> torch.Tensor:
-    """Sigmoid of the model's logits for a float (N, 1, S, S) batch, on the CPU."""
+    """Probabilities (N, K, S, S) for a float (N, 1, S, S) batch, on the CPU: the sigmoid
+    of a one-channel model's logits, the softmax over the channels of a K-channel one's."""
     device = torch.device(device)
     with torch.inference_mode(), autocast(device, precision):
         batch = batch.to(device)
         logits = predict_logits(model, batch) if isinstance(model, QuickNat) else model(batch)
-        return torch.sigmoid(logits.float()).cpu()
+        if logits.shape[1] == 1:
+            return torch.sigmoid(logits.float()).cpu()
+        return torch.softmax(logits.float(), dim=1).cpu()
 
 
 def segment_recording(
@@ -84,7 +92,8 @@ def segment_recording(
     device: torch.device | str = "cpu",
     precision: str = "fp32",
 ) -> np.ndarray:
-    """Cavity probability (H, W) float32 for a uint8 (H, W) recording of any width."""
+    """Probabilities for a uint8 (H, W) recording of any width, float32: the cavity's (H, W)
+    for a one-channel model, each class's (K, H, W) for a K-channel one."""
     height, width = image.shape
     side = height
     # Mirror a margin onto both ends, so that the recording's first and last columns are
@@ -96,7 +105,7 @@ def segment_recording(
     # Where windows overlap, each column's average is weighted towards the centre of its
     # windows, for the same reason; the weights never reach 0, so every column counts.
     weight = np.minimum(np.arange(side), np.arange(side)[::-1]).astype(np.float32) + 1
-    prob_sum = np.zeros((height, padded_width), dtype=np.float32)
+    prob_sum: np.ndarray | None = None  # (K, H, padded_width), once K is known
     weight_sum = np.zeros(padded_width, dtype=np.float32)
     for i in range(0, len(starts), batch_size):
         batch_starts = starts[i : i + batch_size]
@@ -110,6 +119,10 @@ def segment_recording(
                     prob[None], size=(side, side), mode="bilinear", align_corners=False,
                     antialias=True,
                 )[0]  # fmt: skip
-            prob_sum[:, start : start + side] += prob[0].numpy() * weight
+            if prob_sum is None:
+                prob_sum = np.zeros((prob.shape[0], height, padded_width), dtype=np.float32)
+            prob_sum[:, :, start : start + side] += prob.numpy() * weight
             weight_sum[start : start + side] += weight
-    return prob_sum[:, left : left + width] / weight_sum[left : left + width]
+    assert prob_sum is not None  # window_starts gives at least one window
+    probs = prob_sum[:, :, left : left + width] / weight_sum[left : left + width]
+    return probs[0] if probs.shape[0] == 1 else probs

@@ -21,6 +21,9 @@ Each reason rejects the beat (a "hard" reason); accepted means no reason:
   more than MAX_SHIFT_MM from the median over the recording's beats. Breathing moves the
   heart by 0.1-0.3 mm; a probe that slips moves it by millimetres, and the beats read
   while it does are cut at another angle.
+- wall_missing, wall_jump (a wall model only, measurement/walls.py): an outer wall
+  border was not found (missing, or bridged) or was an outlier near the beat's ED or ES,
+  where its walls are read; a cavity model never gets these reasons.
 - low_confidence: the model's mean margin |2p - 1| over the cavity and a band of BAND_MM
   outside each edge is below MIN_MARGIN over the beat.
 quality = margin x share of the beat's columns whose edges were measured, not repaired:
@@ -36,8 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from measurement.beats import Beat
+from measurement.beats import Beat, beat_columns
 from measurement.edges import Edges
+from measurement.walls import Walls
 from mmode.runs import true_runs
 
 
@@ -100,13 +104,6 @@ def disturbed_columns(image: np.ndarray) -> np.ndarray:
     return column_step > STEP_RATIO * max(float(np.median(step)), MIN_STEP_GREY)
 
 
-def beat_columns(beat: Beat, time_res_s: float) -> tuple[int, int, int]:
-    """The column of the beat's ED, its ES and the next ED."""
-    ed = int(round(beat.t_ed_s / time_res_s))
-    es = int(round(beat.t_es_s / time_res_s))
-    return ed, es, ed + int(round(60.0 / beat.heart_rate_bpm / time_res_s))
-
-
 def heart_moved(
     beats: list[Beat], edges: Edges, time_res_s: float, depth_res_mm: float
 ) -> np.ndarray:
@@ -145,8 +142,9 @@ def judge_beats(
     image: np.ndarray,
     time_res_s: float,
     depth_res_mm: float,
+    walls: Walls | None = None,
 ) -> list[BeatQuality]:
-    """The quality decision for each beat of a recording."""
+    """The quality decision for each beat of a recording (with walls: of a wall model)."""
     if not beats:
         return []
     margin = margin_per_column(prob, edges, depth_res_mm)
@@ -159,13 +157,14 @@ def judge_beats(
     for beat, beat_irregular, beat_moved in zip(beats, irregular, moved, strict=True):
         ed, es, next_ed = beat_columns(beat, time_res_s)
         span = slice(ed, next_ed + 1)
-        keys = np.concatenate([np.arange(k - near, k + near + 1) for k in (ed, es, next_ed)])
-        keys = keys[(keys >= 0) & (keys < margin.size)]
+        keys = keys_of((ed, es, next_ed), near, margin.size)
         reasons = []
         if edges.bridged[span].mean() > MAX_BRIDGED_SHARE or edges.bridged[keys].any():
             reasons.append("cavity_missing")
         if edges.replaced[span].mean() > MAX_REPLACED_SHARE or edges.replaced[keys].any():
             reasons.append("edge_jump")
+        if walls is not None:
+            reasons += wall_reasons(walls, keys_of((ed, es), near, margin.size))
         if not within_limits(beat):
             reasons.append("out_of_range")
         if beat.fs_percent < MIN_FS_PERCENT:
@@ -183,6 +182,23 @@ def judge_beats(
         measured = 1.0 - float((edges.bridged[span] | edges.replaced[span]).mean())
         judged.append(BeatQuality(beat_margin * measured, not reasons, ";".join(reasons)))
     return judged
+
+
+def keys_of(columns: tuple[int, ...], near: int, width: int) -> np.ndarray:
+    """The columns within `near` of these columns, inside 0..width-1."""
+    keys = np.concatenate([np.arange(k - near, k + near + 1) for k in columns])
+    return keys[(keys >= 0) & (keys < width)]
+
+
+def wall_reasons(walls: Walls, keys: np.ndarray) -> list[str]:
+    """wall_missing and wall_jump, for the columns near where the walls are read."""
+    reasons = []
+    absent = np.isnan(walls.ivs_top_row[keys]) | np.isnan(walls.lvpw_bottom_row[keys])
+    if absent.any() or walls.bridged[keys].any():
+        reasons.append("wall_missing")
+    if walls.replaced[keys].any():
+        reasons.append("wall_jump")
+    return reasons
 
 
 def within_limits(beat: Beat) -> bool:

@@ -34,6 +34,7 @@ from measurement.quality import QUALITY_FIELDS, BeatQuality, judge_beats
 from measurement.report import recording_overlay, save_report, summary_line
 from measurement.review import write_review_page
 from measurement.subjects import Subjects, write_per_mouse
+from measurement.walls import add_walls, split_probabilities, wall_borders
 from mmode.images import IMAGE_SUFFIXES, list_files, read_gray
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,
@@ -190,10 +191,18 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> Me
         raise RecordingError(str(err)) from None
     resolution = resolve_resolution(sidecar, how.time_res_s, how.depth_res_mm)
     warn_assumed(path.stem, resolution)
-    prob = segment_recording(
+    probs = segment_recording(
         model, image, how.size, how.overlap, how.batch_size, how.device, how.precision
     )
-    edges = lv_edges(prob, how.threshold, resolution.time_res_s, resolution.depth_res_mm)
+    # A cavity model's map is the cavity's; a wall model's classes also give the walls.
+    prob, classes = split_probabilities(probs)
+    time_res_s, depth_res_mm = resolution.time_res_s, resolution.depth_res_mm
+    edges = lv_edges(prob, how.threshold, time_res_s, depth_res_mm)
+    walls = (
+        None
+        if classes is None
+        else wall_borders(classes, edges, how.threshold, time_res_s, depth_res_mm)
+    )
     lvid = edges.lvid_mm(resolution.depth_res_mm)
     mask = edges.mask(prob.shape[0])
     volume = teichholz_volume_ul(lvid, how.volume_formula)
@@ -204,7 +213,9 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> Me
         if motionless
         else find_beats(lvid, resolution.time_res_s, how.max_hr_bpm, how.volume_formula)
     )
-    judged = judge_beats(beats, edges, prob, image, resolution.time_res_s, resolution.depth_res_mm)
+    if walls is not None:
+        beats = add_walls(beats, edges, walls, time_res_s, depth_res_mm)
+    judged = judge_beats(beats, edges, prob, image, time_res_s, depth_res_mm, walls)
     accepted = [j.accepted for j in judged]
     summary = {
         **summarize(beats, accepted),
@@ -216,7 +227,7 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> Me
     result = Measured(name, summary, beats, judged, problem=recording_problem(name, judged))
     if motionless:
         result = replace(result, problem=f"{name}: {NO_MOTION}.")
-    overlay = recording_overlay(image, edges)
+    overlay = recording_overlay(image, edges, walls)
     files.save_png(out / f"{name}_mask.png", mask.astype(np.uint8) * 255)
     files.save_png(out / f"{name}_overlay.png", overlay)
     time_s = np.arange(lvid.size) * resolution.time_res_s

@@ -10,11 +10,14 @@ from scipy import ndimage
 from measurement.beats import Beat
 from measurement.edges import Edges
 from measurement.quality import BeatQuality
+from measurement.walls import Walls
 from mmode.scanner import Resolution
 from runtime import files
 
 UPPER_RGB = (255, 200, 0)  # septum side of the cavity: amber
 LOWER_RGB = (0, 200, 255)  # posterior wall side: cyan
+IVS_TOP_RGB = (255, 60, 160)  # the septum's outer side: pink
+LVPW_BOTTOM_RGB = (60, 90, 255)  # the posterior wall's outer side: blue
 TRUE_RGB = (0, 255, 0)
 PRED_RGB = (255, 40, 40)
 BOTH_RGB = (255, 255, 0)
@@ -39,12 +42,17 @@ def draw_trace(rgb: np.ndarray, rows: np.ndarray, color: tuple, outward: int) ->
         rgb[max(first, 0) : min(last, height - 1) + 1, column] = color
 
 
-def recording_overlay(image: np.ndarray, edges: Edges) -> np.ndarray:
-    """The recording as RGB with the cavity's upper and lower edges drawn."""
+def recording_overlay(image: np.ndarray, edges: Edges, walls: Walls | None = None) -> np.ndarray:
+    """The recording as RGB with the cavity's upper and lower edges drawn, and with walls
+    the septum's and the posterior wall's outer borders."""
     rgb = gray_to_rgb(image)
     # The cavity's first and last row: the lines sit on the cavity's rim, thickened outward.
     draw_trace(rgb, np.ceil(edges.upper_row), UPPER_RGB, outward=-1)
     draw_trace(rgb, np.floor(edges.lower_row), LOWER_RGB, outward=+1)
+    if walls is not None:
+        # Likewise on the walls' outer rims, thickened away from the walls.
+        draw_trace(rgb, np.ceil(walls.ivs_top_row), IVS_TOP_RGB, outward=-1)
+        draw_trace(rgb, np.floor(walls.lvpw_bottom_row), LVPW_BOTTOM_RGB, outward=+1)
     return rgb
 
 
@@ -80,13 +88,19 @@ def summary_line(summary: dict) -> str:
         return "no complete beat found"
     if not summary["n_beats_accepted"]:
         return f"none of {summary['n_beats']} beats passed the quality checks"
-    return (
+    line = (
         f"median of {summary['n_beats_accepted']} accepted of {summary['n_beats']} beats: "
         f"LVIDd {summary['lvid_d_mm']:.2f} mm, "
         f"LVIDs {summary['lvid_s_mm']:.2f} mm, HR {summary['heart_rate_bpm']:.0f} bpm, "
         f"EF {summary['ef_percent']:.1f} %, FS {summary['fs_percent']:.1f} %, "
         f"SV {summary['sv_ul']:.1f} uL, CO {summary['co_ml_min']:.1f} mL/min"
     )
+    if summary.get("lv_mass_mg") is not None:  # a wall model's
+        line += (
+            f", IVSd {summary['ivs_d_mm']:.2f} mm, LVPWd {summary['lvpw_d_mm']:.2f} mm, "
+            f"LV mass {summary['lv_mass_mg']:.1f} mg"
+        )
+    return line
 
 
 def save_report(

@@ -27,9 +27,14 @@ HEADINGS = {
     "ef_percent": "EF %", "fs_percent": "FS %", "volume_d_ul": "EDV µL",
     "volume_s_ul": "ESV µL", "sv_ul": "SV µL", "co_ml_min": "CO mL/min",
     "t_ed_s": "ED s", "t_es_s": "ES s", "quality": "quality", "reasons": "rejected for",
-    "error": "problem",
+    "error": "problem", "ivs_d_mm": "IVSd mm", "ivs_s_mm": "IVSs mm", "lvpw_d_mm": "LVPWd mm",
+    "lvpw_s_mm": "LVPWs mm", "lv_mass_mg": "LV mass mg", "lv_mass_corrected_mg": "LV mass corr. mg",
+    "rwt": "RWT",
 }  # fmt: skip
-DECIMALS = {"_mm": 2, "_bpm": 0, "_percent": 1, "_ul": 1, "_ml_min": 1, "_s": 3, "quality": 2}
+DECIMALS = {
+    "_mm": 2, "_bpm": 0, "_percent": 1, "_ul": 1, "_ml_min": 1, "_s": 3, "quality": 2,
+    "_mg": 1, "rwt": 2,
+}  # fmt: skip
 SUMMARY_COLUMNS = ["name", "status", *SUMMARY_NUMBERS[1:], "error"]  # n_beats joins accepted
 BEAT_COLUMNS = ["t_ed_s", *[f for f in BEAT_FIELDS if f != "t_ed_s"], "quality", "reasons"]
 

@@ -1,4 +1,5 @@
-"""The scanner's conventions: resolutions, the resolution sidecar, the Teichholz volume.
+"""The scanner's conventions: resolutions, the resolution sidecar, the Teichholz volume,
+the LV mass.
 
 A recording REC.png may have a sidecar REC.json beside it holding its resolutions,
 `{"time_res_s": ..., "depth_res_mm": ...}` (dicom_to_png and the synthetic generator
@@ -40,6 +41,24 @@ def teichholz_volume_ul(d_mm: np.ndarray | float, formula: str) -> np.ndarray | 
         return 7.0 / (2.4 + d_mm) * d_mm**3
     d_cm = d_mm / 10.0
     return 1000.0 * 7.0 / (2.4 + d_cm) * d_cm**3
+
+
+# The myocardium's density in mg/uL (g/mL), and the factor by which the cube formula
+# overestimates the mass (Devereux's correction, which mouse scanners apply as "corrected").
+MYOCARDIUM_MG_PER_UL = 1.053
+LV_MASS_CORRECTION = 0.8
+
+
+def lv_mass_mg(lvid_d_mm: float, ivs_d_mm: float, lvpw_d_mm: float) -> float:
+    """LV mass as mouse scanners compute it (Vevo LAB, M-mode): all three at end-diastole
+    in mm, 1.053 x ((LVIDd + LVPWd + IVSd)^3 - LVIDd^3), the shell between two cubes, in mg."""
+    outer_mm = lvid_d_mm + ivs_d_mm + lvpw_d_mm
+    return MYOCARDIUM_MG_PER_UL * (outer_mm**3 - lvid_d_mm**3)
+
+
+def lv_mass_corrected_mg(lvid_d_mm: float, ivs_d_mm: float, lvpw_d_mm: float) -> float:
+    """LV mass x 0.8, the scanner's "LV Mass Corrected"."""
+    return LV_MASS_CORRECTION * lv_mass_mg(lvid_d_mm, ivs_d_mm, lvpw_d_mm)
 
 
 @dataclass(frozen=True)
