@@ -15,4 +15,7 @@ Conventions shared by all commands:
   without --overwrite, ...) skips that recording only; all of them are listed at the end
   and the command exits with status 1.
 - Outputs are written atomically (runtime.files) and never replaced without --overwrite.
+- Two-border annotations (upper, lower) give binary masks; four-border ones (ivs_top,
+  upper, lower, lvpw_bottom) give label masks and labels.json (label_masks.py). A run or a
+  folder holds one kind only.
 """
