@@ -15,7 +15,7 @@ import html
 import math
 from pathlib import Path
 
-from measurement.beats import BEAT_FIELDS, SUMMARY_NUMBERS
+from measurement.beats import BEAT_FIELDS, SUMMARY_NUMBERS, WALL_FIELDS
 from runtime import files
 
 MIN_ACCEPTED_BEATS = 3  # a scanner reader averages at least three beats
@@ -102,12 +102,18 @@ def write_review_page(
     files.write_text(path, "\n".join(parts))
 
 
+def shown_columns(columns: list[str], rows: list[dict]) -> list[str]:
+    """The columns, less the wall measurements when no row has one (a cavity-only model)."""
+    return [c for c in columns if c not in WALL_FIELDS or any(r.get(c) for r in rows)]
+
+
 def summary_table(rows: list[dict]) -> str:
-    head = "".join(f"<th>{escape(HEADINGS[c])}</th>" for c in SUMMARY_COLUMNS)
+    columns = shown_columns(SUMMARY_COLUMNS, rows)
+    head = "".join(f"<th>{escape(HEADINGS[c])}</th>" for c in columns)
     body = []
     for row in rows:
         cells = []
-        for column in SUMMARY_COLUMNS:
+        for column in columns:
             if column == "name":
                 name = escape(row["name"])
                 cells.append(f'<td class="text"><a href="#{anchor(row["name"])}">{name}</a></td>')
@@ -145,11 +151,12 @@ def recording_section(folder: Path, row: dict, beats: list[dict] | None) -> str:
             f'alt="report of {escape(name)}"></a>'
         )
     if beats:
-        head = "".join(f"<th>{escape(HEADINGS.get(c, c))}</th>" for c in ["beat", *BEAT_COLUMNS])
+        columns = shown_columns(BEAT_COLUMNS, beats)
+        head = "".join(f"<th>{escape(HEADINGS.get(c, c))}</th>" for c in ["beat", *columns])
         body = []
         for number, beat in enumerate(beats, start=1):
             mark = "" if beat["accepted"] == "true" else ' class="rejected"'
-            cells = "".join(cell(c, beat.get(c)) for c in BEAT_COLUMNS)
+            cells = "".join(cell(c, beat.get(c)) for c in columns)
             body.append(f"<tr{mark}><td>{number}</td>{cells}</tr>")
         parts.append(
             f'<table class="beats"><thead><tr>{head}</tr></thead>'

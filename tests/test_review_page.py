@@ -201,3 +201,15 @@ def test_a_full_disk_stops_measuring_with_one_sentence_naming_the_file(
     ]
     assert "Traceback" not in err
     assert not (out / "summary.csv").exists() and not list(out.glob("b_*"))
+
+
+def test_wall_columns_show_only_when_a_recording_has_walls(measured, tmp_path):
+    from measurement.review import write_review_page
+
+    binary = (measured / "index.html").read_text(encoding="utf-8")
+    assert "LVIDd mm" in binary and "IVSd mm" not in binary and "LV mass" not in binary
+    rows = read_rows(measured / "summary.csv")
+    walls = [{**rows[1], "ivs_d_mm": 0.81, "lv_mass_mg": 92.5}]
+    write_review_page(tmp_path / "index.html", walls, {}, "walls")
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "IVSd mm" in page and "LV mass mg" in page and 'data-value="0.81">0.81<' in page
