@@ -209,7 +209,8 @@ def test_wall_columns_show_only_when_a_recording_has_walls(measured, tmp_path):
     binary = (measured / "index.html").read_text(encoding="utf-8")
     assert "LVIDd mm" in binary and "IVSd mm" not in binary and "LV mass" not in binary
     rows = read_rows(measured / "summary.csv")
-    walls = [{**rows[1], "ivs_d_mm": 0.81, "lv_mass_mg": 92.5}]
+    walls = [{**rows[1], "n_beats": 11, "n_beats_accepted": 11, "ivs_d_mm": 0.81,
+              "lv_mass_mg": 92.5}]  # fmt: skip
     write_review_page(tmp_path / "index.html", walls, {}, "walls")
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "IVSd mm" in page and "LV mass mg" in page and 'data-value="0.81">0.81<' in page
