@@ -19,6 +19,7 @@ import torch
 
 from mmode.images import IMAGE_SUFFIXES, ImageReadError, list_files, read_gray, read_mask
 from mmode.tensors import resize_image, resize_mask
+from runtime.errors import RecordingError
 
 MASK_SUFFIXES = ("", "_mask", "_m")  # tried in this order for image NAME
 MAX_NAMED = 10
@@ -26,6 +27,19 @@ MAX_NAMED = 10
 
 class DataError(ValueError):
     """A data set that cannot be trained on; the message lists every problem found."""
+
+
+class FileChanged(DataError):
+    """A streamed file that changed or became unreadable during training; one sentence.
+
+    An error in a DataLoader worker reaches the trainer re-made from the worker's message
+    with its traceback appended: the sentence, the traceback's last line, is kept.
+    """
+
+    def __init__(self, message: str) -> None:
+        if "\nOriginal Traceback" in message:
+            message = message.rstrip().splitlines()[-1].split(": ", 1)[-1]
+        super().__init__(message)
 
 
 @dataclass
@@ -112,9 +126,26 @@ def find_pairs(root: str | Path, min_pairs: int = 2) -> list[Pair]:
 
 
 def read_pair(pair: Pair, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pair decoded and resized as in training: uint8 (1,P,P) image and 0/1 mask."""
-    mask, _ = read_mask(pair.mask)
-    return _resize_pair(read_gray(pair.image), mask, size)
+    """One pair decoded and resized as in training: uint8 (1,P,P) image and 0/1 mask.
+
+    For pairs load_pairs checked before: FileChanged when one no longer reads as then.
+    """
+    path = pair.mask
+    try:
+        mask, _ = read_mask(pair.mask)
+        path = pair.image
+        image = read_gray(pair.image)
+        if image.shape != mask.shape:  # resized alone, it would train on a misplaced mask
+            h, w = mask.shape
+            raise ValueError(f"now {image.shape[1]}x{image.shape[0]}, its mask {w}x{h}")
+        return _resize_pair(image, mask, size)
+    except (RecordingError, OSError, ValueError) as err:
+        why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise FileChanged(
+            f"{path} changed or became unreadable during training "
+            f"({why.removeprefix(f'{path}: ').rstrip('.')}); restore it and resume from "
+            f"interrupted.pt, or remove the pair {pair.name} and start a new run."
+        ) from None
 
 
 def _resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[torch.Tensor, ...]:

@@ -2,9 +2,10 @@
 
 The flags are defined in training/config.py (run.py -h lists them); training itself is
 trainer.py. Exit status: 0 done, 1 stopped part-way (the loss diverged, or a file could not
-be written; the last good checkpoints are kept), 2 a problem with the flags, data,
-checkpoint or output folder (nothing written), 130/143 stopped by Ctrl-C/SIGTERM
-(interrupted.pt written once training has started).
+be written: the last good checkpoints are kept; a streamed file changed or became
+unreadable: interrupted.pt is written, to resume from once the file is back), 2 a problem
+with the flags, data, checkpoint or output folder (nothing written), 130/143 stopped by
+Ctrl-C/SIGTERM (interrupted.pt written once training has started).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 INTERRUPTED = "interrupted before training started; nothing was written."
 
 try:  # importing torch takes seconds: a Ctrl-C then is an answer, not a traceback
-    from dataset import DataError
+    from dataset import DataError, FileChanged
     from quicknat import CheckpointError
     from runtime.distributed import is_main_process, stop_processes
     from runtime.errors import SetupError, WriteError
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_config(argv)
     try:
         return prepare_training(config).run_training()
+    except FileChanged as err:  # while training: a DataError, but interrupted.pt is saved
+        return fail(err, 1)
     except (SetupError, DataError, CheckpointError) as err:
         return fail(err, 2)
     except WriteError as err:  # a full disk or read-only folder while training

@@ -13,9 +13,11 @@ and only rank 0 prints and writes files.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +25,9 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from dataset import CachedData, augment_batch, collate_batch, make_dataset
-from mmode.scores import per_image_scores
-from mmode.tensors import to_unit_float
+from dataset import CachedData, FileChanged, make_dataset
 from quicknat import Progress, QuickNat, TrainingCheckpoint, is_ours, read_checkpoint
 from quicknat.flags import model_config
 from runtime.distributed import (
@@ -44,8 +43,15 @@ from runtime.hardware import autocast, memory_format, pick_device, pick_precisio
 from training import resume
 from training.batchnorm import PRECISE_BN_IMAGES, recompute_statistics
 from training.config import TrainConfig
-from training.data import choose_split, load_data
-from training.losses import segmentation_loss
+from training.data import (
+    batch_loader,
+    batch_to_device,
+    choose_split,
+    epoch_batches,
+    in_batches,
+    load_data,
+)
+from training.losses import add_scores, segmentation_loss
 from training.outputs import RunOutputs, check_output_folder
 from training.schedule import LrPlan, plan_schedule
 
@@ -154,6 +160,7 @@ class Trainer:
         self.progress = run.progress
         self.last_epoch = self.progress.epoch + config.epochs
         self.stop_signal: int | None = None
+        self.read_error: FileChanged | None = None  # a streamed file that no longer reads
 
     # ---- the loop -------------------------------------------------------------------
     def run_training(self) -> int:
@@ -178,9 +185,9 @@ class Trainer:
         for epoch in range(p.epoch + 1, self.last_epoch + 1):
             started = time.perf_counter()
             train = self.train_epoch(epoch, p.step, p.partial if self.is_main else {})
-            if self.stop_signal is None:
+            if self.stop_signal is None and self.read_error is None:
                 val, samples = self.validate()
-            if self.stop_signal is not None:
+            if self.stop_signal is not None or self.read_error is not None:
                 return self._interrupt(epoch, train, outputs)
             row = {"epoch": epoch}
             row.update({f"train_{k}": train[k] / train["n"] for k in METRICS})
@@ -191,29 +198,17 @@ class Trainer:
         say(f"Done. Checkpoints, metrics.csv and curves.png are in {self.config.output}.")
         return 0
 
-    def epoch_batches(self, epoch: int) -> list[list[int]]:
-        """This process's batches for an epoch: a seeded shuffle, the same on every resume."""
-        sampler = DistributedSampler(
-            self.train_set, self.run.world, self.run.rank, shuffle=True, seed=self.config.seed
-        )
-        sampler.set_epoch(epoch)
-        return self._in_batches(list(sampler))
-
-    def _in_batches(self, order: list[int]) -> list[list[int]]:
-        bs = self.config.batch_size
-        return [order[i : i + bs] for i in range(0, len(order), bs)]
-
     def train_epoch(
         self, epoch: int, first_step: int = 0, partial: dict[str, float] | None = None
     ) -> dict[str, float]:
         """Train on this epoch's batches from `first_step` on (non-zero when resuming an
         interrupted epoch, whose summed metrics so far are `partial`); the metric sums."""
         self.model.train()
-        batches = self.epoch_batches(epoch)
+        batches = epoch_batches(self.train_set, epoch, self.run.world, self.run.rank, self.config)
         sums = dict.fromkeys(("n", *METRICS), 0.0)
         sums.update(partial or {})
         bar = tqdm(
-            self._loader(self.train_set, batches[first_step:]),
+            self._until_stop(self._loader(self.train_set, batches[first_step:])),
             total=len(batches),
             initial=first_step,
             desc=f"epoch {epoch}",
@@ -226,14 +221,24 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.run.lr_plan.lr(epoch, step, len(batches))
             loss, logits, masks = self.train_step(images, masks, epoch, step)
-            self._accumulate(sums, loss, logits, masks)
+            add_scores(sums, loss, logits, masks)
             bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}")
             self.progress.step = step
-            # Stop between steps, so that the saved RNG state is the one the next step needs.
-            if self._check_stop():
-                break
         bar.close()
         return sum_over_processes(sums, self.device)
+
+    def _until_stop(self, loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The loader's batches until a process is asked to stop or cannot read (read_error) its
+        next one: checked before each step, so all stop at the same step, with its RNG state."""
+        batches = iter(loader)
+        while True:
+            try:
+                batch = next(batches, None)
+            except FileChanged as err:
+                self.read_error, batch = err, None
+            if self._check_stop() or batch is None:
+                return
+            yield batch
 
     def train_step(
         self, images: torch.Tensor, masks: torch.Tensor, epoch: int, step: int
@@ -274,27 +279,42 @@ class Trainer:
         """
         # Batches mixed as in training, from an own generator that leaves the global one be.
         order = torch.randperm(len(self.train_set), generator=torch.Generator().manual_seed(0))
-        loader = self._loader(self.train_set, self._in_batches(order[:PRECISE_BN_IMAGES].tolist()))
+        loader = self._loader(
+            self.train_set, in_batches(order[:PRECISE_BN_IMAGES].tolist(), self.config.batch_size)
+        )
         images = (self._to_device(x, masks, augment=False)[0] for x, masks in loader)
         recompute_statistics(self.model, images, self.device, self.run.precision)
 
     @torch.no_grad()
     def validate(self) -> tuple[dict[str, float], tuple]:
-        """Mean validation metrics over all processes, and a few samples to draw."""
-        self.refresh_batch_norm()
+        """Mean validation metrics over all processes, and a few samples to draw.
+
+        A file that no longer reads here stops the run as a signal would: interrupted.pt
+        holds the whole epoch's training, and its resume validates again.
+        """
+        try:
+            self.refresh_batch_norm()
+        except FileChanged as err:  # stop below, after the collectives every process joins
+            self.read_error = err
         self.model.eval()
         # Every process evaluates the weights rank 0 will save, batch-norm statistics included.
         share_buffers(self.model)
         share = list(range(self.run.rank, len(self.val_set), self.run.world))
         sums = dict.fromkeys(("n", *METRICS), 0.0)
         samples = None
-        for images, masks in self._loader(self.val_set, self._in_batches(share)):
-            images, logits, masks = self.validation_step(images, masks, sums)
-            if samples is None:
-                samples = tuple(t[:N_SAMPLES].float().cpu() for t in (images, masks, logits))
-            if self.stop_signal is not None:
-                break
-        self._check_stop()
+        try:
+            for images, masks in self._loader(
+                self.val_set, in_batches(share, self.config.batch_size)
+            ):
+                images, logits, masks = self.validation_step(images, masks, sums)
+                if samples is None:
+                    samples = tuple(t[:N_SAMPLES].float().cpu() for t in (images, masks, logits))
+                if self.stop_signal is not None:
+                    break
+        except FileChanged as err:
+            self.read_error = err
+        if self._check_stop():  # all processes together; _run_epochs then interrupts
+            return {}, None
         sums = sum_over_processes(sums, self.device)
         return {k: sums[k] / sums["n"] for k in METRICS}, samples
 
@@ -306,48 +326,26 @@ class Trainer:
         with autocast(self.device, self.run.precision):
             logits = self.model(images)
         loss = segmentation_loss(logits, masks, self.config.loss)
-        self._accumulate(sums, loss, logits, masks)
+        add_scores(sums, loss, logits, masks)
         return images, logits, masks
 
     def _check_stop(self) -> bool:
-        """Whether any process was asked to stop; then all of them stop."""
-        (stop,) = any_process([self.stop_signal is not None], self.device)
+        """Whether any process was asked to stop or cannot read a file; then all stop."""
+        stop, failed = any_process(
+            [self.stop_signal is not None, self.read_error is not None], self.device
+        )
+        if failed and self.read_error is None:  # the process that failed names the file
+            self.read_error = FileChanged("another process's file no longer reads.")
         if stop and self.stop_signal is None:
             self.stop_signal = signal.SIGTERM  # another process's
-        return stop
+        return stop or failed
 
     def _loader(self, dataset: torch.utils.data.Dataset, batches: list[list[int]]) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_sampler=batches,
-            num_workers=self.config.workers,
-            collate_fn=collate_batch,
-            pin_memory=self.device.type == "cuda",
-            # Its own generator, so that loading never draws from the global RNG
-            # that dropout and augmentation use: resumed runs stay exact.
-            generator=torch.Generator().manual_seed(self.config.seed),
-        )
+        pin = self.device.type == "cuda"
+        return batch_loader(dataset, batches, self.config.workers, self.config.seed, pin)
 
     def _to_device(self, images, masks, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        if augment:  # on the CPU, per image
-            images, masks = augment_batch(to_unit_float(images), masks)
-        # Copy the (pinned, on CUDA) batch as it comes, a quarter of the bytes when uint8,
-        # and convert on the device.
-        non_blocking = self.device.type == "cuda"
-        images = images.to(self.device, non_blocking=non_blocking)
-        masks = masks.to(self.device, non_blocking=non_blocking).float()
-        if images.dtype == torch.uint8:
-            images = to_unit_float(images)
-        return images.contiguous(memory_format=self.memory_format), masks
-
-    @staticmethod
-    def _accumulate(sums: dict, loss: torch.Tensor, logits: torch.Tensor, masks: torch.Tensor):
-        n = logits.shape[0]
-        scores = per_image_scores(logits.detach() > 0, masks > 0.5)
-        sums["n"] += n
-        sums["loss"] += loss.item() * n
-        for k, v in scores.items():
-            sums[k] += v.sum().item()
+        return batch_to_device(images, masks, self.device, self.memory_format, augment)
 
     # ---- outputs ------------------------------------------------------------------
     def end_epoch(self, row: dict[str, float], samples: tuple, outputs: RunOutputs | None):
@@ -380,16 +378,19 @@ class Trainer:
         ).to_dict()
 
     def _interrupt(self, epoch: int, train_sums: dict[str, float], outputs) -> int:
+        """Save interrupted.pt at the last completed step; the exit code of a signal, or
+        FileChanged (run.py's exit 1) naming the file and how to resume."""
         self.progress.partial = dict(train_sums)
-        code = EXIT_CODES[self.stop_signal]
-        if outputs is None:
-            return code
-        self.refresh_batch_norm()
+        if outputs is None:  # rank 0 saves and says why
+            return 1 if self.read_error is not None else EXIT_CODES[self.stop_signal]
+        # Should a file fail here, training's own statistics: the next epoch recomputes them.
+        with contextlib.suppress(FileChanged):
+            self.refresh_batch_norm()
         path = outputs.interrupted(self.checkpoint())
         command = self.config.resume_command(path, self.last_epoch - epoch + 1)
+        stopped = f"in epoch {epoch}; saved {path}. Resume with:\n  {command}"
+        if self.read_error is not None:
+            raise FileChanged(f"{self.read_error}\nStopped {stopped}")
         name = signal.Signals(self.stop_signal).name
-        print(
-            f"\nStopped by {name} in epoch {epoch}; saved {path}. Resume with:\n  {command}",
-            file=sys.stderr,
-        )
-        return code
+        print(f"\nStopped by {name} {stopped}", file=sys.stderr)
+        return EXIT_CODES[self.stop_signal]

@@ -12,13 +12,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, TINY, load_checkpoint
+from helpers import ROOT, TINY, load_checkpoint, same_weights
 
+import dataset
 import run
+from dataset import FileChanged, StreamingPairs, find_pairs, load_pairs
 from runtime import files
 from runtime.errors import SetupError
 from trainer import prepare_training
 from training.config import parse_config
+from training.data import batch_loader
 
 
 def tiny_run(call_main, data, out, *extra):
@@ -253,4 +256,68 @@ def test_another_window_size_on_resume_is_said(tmp_path, call_main, make_data):
         f"warning: {out / 'last.pt'} was trained on 32 px windows but -p is 48, so training "
         "goes on at 48 px and its metrics from epoch 2 on are not comparable to before; pass "
         "-p 32 to keep the checkpoint's scale." in result.err
+    )
+
+
+# ---- files that change while streamed ------------------------------------------------
+
+STREAM = ["--cache-limit", "0.000001"]  # too small for any data: every pair read from disk
+
+
+def test_a_streamed_image_that_turns_to_garbage_saves_interrupted_pt_and_resumes_exactly(
+    tmp_path, call_main, make_data, monkeypatch
+):
+    data = make_data(n=12)  # 10 training pairs: 3 steps, and 10 + 10 + 2 reads per epoch
+    common = ["-e", "3", "--augment", *STREAM]
+    assert tiny_run(call_main, data, tmp_path / "straight", *common).code == 0
+
+    real_read_pair, calls, broken = dataset.read_pair, 0, {}
+
+    def read_pair(pair, size):  # the 27th read (epoch 2, second batch) finds garbage
+        nonlocal calls
+        calls += 1
+        if calls == 27:
+            broken[pair.image] = pair.image.read_bytes()
+            pair.image.write_bytes(b"not a png any more")
+        return real_read_pair(pair, size)
+
+    monkeypatch.setattr(dataset, "read_pair", read_pair)
+    out = tmp_path / "out"
+    result = tiny_run(call_main, data, out, *common)
+    monkeypatch.undo()
+    assert result.code == 1 and "Traceback" not in result.err, result.err
+    [(image, original)] = broken.items()
+    errors = [line for line in result.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.err
+    assert errors[0].startswith(
+        f"error: {image} changed or became unreadable during training (cannot read it as an image ("
+    )
+    assert errors[0].endswith(
+        f"); restore it and resume from interrupted.pt, or remove the pair {image.stem} and "
+        "start a new run."
+    )
+    interrupted = load_checkpoint(out / "interrupted.pt")
+    assert (interrupted["epoch"], interrupted["progress"]["step"]) == (1, 1)
+    assert f"Stopped in epoch 2; saved {out / 'interrupted.pt'}. Resume with:" in result.err
+
+    image.write_bytes(original)  # restored: the printed command goes on as if nothing happened
+    command = result.err.split("Resume with:")[1].split()
+    assert command[:2] == ["python", "run.py"]
+    assert run.main(command[2:]) == 0
+    assert same_weights(
+        load_checkpoint(out / "last.pt"), load_checkpoint(tmp_path / "straight" / "last.pt")
+    )
+
+
+def test_a_vanished_mask_in_a_loader_worker_is_the_same_one_sentence(tmp_path, make_data):
+    pairs = find_pairs(make_data(n=4))
+    streamed = StreamingPairs(load_pairs(pairs, 32, keep=False), [p.name for p in pairs])
+    pairs[2].mask.unlink()
+    loader = batch_loader(streamed, [[0, 1], [2, 3]], workers=1, seed=0, pin_memory=False)
+    with pytest.raises(FileChanged) as caught:
+        list(loader)
+    assert str(caught.value) == (
+        f"{pairs[2].mask} changed or became unreadable during training (cannot read it as an "
+        f"image ([Errno 2] No such file or directory: '{pairs[2].mask}')); restore it and "
+        "resume from interrupted.pt, or remove the pair rec2 and start a new run."
     )

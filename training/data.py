@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from dataset import CachedData, DataError, cache_bytes, find_pairs, load_pairs, split_names
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from dataset import (
+    CachedData,
+    DataError,
+    augment_batch,
+    cache_bytes,
+    collate_batch,
+    find_pairs,
+    load_pairs,
+    split_names,
+)
+from mmode.tensors import to_unit_float
 from runtime.distributed import say, warn
 from training.config import TrainConfig
 
@@ -53,3 +67,53 @@ def stored_split(stored: dict, data: CachedData, val_percent: float) -> dict:
     if float(stored.get("val_percent", val_percent)) != float(val_percent):
         say(f"Reusing the checkpoint's split ({stored.get('val_percent')}%); -v is ignored.")
     return stored
+
+
+def batch_loader(
+    dataset: Dataset, batches: list[list[int]], workers: int, seed: int, pin_memory: bool
+) -> DataLoader:
+    """A DataLoader over exactly these batches, in this order."""
+    return DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=workers,
+        collate_fn=collate_batch,
+        pin_memory=pin_memory,
+        # Its own generator, so that loading never draws from the global RNG
+        # that dropout and augmentation use: resumed runs stay exact.
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def in_batches(order: list[int], batch_size: int) -> list[list[int]]:
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def epoch_batches(
+    dataset: Dataset, epoch: int, world: int, rank: int, config: TrainConfig
+) -> list[list[int]]:
+    """A process's batches for an epoch: a seeded shuffle, the same on every resume."""
+    sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=config.seed)
+    sampler.set_epoch(epoch)
+    return in_batches(list(sampler), config.batch_size)
+
+
+def batch_to_device(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    device: torch.device,
+    memory_format: torch.memory_format,
+    augment: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch as the model takes it: float images in [0, 1] and float 0/1 masks on `device`,
+    augmented first (on the CPU, per image) if `augment`."""
+    if augment:
+        images, masks = augment_batch(to_unit_float(images), masks)
+    # Copy the (pinned, on CUDA) batch as it comes, a quarter of the bytes when uint8,
+    # and convert on the device.
+    non_blocking = device.type == "cuda"
+    images = images.to(device, non_blocking=non_blocking)
+    masks = masks.to(device, non_blocking=non_blocking).float()
+    if images.dtype == torch.uint8:
+        images = to_unit_float(images)
+    return images.contiguous(memory_format=memory_format), masks

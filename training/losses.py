@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mmode.scores import per_image_scores
+
 LOSSES = ("bce", "dice", "bce+dice")
 
 
@@ -26,3 +28,15 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> 
     if kind == "bce+dice":
         return F.binary_cross_entropy_with_logits(logits, target) + soft_dice_loss(logits, target)
     raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}.")
+
+
+def add_scores(
+    sums: dict[str, float], loss: torch.Tensor, logits: torch.Tensor, masks: torch.Tensor
+) -> None:
+    """Add a batch's images, loss and per-image scores (summed) to `sums`."""
+    n = logits.shape[0]
+    scores = per_image_scores(logits.detach() > 0, masks > 0.5)
+    sums["n"] += n
+    sums["loss"] += loss.item() * n
+    for k, v in scores.items():
+        sums[k] += v.sum().item()
