@@ -82,6 +82,11 @@ def read_table(path: str | Path, key: Sequence[str]) -> Table:
     for line, cells in lines:
         if not any(cell.strip() for cell in cells):
             continue
+        if len(cells) > len(header):  # e.g. an unquoted decimal comma: values would shift
+            raise SetupError(
+                f"line {line} of {path} has more cells than its header ({len(cells)} for "
+                f"{len(header)}); quote cells that hold commas, or remove the extra ones."
+            )
         row = dict(zip(header, cells, strict=False))
         value = tuple((row.get(name) or "").strip() for name in key)
         if not all(value):

@@ -170,12 +170,12 @@ def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
             f"--out {out_dir} is not empty; pass --overwrite to replace the synthetic "
             "files in it, or choose another folder."
         )
+    make_output_folder(out_dir, "--out")  # first: an --out that cannot be made removes nothing
     for folder in OUTPUT_FOLDERS:
         for path in sorted((out_dir / folder).glob(f"{NAME_PREFIX}*")):
             path.unlink()
     # An earlier --walls run's, so that a run without --walls makes a binary set again.
     (out_dir / LABELS_FILE).unlink(missing_ok=True)
-    make_output_folder(out_dir, "--out")
 
 
 def cut_windows(out_dir: Path, names: list[str], step: int) -> tuple[list[str], int]:
