@@ -46,6 +46,12 @@ ACCEPTED_TARGET = 0.90  # of the clean beats
 MEASURE_TARGET_S = 5.0  # one recording of ~1400 columns on the CPU
 MATCH_S = 0.015  # a measured end-diastole this close to a true one is the same beat
 RECORDING_KEYS = ("lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent")
+# Checked when test.py measured walls (a four-class model).
+WALL_KEYS = ("ivs_d_mm", "ivs_s_mm", "lvpw_d_mm", "lvpw_s_mm", "lv_mass_mg")
+WALL_MEDIAN_TARGET_MM = 0.05
+WALL_WORST_TARGET_MM = 0.10
+MASS_MEDIAN_TARGET_PERCENT = 8.0
+MASS_WORST_TARGET_PERCENT = 15.0
 
 
 @dataclass
@@ -79,18 +85,24 @@ def true_value(truth: dict, key: str) -> float | None:
         corrupted = truth.get("beat_corrupted", [False] * truth["n_beats"])
         pairs = zip(truth["beat_heart_rate_bpm"], corrupted, strict=True)
         return beats_per_minute([hr for hr, bad in pairs if not bad])
-    return truth[f"clean_{key}"] if f"clean_{key}" in truth else truth[key]
+    return truth[f"clean_{key}"] if f"clean_{key}" in truth else truth.get(key)
+
+
+def measured_walls(recordings: list[Recording]) -> bool:
+    """Whether test.py measured walls in any recording (a four-class model)."""
+    return any((rec.summary or {}).get("ivs_d_mm") is not None for rec in recordings)
 
 
 def recording_errors(rec: Recording) -> dict[str, float | None]:
-    """|measured - true| for LVIDd, LVIDs (mm), EF (points); heart rate in percent."""
+    """|measured - true| for LVIDd, LVIDs, the walls (mm), EF (points); heart rate and LV
+    mass in percent."""
     measured = rec.summary or {}
     out: dict[str, float | None] = {}
-    for key in RECORDING_KEYS:
+    for key in (*RECORDING_KEYS, *WALL_KEYS):
         true, value = true_value(rec.truth, key), measured.get(key)
         if true is None or value is None:
             out[key] = None
-        elif key == "heart_rate_bpm":
+        elif key in ("heart_rate_bpm", "lv_mass_mg"):
             out[key] = 100 * abs(value - true) / true
         else:
             out[key] = abs(value - true)
@@ -175,12 +187,19 @@ def checks(recordings: list[Recording], dice: float | None) -> list[tuple[str, b
     if dice is not None:
         out.append((f"Dice {dice:.4f} >= {DICE_TARGET}", dice >= DICE_TARGET))
     errs = [recording_errors(rec) for rec in recordings]
-    for key, label, median_target, worst_target in (
+    targets = [
         ("lvid_d_mm", "LVIDd error (mm)", LVID_MEDIAN_TARGET_MM, LVID_WORST_TARGET_MM),
         ("lvid_s_mm", "LVIDs error (mm)", LVID_MEDIAN_TARGET_MM, LVID_WORST_TARGET_MM),
         ("heart_rate_bpm", "heart-rate error (%)", HR_MEDIAN_TARGET_PERCENT,
          HR_WORST_TARGET_PERCENT),
-    ):  # fmt: skip
+    ]  # fmt: skip
+    if measured_walls(recordings):
+        targets += [
+            (key, f"{name} error (mm)", WALL_MEDIAN_TARGET_MM, WALL_WORST_TARGET_MM)
+            for key, name in zip(WALL_KEYS, ("IVSd", "IVSs", "LVPWd", "LVPWs"), strict=False)
+        ] + [("lv_mass_mg", "LV mass error (%)", MASS_MEDIAN_TARGET_PERCENT,
+              MASS_WORST_TARGET_PERCENT)]  # fmt: skip
+    for key, label, median_target, worst_target in targets:
         values = [e[key] for e in errs]
         if None in values or not values:
             out.append((f"{label}: {values.count(None)} recording(s) unmeasured", False))

@@ -65,6 +65,23 @@ def test_recordings_are_compared_with_the_clean_beats_medians(tmp_path):
     assert errors["ef_percent"] == pytest.approx(0.5)
 
 
+def test_walls_are_checked_only_when_test_py_measured_them(tmp_path):
+    write_case(tmp_path, [beat(0.1, 3.0, 1.5, True)], [False, True, False, False])
+    (rec,) = accuracy.load_recordings(tmp_path / "truth", tmp_path / "results")
+    assert not any("IVSd" in label for label, _ in accuracy.checks([rec], None))
+    rec.truth.update(clean_ivs_d_mm=0.80, clean_ivs_s_mm=1.10, clean_lvpw_d_mm=0.70,
+                     clean_lvpw_s_mm=1.00, clean_lv_mass_mg=90.0)  # fmt: skip
+    rec.summary.update(ivs_d_mm=0.83, ivs_s_mm=1.30, lvpw_d_mm=0.70, lvpw_s_mm=1.02,
+                       lv_mass_mg=99.0)  # fmt: skip
+    errors = accuracy.recording_errors(rec)
+    assert errors["ivs_d_mm"] == pytest.approx(0.03) and errors["lv_mass_mg"] == pytest.approx(10)
+    verdicts = dict(accuracy.checks([rec], None))
+    assert verdicts["median IVSd error (mm) 0.030 <= 0.05"]
+    assert not verdicts["worst IVSs error (mm) 0.200 <= 0.1"]
+    assert verdicts["worst LV mass error (%) 10.000 <= 15.0"]
+    assert not verdicts["median LV mass error (%) 10.000 <= 8.0"]
+
+
 def test_exit_status_follows_the_targets(tmp_path, capsys):
     good = [beat(t, 3.05, 1.55, t != 0.2) for t in (0.1, 0.2, 0.3, 0.4)]
     write_case(tmp_path / "good", good, [False, True, False, False])
