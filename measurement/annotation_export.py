@@ -39,6 +39,7 @@ import numpy as np
 from measurement.beats import Beat
 from measurement.edges import Edges
 from measurement.quality import beat_columns
+from measurement.walls import Walls
 from runtime import files
 
 ROW_TOLERANCE = 0.5  # rows; an annotator cannot click finer than this
@@ -56,18 +57,23 @@ def export_annotations(
     beats: list[Beat],
     accepted: list[bool],
     time_res_s: float,
+    walls: Walls | None = None,
 ) -> list[Path]:
     """Write FOLDER/csv/NAME.csv and FOLDER/labelme/NAME.json for the longest run of
-    accepted beats; the paths written, or [] (and nothing written) without such a run."""
+    accepted beats; the paths written, or [] (and nothing written) without such a run.
+
+    With `walls` (a four-class model) the files hold all four borders, ivs_top and
+    lvpw_bottom too, so that they make label masks again.
+    """
     height, width = image_shape
-    stretch = longest_accepted_stretch(edges, beats, accepted, time_res_s)
+    rows = {"upper": edges.upper_row, "lower": edges.lower_row}
+    if walls is not None:
+        rows = {"ivs_top": walls.ivs_top_row, **rows, "lvpw_bottom": walls.lvpw_bottom_row}
+    stretch = longest_accepted_stretch(rows, beats, accepted, time_res_s)
     if stretch is None:
         return []
     start, stop, keep = stretch
-    traces = {
-        "upper": sparse_trace(edges.upper_row, start, stop, keep, height),
-        "lower": sparse_trace(edges.lower_row, start, stop, keep, height),
-    }
+    traces = {label: sparse_trace(row, start, stop, keep, height) for label, row in rows.items()}
     csv_path = Path(folder) / CSV_FOLDER / f"{name}.csv"
     json_path = Path(folder) / LABELME_FOLDER / f"{name}.json"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,11 +92,11 @@ def export_annotations(
 
 
 def longest_accepted_stretch(
-    edges: Edges, beats: list[Beat], accepted: list[bool], time_res_s: float
+    rows: dict[str, np.ndarray], beats: list[Beat], accepted: list[bool], time_res_s: float
 ) -> tuple[int, int, list[int]] | None:
     """(first column, last column, columns to keep) of the longest run of consecutive
-    accepted beats whose edges are measured throughout; None if there is none."""
-    finite = np.isfinite(edges.upper_row) & np.isfinite(edges.lower_row)
+    accepted beats whose borders (`rows`) are all measured throughout; None if none."""
+    finite = np.logical_and.reduce([np.isfinite(row) for row in rows.values()])
     best: tuple[int, int, list[int]] | None = None
     run: tuple[int, int, list[int]] | None = None
     for beat, ok in zip(beats, accepted, strict=True):

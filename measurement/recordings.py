@@ -244,7 +244,7 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> Me
     if how.export_annotations and not result.problem:
         export_annotations(
             out / ANNOTATIONS_FOLDER, name, path, image.shape, edges, beats, accepted,
-            resolution.time_res_s,
+            resolution.time_res_s, walls,
         )  # fmt: skip
     return result
 

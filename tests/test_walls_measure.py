@@ -205,3 +205,28 @@ def test_a_cavity_model_gives_no_wall_numbers_and_the_same_files(tmp_path):
                 assert float(plain[key]) == pytest.approx(float(walled[key]), rel=1e-5)
     beat = make_beat(0.0, 4.0, 0.04, 3.0, 0.1, "scanner")
     assert all(getattr(beat, key) is None for key in WALL_FIELDS)
+
+
+def test_a_wall_model_exports_four_borders_that_make_its_label_mask_again(tmp_path):
+    from dataclasses import replace
+
+    from preprocessing.annotations import read_annotation
+    from preprocessing.masks import label_mask_from_traces
+
+    image = label_image(*borders()[:4])
+    Image.fromarray(image * GREY_PER_LABEL).save(tmp_path / "rec.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    how = replace(measuring(), export_annotations=True)
+    assert measure_recordings(exact_wall_model, [tmp_path / "rec.png"], how, out, False) == 0
+    for form in ("csv/rec.csv", "labelme/rec.json"):
+        traces = read_annotation(out / "annotations" / form)
+        assert traces.has_walls, form
+        mask = label_mask_from_traces(
+            traces.ivs_top, traces.upper, traces.lower, traces.lvpw_bottom, HEIGHT, WIDTH
+        )
+        span = mask.any(axis=0)
+        assert span.sum() > WIDTH / 2, form  # most beats were accepted and exported
+        for label in (1, 2, 3):  # each band comes back (IoU per class over the span)
+            a, b = (mask == label)[:, span], (image == label)[:, span]
+            assert (a & b).sum() / (a | b).sum() >= 0.95, (form, label)
