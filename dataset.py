@@ -4,6 +4,10 @@ Layout: DATA/img/NAME.* and DATA/mask/NAME.* (or NAME_m.*, NAME_mask.*). Images
 become single-channel uint8; in masks any non-zero pixel is foreground. Images are
 resized with antialiased bilinear interpolation, masks with nearest neighbour, so
 that masks stay binary.
+
+With DATA/labels.json (mmode.labels) the masks are label masks: each pixel's value is its
+class, 0 to K-1, kept as it is (nearest neighbour keeps it too); a value labels.json does
+not name is an error, not foreground.
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmode.images import IMAGE_SUFFIXES, ImageReadError, list_files, read_gray, read_mask
+from mmode.images import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    list_files,
+    read_gray,
+    read_label_mask,
+    read_mask,
+)
+from mmode.labels import LABELS_FILE, LabelsError, read_labels
 from mmode.tensors import resize_image, resize_mask
 from runtime.errors import RecordingError
 
@@ -53,7 +65,8 @@ class Pair:
 class CachedData:
     """Checked pairs and, when cached, all of them decoded and resized in memory.
 
-    images (N,1,P,P) uint8 and masks (N,1,P,P) uint8 0/1, or None when streaming.
+    images (N,1,P,P) uint8 and masks (N,1,P,P) uint8 0/1, or None when streaming. With
+    `labels` (the class names of DATA/labels.json, in value order) the masks hold classes.
     """
 
     names: list[str]
@@ -62,6 +75,19 @@ class CachedData:
     images: torch.Tensor | None
     masks: torch.Tensor | None
     warnings: list[str]
+    labels: list[str] | None = None
+
+
+def read_data_labels(root: str | Path) -> list[str] | None:
+    """The class names of ROOT/labels.json in value order; None for binary data (no file)."""
+    try:
+        return read_labels(Path(root))
+    except LabelsError as err:
+        raise DataError(str(err)) from None
+    except OSError as err:  # a labels.json that cannot be read (permissions)
+        raise DataError(
+            f"cannot read {Path(root) / LABELS_FILE} ({err.strerror}); make it readable."
+        ) from None
 
 
 def cache_bytes(n_pairs: int, size: int) -> int:
@@ -125,14 +151,20 @@ def find_pairs(root: str | Path, min_pairs: int = 2) -> list[Pair]:
     return pairs
 
 
-def read_pair(pair: Pair, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pair decoded and resized as in training: uint8 (1,P,P) image and 0/1 mask.
+def read_pair(pair: Pair, size: int, classes: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pair decoded and resized as in training: uint8 (1,P,P) image and 0/1 mask, or
+    with `classes` (K of labels.json) a label mask of 0..K-1.
 
     For pairs load_pairs checked before: FileChanged when one no longer reads as then.
     """
     path = pair.mask
     try:
-        mask, _ = read_mask(pair.mask)
+        if classes:
+            mask = read_label_mask(pair.mask)
+            if mask.size and (mask.min() < 0 or mask.max() >= classes):
+                raise ValueError(f"now holds values outside 0-{classes - 1}")
+        else:
+            mask, _ = read_mask(pair.mask)
         path = pair.image
         image = read_gray(pair.image)
         if image.shape != mask.shape:  # resized alone, it would train on a misplaced mask
@@ -152,17 +184,24 @@ def _resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[torch.
     return resize_image(image, size), resize_mask(mask, size)
 
 
-def load_pairs(pairs: list[Pair], size: int, keep: bool = True) -> CachedData:
-    """Decode and check every pair once (and keep them, resized, if `keep`).
+def load_pairs(
+    pairs: list[Pair], size: int, keep: bool = True, labels: list[str] | None = None
+) -> CachedData:
+    """Decode and check every pair once (and keep them, resized, if `keep`); with `labels`
+    (read_data_labels) the masks are label masks, whose values must be 0..K-1.
 
     Raises DataError listing every bad file.
     """
     names, kept, images, masks, problems = [], [], [], [], []
-    odd_masks, empty_masks = [], 0
+    odd_masks, empty_masks, label_values = [], 0, {}
     for pair in pairs:
         try:
             image = read_gray(pair.image)
-            mask, values = read_mask(pair.mask)
+            if labels:
+                mask = read_label_mask(pair.mask)
+                values = label_values[pair.mask] = np.unique(mask)
+            else:
+                mask, values = read_mask(pair.mask)
         except ImageReadError as err:
             problems.append(str(err))
             continue
@@ -172,7 +211,7 @@ def load_pairs(pairs: list[Pair], size: int, keep: bool = True) -> CachedData:
                 f"{pair.mask.name} is {mask.shape[1]}x{mask.shape[0]}"
             )
             continue
-        if len(values) > 2:
+        if not labels and len(values) > 2:
             odd_masks.append(f"{pair.mask.name} {values[:6].tolist()}")
         empty_masks += not mask.any()
         names.append(pair.name)
@@ -181,6 +220,8 @@ def load_pairs(pairs: list[Pair], size: int, keep: bool = True) -> CachedData:
             image_resized, mask_resized = _resize_pair(image, mask, size)
             images.append(image_resized)
             masks.append(mask_resized)
+    if labels:
+        problems += label_problems(label_values, labels)
     if problems:
         named = "; ".join(problem.rstrip(".") for problem in problems)
         raise DataError(f"{len(problems)} unusable pair(s): {named}.")
@@ -193,8 +234,38 @@ def load_pairs(pairs: list[Pair], size: int, keep: bool = True) -> CachedData:
     if empty_masks:
         warnings.append(f"{empty_masks} of {len(names)} masks are entirely empty (allowed)")
     if not keep:
-        return CachedData(names, kept, size, None, None, warnings)
-    return CachedData(names, kept, size, torch.stack(images), torch.stack(masks), warnings)
+        return CachedData(names, kept, size, None, None, warnings, labels)
+    stacked = torch.stack(images), torch.stack(masks)
+    return CachedData(names, kept, size, *stacked, warnings, labels)
+
+
+def label_problems(values: dict[Path, np.ndarray], labels: list[str]) -> list[str]:
+    """The label masks whose values labels.json does not name, one problem each; a folder of
+    binary masks (0 and 255), or one that mixes them with label masks, as one problem."""
+    if not values:
+        return []
+    k = len(labels)
+    bad = {path: v for path, v in values.items() if v.size and (v.min() < 0 or v.max() >= k)}
+    binary = [path for path, v in bad.items() if set(v.tolist()) <= {0, 255}]
+    folder = next(iter(values)).parent
+    names = folder.parent / LABELS_FILE
+    if binary and len(binary) == len(bad) == len(values):
+        return [
+            f"{folder} holds binary masks (0 and 255), but {names} names {k} classes; remove "
+            f"{names} to train on binary cavity masks, or write label masks (0-{k - 1})"
+        ]
+    if binary and len(bad) < len(values):
+        good = [path.name for path in values if path not in bad]
+        return [
+            f"{folder} mixes binary masks (0 and 255: {_name_some([p.name for p in binary])}) "
+            f"with label masks (0-{k - 1}: {_name_some(good)}); make them all label masks, as "
+            f"{names} says, or all binary and remove {names}"
+        ]
+    return [
+        f"{path} holds the value(s) {v[(v < 0) | (v >= k)][:6].tolist()}, which {names} does "
+        f"not name (0-{k - 1}); fix the mask or name the value in {names}"
+        for path, v in bad.items()
+    ]
 
 
 def split_names(names: list[str], val_percent: float, seed: int) -> dict[str, list[str]]:
@@ -239,12 +310,15 @@ class StreamingPairs(torch.utils.data.Dataset):
         self.names = list(names)
         self.pairs = [by_name[name] for name in names]
         self.size = data.size
+        self.classes = len(data.labels) if data.labels else 0
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return read_pair(self.pairs[i], self.size)
+        if self.classes:
+            return read_pair(self.pairs[i], self.size, self.classes)
+        return read_pair(self.pairs[i], self.size)  # binary data: the call it always was
 
 
 def make_dataset(data: CachedData, names: list[str]) -> torch.utils.data.Dataset:
@@ -280,8 +354,9 @@ def _geometry() -> Any:
 def augment_batch(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Random geometry on image and mask, random gamma, contrast and noise on the image.
 
-    images: float (N, 1, H, W) in [0, 1]; masks: (N, 1, H, W). Uses torch's global RNG,
-    so a seeded run augments the same way every time.
+    images: float (N, 1, H, W) in [0, 1]; masks: (N, 1, H, W), 0/1 or classes, moved by
+    nearest neighbour (torchvision's rule for a Mask), so their values are kept. Uses torch's
+    global RNG, so a seeded run augments the same way every time.
     """
     from torchvision import tv_tensors
 

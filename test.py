@@ -16,11 +16,17 @@ import math
 import sys
 from pathlib import Path
 
-from dataset import CachedData, DataError, find_pairs, load_pairs
+from dataset import CachedData, DataError, find_pairs, load_pairs, read_data_labels
 from measurement.inference import Model, load_model
 from measurement.outputs import claim_output
 from measurement.recordings import Measuring, list_recordings, measure_recordings
-from measurement.scoring import evaluate, metrics_table, score_test_set, write_evaluation
+from measurement.scoring import (
+    check_classes,
+    evaluate,
+    metrics_table,
+    score_test_set,
+    write_evaluation,
+)
 from measurement.subjects import check_overlap, read_subjects
 from mmode.images import IMAGE_SUFFIXES
 from mmode.scanner import (
@@ -192,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         path, out = Path(args.datapath), Path(args.output)
         if (path / "img").is_dir() and (path / "mask").is_dir():
-            data = load_pairs(find_pairs(path, min_pairs=1), how.size)
+            labels = read_data_labels(path)  # label masks of several classes, or binary
+            check_classes(model.config.num_class, labels, args.model, str(path))
+            data = load_pairs(find_pairs(path, min_pairs=1), how.size, labels=labels)
             lock = claim_output(out, args.overwrite, [])
             try:
                 return score_test_set_folder(model, data, how, path, out)

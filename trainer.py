@@ -42,6 +42,7 @@ from runtime.distributed import (
 from runtime.hardware import autocast, memory_format, pick_device, pick_precision
 from training import resume
 from training.batchnorm import PRECISE_BN_IMAGES, recompute_statistics
+from training.classes import class_settings, run_classes
 from training.config import TrainConfig
 from training.data import (
     batch_loader,
@@ -51,11 +52,10 @@ from training.data import (
     in_batches,
     load_data,
 )
-from training.losses import add_scores, segmentation_loss
+from training.losses import add_scores, metric_names, segmentation_loss
 from training.outputs import RunOutputs, check_output_folder
 from training.schedule import LrPlan, plan_schedule
 
-METRICS = ("loss", "dice", "iou", "mse")
 N_SAMPLES = 4  # validation images drawn in samples/epoch_NNN.png
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -92,9 +92,9 @@ def prepare_training(config: TrainConfig) -> Trainer:
         source = Path(config.load)
         checkpoint = read_checkpoint(source)
     ours = TrainingCheckpoint.from_dict(checkpoint, str(source)) if is_ours(checkpoint) else None
-    model_cfg = model_config(checkpoint, config.model_settings(), warn)
-
-    data = load_data(config)
+    labels = run_classes(config, ours, source)  # num_class: 1, or the labels of labels.json
+    model_cfg = model_config(checkpoint, class_settings(config.model_settings(), labels), warn)
+    data = load_data(config, labels)
     split = choose_split(config, data, ours.split if ours is not None else None)
     check_output_folder(config.output, config.overwrite, source, ours.progress if ours else None)
     torch.manual_seed(config.seed)
@@ -158,6 +158,7 @@ class Trainer:
         self.train_set = make_dataset(data, split["train"])
         self.val_set = make_dataset(data, split["val"])
         self.progress = run.progress
+        self.labels, self.metrics = data.labels, metric_names(data.labels)
         self.last_epoch = self.progress.epoch + config.epochs
         self.stop_signal: int | None = None
         self.read_error: FileChanged | None = None  # a streamed file that no longer reads
@@ -190,7 +191,7 @@ class Trainer:
             if self.stop_signal is not None or self.read_error is not None:
                 return self._interrupt(epoch, train, outputs)
             row = {"epoch": epoch}
-            row.update({f"train_{k}": train[k] / train["n"] for k in METRICS})
+            row.update({f"train_{k}": train[k] / train["n"] for k in self.metrics})
             row.update({f"val_{k}": v for k, v in val.items()})
             row["lr"] = self.optimizer.param_groups[0]["lr"]
             row["seconds"] = round(time.perf_counter() - started, 3)
@@ -205,7 +206,7 @@ class Trainer:
         interrupted epoch, whose summed metrics so far are `partial`); the metric sums."""
         self.model.train()
         batches = epoch_batches(self.train_set, epoch, self.run.world, self.run.rank, self.config)
-        sums = dict.fromkeys(("n", *METRICS), 0.0)
+        sums = dict.fromkeys(("n", *self.metrics), 0.0)
         sums.update(partial or {})
         bar = tqdm(
             self._until_stop(self._loader(self.train_set, batches[first_step:])),
@@ -221,7 +222,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.run.lr_plan.lr(epoch, step, len(batches))
             loss, logits, masks = self.train_step(images, masks, epoch, step)
-            add_scores(sums, loss, logits, masks)
+            add_scores(sums, loss, logits, masks, self.labels)
             bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}")
             self.progress.step = step
         bar.close()
@@ -300,7 +301,7 @@ class Trainer:
         # Every process evaluates the weights rank 0 will save, batch-norm statistics included.
         share_buffers(self.model)
         share = list(range(self.run.rank, len(self.val_set), self.run.world))
-        sums = dict.fromkeys(("n", *METRICS), 0.0)
+        sums = dict.fromkeys(("n", *self.metrics), 0.0)
         samples = None
         try:
             for images, masks in self._loader(
@@ -316,7 +317,7 @@ class Trainer:
         if self._check_stop():  # all processes together; _run_epochs then interrupts
             return {}, None
         sums = sum_over_processes(sums, self.device)
-        return {k: sums[k] / sums["n"] for k in METRICS}, samples
+        return {k: sums[k] / sums["n"] for k in self.metrics}, samples
 
     def validation_step(
         self, images: torch.Tensor, masks: torch.Tensor, sums: dict[str, float]
@@ -326,7 +327,7 @@ class Trainer:
         with autocast(self.device, self.run.precision):
             logits = self.model(images)
         loss = segmentation_loss(logits, masks, self.config.loss)
-        add_scores(sums, loss, logits, masks)
+        add_scores(sums, loss, logits, masks, self.labels)
         return images, logits, masks
 
     def _check_stop(self) -> bool:
@@ -375,6 +376,7 @@ class Trainer:
             rng_state=resume.get_rng_state(),
             scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
             lr_plan=self.run.lr_plan.to_dict(),
+            labels=self.labels,
         ).to_dict()
 
     def _interrupt(self, epoch: int, train_sums: dict[str, float], outputs) -> int:

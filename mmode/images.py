@@ -181,11 +181,18 @@ def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     Also returns the distinct raw values, so callers can warn about masks that
     hold more than two.
     """
+    array = read_label_mask(path)
+    return array != 0, np.unique(array)
+
+
+def read_label_mask(path: str | os.PathLike) -> np.ndarray:
+    """A mask's raw values (H, W), as they are in the file: the class of each pixel in a label
+    mask (mmode.labels). A palette image gives its palette index; an RGB one, per pixel, the
+    largest of its channels."""
     path = Path(path)
     array, _ = _read_array(path, palette_index=True)
     if array.ndim == 3:
         array = array.max(axis=2)
     if array.ndim != 2:
         raise ImageReadError(f"{path}: expected a 2-D mask, got shape {array.shape}")
-    values = np.unique(array)
-    return array != 0, values
+    return array

@@ -27,7 +27,8 @@ def resize_image(array: np.ndarray, size: int) -> torch.Tensor:
 
 
 def resize_mask(array: np.ndarray, size: int) -> torch.Tensor:
-    """Mask (H, W) -> uint8 (1, size, size) 0/1, nearest neighbour so it stays binary."""
+    """Mask (H, W) -> uint8 (1, size, size), nearest neighbour so that its values are kept:
+    0/1 stay 0/1, and a label mask's classes stay classes (no blends between them)."""
     tensor = torch.from_numpy(np.array(array, dtype=np.uint8))[None, None]
     if tensor.shape[-2:] != (size, size):
         tensor = F.interpolate(tensor, size=(size, size), mode="nearest-exact")

@@ -5,7 +5,9 @@ A checkpoint is a dict of plain data (tensors, numbers, strings, lists, dicts), 
 loads with `torch.load(..., weights_only=True)`. It keeps the original tool's keys
 (epoch, net_state_dict, optimizer, loss, dice, mse, best_dice, best_mse), so that the
 original's scripts read it, and adds ours. format_version 1 files (before `im_size` had
-its own field) and other tools' checkpoints still load.
+its own field) and other tools' checkpoints still load. A model trained on label masks
+(DATA/labels.json) also keeps its class names under `labels`, one per output channel;
+binary models have no `labels` key, as before it existed.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class TrainingCheckpoint:
     rng_state: dict[str, Any]
     scaler: dict[str, Any] | None = None  # fp16 loss scaling
     lr_plan: dict[str, Any] | None = None  # the learning-rate schedule (training/schedule.py)
+    labels: list[str] | None = None  # class names by output channel; None: binary (cavity)
 
     def to_dict(self) -> dict[str, Any]:
         p = self.progress
@@ -78,6 +81,8 @@ class TrainingCheckpoint:
             checkpoint["scaler"] = self.scaler
         if self.lr_plan is not None:
             checkpoint["lr_plan"] = self.lr_plan
+        if self.labels is not None:
+            checkpoint["labels"] = list(self.labels)
         return checkpoint
 
     @classmethod
@@ -91,6 +96,11 @@ class TrainingCheckpoint:
             config = QuickNatConfig.from_dict(checkpoint["model_config"])
         except (KeyError, TypeError, ValueError) as err:
             raise incomplete(source, f"its model_config is damaged: {err}") from None
+        labels = checkpoint.get("labels")
+        if labels is not None and len(labels) != config.num_class:
+            raise incomplete(
+                source, f"it names {len(labels)} labels for a model of {config.num_class} classes"
+            )
         return cls(
             config=config,
             state_dict=checkpoint["net_state_dict"],
@@ -102,6 +112,7 @@ class TrainingCheckpoint:
             rng_state=checkpoint["rng_state"],
             scaler=checkpoint.get("scaler"),
             lr_plan=checkpoint.get("lr_plan"),
+            labels=labels,
         )
 
 
@@ -134,6 +145,15 @@ def _split(value: Any) -> bool:
         and _names(value.get("train"))
         and _names(value.get("val"))
         and _number(value.get("val_percent", 0))
+    )
+
+
+def _labels(value: Any) -> bool:
+    return (
+        _names(value)
+        and len(value) >= 2
+        and value[0] == "background"
+        and len(set(value)) == len(value)
     )
 
 
@@ -176,8 +196,9 @@ _FIELDS = (
     ("args", _is_dict, "a dict"),
     ("scaler", _is_dict, "a dict"),
     ("lr_plan", _is_dict, "a dict"),
+    ("labels", _labels, "a list of two or more distinct class names, background first"),
 )
-_OPTIONAL = ("args", "scaler", "lr_plan")
+_OPTIONAL = ("args", "scaler", "lr_plan", "labels")
 
 
 def incomplete(source: str, problem: object) -> CheckpointError:

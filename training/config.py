@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run.py",
         description="Train QuickNAT to segment the left-ventricle inner diameter in M-mode "
-        "echocardiogram windows. Checkpoints, metrics.csv and curves.png go to -o.",
+        "echocardiogram windows (with DATA/labels.json, every class it names: septum, cavity, "
+        "posterior wall). Checkpoints, metrics.csv and curves.png go to -o.",
     )
     p.add_argument("-d", "--datapath", required=True, help="data folder holding img/ and mask/")
     p.add_argument(
@@ -188,7 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="random time flips, shifts, scaling, gamma, contrast, noise (default: off)",
     )
     p.add_argument(
-        "--loss", choices=LOSSES, default="bce", help="training loss (default: %(default)s)"
+        "--loss",
+        choices=LOSSES,
+        default="bce",
+        help="training loss for binary masks (default: %(default)s); label masks "
+        "(DATA/labels.json) always train with softmax cross-entropy plus soft Dice over the "
+        "foreground classes",
     )
     add_model_flags(p, "QuickNAT (a checkpoint of this tool brings its own)")
     speed = add_speed_flags(p)

@@ -21,8 +21,9 @@ from runtime.distributed import say, warn
 from training.config import TrainConfig
 
 
-def load_data(config: TrainConfig) -> CachedData:
-    """The checked pairs, kept in memory unless they exceed --cache-limit."""
+def load_data(config: TrainConfig, labels: list[str] | None = None) -> CachedData:
+    """The checked pairs, kept in memory unless they exceed --cache-limit; with `labels`
+    (DATA/labels.json's classes) label masks."""
     try:
         pairs = find_pairs(config.datapath)
         needed = cache_bytes(len(pairs), config.im_size)
@@ -32,7 +33,7 @@ def load_data(config: TrainConfig) -> CachedData:
                 f"The resized data set needs {needed / 1e9:.1f} GB, more than --cache-limit "
                 f"{config.cache_limit:g} GB: streaming it from disk instead (more --workers help)."
             )
-        data = load_pairs(pairs, config.im_size, keep=cache)
+        data = load_pairs(pairs, config.im_size, keep=cache, labels=labels)
     except OSError as err:  # a folder or file that cannot be listed or read (permissions)
         where = err.filename or config.datapath
         raise DataError(
@@ -105,8 +106,8 @@ def batch_to_device(
     memory_format: torch.memory_format,
     augment: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch as the model takes it: float images in [0, 1] and float 0/1 masks on `device`,
-    augmented first (on the CPU, per image) if `augment`."""
+    """A batch as the model takes it: float images in [0, 1] and float masks (0/1, or the
+    classes of label masks) on `device`, augmented first (on the CPU, per image) if `augment`."""
     if augment:
         images, masks = augment_batch(to_unit_float(images), masks)
     # Copy the (pinned, on CUDA) batch as it comes, a quarter of the bytes when uint8,

@@ -1,4 +1,9 @@
-"""Training losses, computed in float32 from logits."""
+"""Training losses, computed in float32 from logits, and the scores summed per epoch.
+
+One output channel (binary cavity masks): --loss picks BCE, soft Dice or both. K > 1
+channels (label masks, DATA/labels.json): always QuickNAT's own combined loss, softmax
+cross-entropy plus soft Dice over the foreground classes, whatever --loss says.
+"""
 
 from __future__ import annotations
 
@@ -19,23 +24,74 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - ((2 * overlap + 1) / (total + 1)).mean()
 
 
+def class_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - soft Dice of the softmax probabilities and the one-hot classes, per image and
+    foreground class (1..K-1), smoothed by 1 as soft_dice_loss; the mean over both.
+
+    logits (N, K, H, W); target (N, 1, H, W) class indices.
+    """
+    prob = torch.softmax(logits, dim=1)[:, 1:]
+    one_hot = F.one_hot(target[:, 0].long(), logits.shape[1]).permute(0, 3, 1, 2)[:, 1:]
+    overlap = (prob * one_hot).sum((2, 3))
+    total = prob.sum((2, 3)) + one_hot.sum((2, 3))
+    return 1 - ((2 * overlap + 1) / (total + 1)).mean()
+
+
+def class_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """QuickNAT's combined loss: softmax cross-entropy (mean over pixels) + class_dice_loss."""
+    return F.cross_entropy(logits, target[:, 0].long()) + class_dice_loss(logits, target)
+
+
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """The loss of logits (N, K, H, W) for masks (N, 1, H, W): 0/1, or classes when K > 1."""
     logits, target = logits.float(), target.float()
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}.")
+    if logits.shape[1] > 1:
+        return class_loss(logits, target)
     if kind == "bce":
         return F.binary_cross_entropy_with_logits(logits, target)
     if kind == "dice":
         return soft_dice_loss(logits, target)
-    if kind == "bce+dice":
-        return F.binary_cross_entropy_with_logits(logits, target) + soft_dice_loss(logits, target)
-    raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}.")
+    return F.binary_cross_entropy_with_logits(logits, target) + soft_dice_loss(logits, target)
+
+
+def class_scores(
+    pred: torch.Tensor, target: torch.Tensor, labels: list[str]
+) -> dict[str, torch.Tensor]:
+    """Per-image scores of class maps (N, 1, H, W): dice_<name> for each foreground class;
+    dice and iou, their mean over the foreground classes; mse, the share of pixels whose
+    class is wrong (for 0/1 masks the same as per_image_scores' MSE)."""
+    scores: dict[str, torch.Tensor] = {}
+    per_class = [per_image_scores(pred == c, target == c) for c in range(1, len(labels))]
+    for name, class_score in zip(labels[1:], per_class, strict=True):
+        scores[f"dice_{name}"] = class_score["dice"]
+    for key in ("dice", "iou"):
+        scores[key] = torch.stack([s[key] for s in per_class]).mean(0)
+    scores["mse"] = (pred != target).double().mean(tuple(range(1, pred.dim())))
+    return scores
+
+
+def metric_names(labels: list[str] | None) -> tuple[str, ...]:
+    """The metrics summed per epoch: metrics.csv's columns after train_ and val_."""
+    return ("loss", "dice", "iou", "mse", *(f"dice_{name}" for name in (labels or [])[1:]))
 
 
 def add_scores(
-    sums: dict[str, float], loss: torch.Tensor, logits: torch.Tensor, masks: torch.Tensor
+    sums: dict[str, float],
+    loss: torch.Tensor,
+    logits: torch.Tensor,
+    masks: torch.Tensor,
+    labels: list[str] | None = None,
 ) -> None:
-    """Add a batch's images, loss and per-image scores (summed) to `sums`."""
+    """Add a batch's images, loss and per-image scores (summed) to `sums`; with `labels`
+    (K > 1 channels) the class of a pixel is its most probable one."""
     n = logits.shape[0]
-    scores = per_image_scores(logits.detach() > 0, masks > 0.5)
+    if logits.shape[1] > 1:
+        pred = logits.detach().argmax(1, keepdim=True)
+        scores = class_scores(pred, masks.round().long(), labels)
+    else:
+        scores = per_image_scores(logits.detach() > 0, masks > 0.5)
     sums["n"] += n
     sums["loss"] += loss.item() * n
     for k, v in scores.items():

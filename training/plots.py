@@ -42,14 +42,18 @@ def save_curves(history: list[dict[str, float]], path: Path) -> None:
 
 
 def save_samples(images: torch.Tensor, masks: torch.Tensor, logits: torch.Tensor, path: Path):
-    """Validation images with the true (green) and predicted (red) outlines."""
+    """Validation images with the true (green) and predicted (red) outlines: of the cavity,
+    or, for K > 1 classes, of every class (the borders between the class maps' values)."""
     n = images.shape[0]
     fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.2), squeeze=False)
+    k = logits.shape[1]
+    levels = [c + 0.5 for c in range(k - 1)] if k > 1 else [0.5]
     for ax, image, mask, logit in zip(axes[0], images, masks, logits, strict=True):
         ax.imshow(image[0].float().numpy(), cmap="gray", vmin=0, vmax=1)
-        for outline, color in ((mask[0], "lime"), ((logit[0] > 0), "red")):
-            if outline.any() and not outline.all():
-                ax.contour(outline.float().numpy(), levels=[0.5], colors=color, linewidths=1)
+        pred = logit.argmax(0) if k > 1 else logit[0] > 0
+        for outline, color in ((mask[0], "lime"), (pred, "red")):
+            if outline.any() and not (outline == outline.flatten()[0]).all():
+                ax.contour(outline.float().numpy(), levels=levels, colors=color, linewidths=1)
         ax.set_axis_off()
     fig.suptitle("validation: true (green) and predicted (red) outlines", fontsize=9)
     fig.tight_layout()

@@ -1,0 +1,47 @@
+"""The classes a run trains: one (binary cavity masks) or those DATA/labels.json names.
+
+Label data trains QuickNAT with num_class = the number of labels (background included), and
+the class names go into the checkpoint; a resume must bring data of the same classes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dataset import read_data_labels
+from mmode.labels import LABELS_FILE
+from quicknat import CheckpointError, TrainingCheckpoint
+from runtime.distributed import warn
+from training.config import TrainConfig
+
+
+def run_classes(
+    config: TrainConfig, ours: TrainingCheckpoint | None, source: Path | None
+) -> list[str] | None:
+    """The class names of -d's labels.json (None for binary data), checked against the
+    checkpoint resumed from; DataError for a bad labels.json, CheckpointError for others."""
+    labels = read_data_labels(config.datapath)
+    if ours is not None and ours.labels != labels:
+        raise CheckpointError(
+            f"{source} was trained on {describe(ours.labels)}, but {config.datapath} holds "
+            f"{describe(labels)}; resume with data of the checkpoint's classes, or start "
+            "afresh without -f."
+        )
+    if labels and config.loss != "bce":
+        warn(
+            f"--loss {config.loss} applies to binary masks only; {LABELS_FILE} data always "
+            "trains with softmax cross-entropy plus soft Dice over the foreground classes."
+        )
+    return labels
+
+
+def describe(labels: list[str] | None) -> str:
+    if labels is None:
+        return "binary cavity masks (no labels.json)"
+    return f"the classes {', '.join(labels)} ({LABELS_FILE})"
+
+
+def class_settings(settings: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
+    """QuickNAT settings with num_class = the number of labels (None, the default 1, without)."""
+    return {**settings, "num_class": len(labels) if labels else None}
