@@ -1,10 +1,14 @@
 """Train QuickNAT on DATA/img + DATA/mask: python run.py -d DATA -e 20 -b 4 -l 0.0001
 
-The flags are defined in training/config.py (run.py -h lists them); training itself is
-trainer.py. Exit status: 0 done, 1 stopped part-way (the loss diverged, or a file could not
-be written: the last good checkpoints are kept; a streamed file changed or became
-unreadable: interrupted.pt is written, to resume from once the file is back), 2 a problem
-with the flags, data, checkpoint or output folder (nothing written), 130/143 stopped by
+With DATA/labels.json the masks are label masks, and the model gets one output channel per
+class it names (training/classes.py): per-class Dice in metrics.csv, the names in the
+checkpoint. The flags are defined in training/config.py (run.py -h lists them); training
+itself is trainer.py.
+
+Exit status: 0 done, 1 stopped part-way (the loss diverged, or a file could not be written:
+the last good checkpoints are kept; a streamed file changed or became unreadable:
+interrupted.pt is written, to resume from once the file is back), 2 a problem with the
+flags, data, checkpoint or output folder (nothing written), 130/143 stopped by
 Ctrl-C/SIGTERM (interrupted.pt written once training has started).
 """
 

@@ -1,6 +1,7 @@
 """Measure hearts with a trained QuickNAT, or score it on a test set.
 
     python test.py -d DATA -m best.pt        DATA/img + DATA/mask: Dice, IoU, HD95, overlays
+                                             (and Dice per class with DATA/labels.json)
     python test.py -d REC.png -m best.pt     one recording: LVID, volume, beats, EF, FS, SV, CO
     python test.py -d FOLDER -m best.pt      every image in FOLDER, plus OUT/summary.csv and
                                              OUT/index.html, the page to review them on
