@@ -3,6 +3,9 @@
 Test modules import from here, never from each other.
 """
 
+import errno
+import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -25,3 +28,43 @@ def same_weights(a: dict, b: dict) -> bool:
 def exact_model(batch: torch.Tensor) -> torch.Tensor:
     """Stands in for a perfect network: the window is its own mask (logits +-10)."""
     return (batch > 0.5).float() * 20 - 10
+
+
+class FullDisk:
+    """A file whose first write puts a few bytes on disk and then finds the disk full."""
+
+    def __init__(self, file) -> None:
+        self.file = file
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+    def write(self, data) -> int:
+        self.file.write(data[:5])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+def full_disk(monkeypatch, part: str) -> None:
+    """Every atomic write (runtime.files) whose temporary file's path holds `part` fails as
+    on a full disk, after writing a few bytes."""
+    from runtime import files
+
+    real_mkstemp, real_fdopen, names = tempfile.mkstemp, os.fdopen, {}
+
+    def mkstemp(*args, **kwargs):
+        fd, name = real_mkstemp(*args, **kwargs)
+        names[fd] = name
+        return fd, name
+
+    def fdopen(fd, *args, **kwargs):
+        file = real_fdopen(fd, *args, **kwargs)
+        return FullDisk(file) if part in names.pop(fd, "") else file
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(files.os, "fdopen", fdopen)

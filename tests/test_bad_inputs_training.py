@@ -8,11 +8,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, TINY, load_checkpoint, same_weights
+from helpers import ROOT, TINY, full_disk, load_checkpoint, same_weights
 
 import dataset
 import run
@@ -26,44 +25,6 @@ from training.data import batch_loader
 
 def tiny_run(call_main, data, out, *extra):
     return call_main(run.main, "-d", data, "-o", out, *TINY, *extra)
-
-
-class _FullDisk:
-    """A file whose first write puts a few bytes on disk and then finds the disk full."""
-
-    def __init__(self, file) -> None:
-        self.file = file
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.file.close()
-
-    def write(self, data) -> int:
-        self.file.write(data[:5])
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __getattr__(self, name):
-        return getattr(self.file, name)
-
-
-def full_disk(monkeypatch, part: str) -> None:
-    """Every atomic write (runtime.files) whose temporary file's path holds `part` fails as
-    on a full disk."""
-    real_mkstemp, real_fdopen, names = tempfile.mkstemp, os.fdopen, {}
-
-    def mkstemp(*args, **kwargs):
-        fd, name = real_mkstemp(*args, **kwargs)
-        names[fd] = name
-        return fd, name
-
-    def fdopen(fd, *args, **kwargs):
-        file = real_fdopen(fd, *args, **kwargs)
-        return _FullDisk(file) if part in names.pop(fd, "") else file
-
-    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
-    monkeypatch.setattr(files.os, "fdopen", fdopen)
 
 
 def one_error_line(result) -> str:

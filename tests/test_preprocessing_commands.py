@@ -1,18 +1,16 @@
 """make_masks, make_windows and make_dataset on tiny folders: outputs, problems, exit codes."""
 
-import errno
 import json
 import os
 import re
-import tempfile
 
 import numpy as np
 import pytest
+from helpers import full_disk
 from PIL import Image
 
 from preprocessing import dicom_to_png, make_dataset, make_masks, make_windows
 from preprocessing.make_dataset import build_dataset
-from runtime import files
 from runtime.errors import SetupError as UsageError
 
 HEIGHT, WIDTH = 20, 60
@@ -292,38 +290,6 @@ def test_windows_refuse_masks_of_another_size_or_empty(folders):
 # ---- outputs that cannot be written (issue 14, item 7) ------------------------------------
 
 
-def _full_disk_for(monkeypatch, part: str) -> None:
-    """Atomic writes (runtime.files) whose temporary file's path holds `part` find the disk
-    full after a few bytes."""
-    real_mkstemp, real_fdopen, names = tempfile.mkstemp, os.fdopen, {}
-
-    class FullDisk:
-        def __init__(self, file) -> None:
-            self.file = file
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc) -> None:
-            self.file.close()
-
-        def write(self, data) -> int:
-            self.file.write(data[:5])
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def mkstemp(*args, **kwargs):
-        fd, name = real_mkstemp(*args, **kwargs)
-        names[fd] = name
-        return fd, name
-
-    def fdopen(fd, *args, **kwargs):
-        file = real_fdopen(fd, *args, **kwargs)
-        return FullDisk(file) if part in names.pop(fd, "") else file
-
-    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
-    monkeypatch.setattr(files.os, "fdopen", fdopen)
-
-
 def _inputs(folders, command) -> list:
     if command is make_windows:
         make_masks.make_masks(folders / "images", folders / "annotations", folders / "m")
@@ -353,7 +319,7 @@ def test_a_read_only_out_is_one_sentence(folders, call_main):
 
 
 def test_a_full_disk_stops_make_dataset_naming_the_file(folders, call_main, monkeypatch):
-    _full_disk_for(monkeypatch, f"{os.sep}img{os.sep}.")
+    full_disk(monkeypatch, f"{os.sep}img{os.sep}.")
     data = folders / "data"
     args = _inputs(folders, make_dataset)
     result = call_main(make_dataset.main, "--no-progress", *args, "--out", data)
