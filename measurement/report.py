@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from measurement.quality import BeatQuality
 from measurement.walls import Walls
 from mmode.scanner import Resolution
 from runtime import files
+
+HEADING_CHARS = 170  # a report title line, at 10 pt across the 14-inch figure
 
 UPPER_RGB = (255, 200, 0)  # septum side of the cavity: amber
 LOWER_RGB = (0, 200, 255)  # posterior wall side: cyan
@@ -135,7 +138,8 @@ def save_report(
         )
         if flag
     ]
-    heading = f"{title}: {summary_line(summary)}"
+    # Wrapped: with the walls the line is wider than the figure.
+    heading = textwrap.fill(f"{title}: {summary_line(summary)}", HEADING_CHARS)
     if assumed:
         heading += f"\nASSUMED {' and '.join(assumed)} resolution: numbers may be off"
     axes[0].set_title(heading, fontsize=10, color="firebrick" if assumed else "black")
