@@ -3,6 +3,7 @@
     python test.py -d DATA -m best.pt        DATA/img + DATA/mask: Dice, IoU, HD95, overlays
                                              (and Dice per class with DATA/labels.json)
     python test.py -d REC.png -m best.pt     one recording: LVID, volume, beats, EF, FS, SV, CO
+                                             (and the walls, for a wall model), OUT/index.html
     python test.py -d FOLDER -m best.pt      every image in FOLDER, plus OUT/summary.csv and
                                              OUT/index.html, the page to review them on
 
@@ -29,6 +30,7 @@ from measurement.scoring import (
     write_evaluation,
 )
 from measurement.subjects import check_overlap, read_subjects
+from measurement.walls import check_measurable
 from mmode.images import IMAGE_SUFFIXES
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,
@@ -178,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         check_args(args)
         device = pick_device(args.device)
         settings = model_settings(args.num_filters, args.kernel, args.se, args.dropout)
-        model, trained_size = load_model(args.model, settings, device, args.channels_last)
+        model, trained_size, model_labels = load_model(
+            args.model, settings, device, args.channels_last
+        )
         how = Measuring(
             size=args.size or trained_size or DEFAULT_SIZE,
             overlap=args.overlap,
@@ -200,13 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         path, out = Path(args.datapath), Path(args.output)
         if (path / "img").is_dir() and (path / "mask").is_dir():
             labels = read_data_labels(path)  # label masks of several classes, or binary
-            check_classes(model.config.num_class, labels, args.model, str(path))
+            check_classes(model.config.num_class, labels, args.model, str(path), model_labels)
             data = load_pairs(find_pairs(path, min_pairs=1), how.size, labels=labels)
             lock = claim_output(out, args.overwrite, [])
             try:
                 return score_test_set_folder(model, data, how, path, out)
             finally:
                 lock.release()
+        check_measurable(model.config.num_class, model_labels, args.model)
         recordings = list_recordings(path)
         subjects = read_subjects(Path(args.subjects)) if args.subjects else None
         if subjects is not None:

@@ -31,7 +31,14 @@ import torch.nn.functional as F
 
 from mmode.tensors import resize_image, to_unit_float
 from mmode.windows import window_starts
-from quicknat import QuickNat, load_weights, predict_logits, read_checkpoint, trained_im_size
+from quicknat import (
+    QuickNat,
+    load_weights,
+    predict_logits,
+    read_checkpoint,
+    trained_im_size,
+    trained_labels,
+)
 from quicknat.flags import model_config
 from runtime.distributed import warn
 from runtime.hardware import autocast, memory_format
@@ -45,8 +52,9 @@ def load_model(
     settings: dict[str, Any],
     device: torch.device,
     channels_last: bool = False,
-) -> tuple[QuickNat, int | None]:
-    """The model in eval mode on `device`, and the image size it was trained at (if known).
+) -> tuple[QuickNat, int | None, list[str] | None]:
+    """The model in eval mode on `device`, the image size it was trained at and the class
+    names it was trained on (each None when the checkpoint does not say).
 
     Our checkpoint's stored config wins over `settings` (QuickNAT params from the flags,
     None meaning not given), with a warning where they differ.
@@ -56,7 +64,7 @@ def load_model(
     load_weights(model, checkpoint, str(path))
     # A one-channel input batch has the same layout either way, so only the model converts.
     model = model.to(device, memory_format=memory_format(channels_last))
-    return model.eval(), trained_im_size(checkpoint)
+    return model.eval(), trained_im_size(checkpoint), trained_labels(checkpoint)
 
 
 def overlap_step(side: int, overlap: float) -> int:

@@ -36,8 +36,15 @@ SCORES = ("dice", "iou", "mse", "loss", "hd95_px", "true_px", "pred_px")
 N_OVERLAYS = 10  # worst and first images drawn
 
 
-def check_classes(classes: int, labels: list[str] | None, model: str, data: str) -> None:
-    """SetupError unless the model's output classes fit the test set's masks."""
+def check_classes(
+    classes: int,
+    labels: list[str] | None,
+    model: str,
+    data: str,
+    model_labels: list[str] | None = None,
+) -> None:
+    """SetupError unless the model's output classes (and, where its checkpoint names them,
+    their names) fit the test set's masks."""
     if classes == 1 and labels:
         raise SetupError(
             f"{model} segments one class (the cavity), but {data} holds label masks of "
@@ -52,6 +59,12 @@ def check_classes(classes: int, labels: list[str] | None, model: str, data: str)
         raise SetupError(
             f"{model} segments {classes} classes, but {data}/{LABELS_FILE} names "
             f"{len(labels)}; score it on label masks of its own classes."
+        )
+    if labels and model_labels and model_labels != labels:
+        raise SetupError(
+            f"{model} was trained on the classes {', '.join(model_labels)}, but "
+            f"{data}/{LABELS_FILE} names {', '.join(labels)}; score it on label masks of its "
+            "own classes."
         )
 
 

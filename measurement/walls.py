@@ -49,7 +49,7 @@ from measurement.edges import (
 from measurement.traces import edge_rows
 from mmode.labels import CAVITY, WALL_LABELS
 from mmode.scanner import lv_mass_corrected_mg, lv_mass_mg
-from runtime.errors import RecordingError
+from runtime.errors import RecordingError, SetupError
 
 READ_HALF_WIDTH = 1  # columns on either side of ED and ES whose median is read
 MIN_WALL_ROWS = 1.0  # thinner is no wall (a mouse wall is ~0.7 mm, 20-40 rows)
@@ -69,6 +69,20 @@ class Walls:
     def lvpw_mm(self, edges: Edges, depth_res_mm: float) -> np.ndarray:
         """(W,) posterior wall thickness: from the cavity's lower edge to its outer side."""
         return (self.lvpw_bottom_row - edges.lower_row) * depth_res_mm
+
+
+def check_measurable(classes: int, labels: list[str] | None, model: str) -> None:
+    """SetupError unless test.py can measure recordings with this model: a cavity model
+    (one output) or a wall model of WALL_LABELS (a checkpoint without names is taken to be
+    in that order)."""
+    walls = list(WALL_LABELS)
+    if classes == 1 or (classes == len(walls) and labels in (None, walls)):
+        return
+    named = f" ({', '.join(labels)})" if labels else ""
+    raise SetupError(
+        f"{model} segments {classes} classes{named}; test.py measures recordings with a "
+        f"cavity model (one class) or a wall model of {', '.join(walls)}."
+    )
 
 
 def split_probabilities(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

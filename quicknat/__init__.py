@@ -28,6 +28,7 @@ from .schema import (
     is_ours,
     stored_config,
     trained_im_size,
+    trained_labels,
 )
 
 __all__ = [
@@ -51,4 +52,5 @@ __all__ = [
     "read_checkpoint",
     "stored_config",
     "trained_im_size",
+    "trained_labels",
 ]

@@ -225,6 +225,13 @@ def trained_im_size(checkpoint: Any) -> int | None:
     return size if isinstance(size, int) and size > 0 else None
 
 
+def trained_labels(checkpoint: Any) -> list[str] | None:
+    """The class names our checkpoint was trained on (labels.json); None for a binary
+    model or another tool's checkpoint."""
+    labels = checkpoint.get("labels") if is_ours(checkpoint) else None
+    return list(labels) if isinstance(labels, list) and _labels(labels) else None
+
+
 def stored_config(checkpoint: Any) -> QuickNatConfig | None:
     """The model_config stored by this project's trainer, if there is one."""
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model_config"), dict):

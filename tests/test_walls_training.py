@@ -201,8 +201,8 @@ def test_a_four_class_run_writes_per_class_dice_and_its_labels(four_class):
     checkpoint = load_checkpoint(four_class["out"] / "best.pt")
     assert checkpoint["labels"] == NAMES and checkpoint["model_config"]["num_class"] == 4
     assert TrainingCheckpoint.from_dict(checkpoint, "best.pt").labels == NAMES
-    model, size = load_model(four_class["out"] / "best.pt", {}, torch.device("cpu"))
-    assert size == 32
+    model, size, labels = load_model(four_class["out"] / "best.pt", {}, torch.device("cpu"))
+    assert size == 32 and labels == NAMES
     probs = predict_probabilities(model, torch.rand(2, 1, 32, 32))
     assert probs.shape == (2, 4, 32, 32)
     assert torch.allclose(probs.sum(1), torch.ones(2, 32, 32))
@@ -298,3 +298,21 @@ def test_a_model_scored_on_masks_of_other_classes_is_one_sentence(
         f"error: {one_class} segments one class (the cavity), but {four_class['data']} holds "
         "label masks of 4 classes (labels.json); score it on binary cavity masks."
     )
+
+
+def test_a_model_is_refused_for_masks_or_recordings_of_other_class_names():
+    from measurement.scoring import check_classes
+    from measurement.walls import check_measurable
+    from runtime.errors import SetupError
+
+    other = ["background", "a", "b", "c"]
+    with pytest.raises(SetupError, match="was trained on the classes background, septum"):
+        check_classes(4, other, "m.pt", "DATA", NAMES)
+    check_classes(4, NAMES, "m.pt", "DATA", NAMES)
+    check_classes(4, other, "m.pt", "DATA", None)  # another tool's checkpoint: counts only
+    with pytest.raises(SetupError, match=r"m.pt segments 4 classes \(background, a, b, c\)"):
+        check_measurable(4, other, "m.pt")
+    with pytest.raises(SetupError, match="segments 3 classes; test.py measures"):
+        check_measurable(3, None, "m.pt")
+    for classes, labels in ((1, None), (4, None), (4, NAMES)):
+        check_measurable(classes, labels, "m.pt")
