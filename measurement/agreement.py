@@ -100,6 +100,8 @@ def read_table(path: str | Path, key: Sequence[str]) -> Table:
                 "keep one row per key or add a column to --key."
             )
         rows[value] = (line, row)
+    if not rows:
+        raise SetupError(f"{path} has a header but no rows; pass the table with its data.")
     return Table(path, tuple(header), rows)
 
 

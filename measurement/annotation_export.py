@@ -41,6 +41,7 @@ from measurement.edges import Edges
 from measurement.quality import beat_columns
 from measurement.walls import Walls
 from runtime import files
+from runtime.errors import WriteError
 
 ROW_TOLERANCE = 0.5  # rows; an annotator cannot click finer than this
 DECIMALS = 2  # of y in the files; 0.005 row of rounding on top of the tolerance
@@ -76,8 +77,11 @@ def export_annotations(
     traces = {label: sparse_trace(row, start, stop, keep, height) for label, row in rows.items()}
     csv_path = Path(folder) / CSV_FOLDER / f"{name}.csv"
     json_path = Path(folder) / LABELME_FOLDER / f"{name}.json"
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
+    for folder_path in (csv_path.parent, json_path.parent):
+        try:
+            folder_path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a full or read-only disk stops the command, as a file would
+            raise WriteError(folder_path, err) from None
     rows = [
         {"trace": label, "x": int(x), "y": f"{y:.{DECIMALS}f}"}
         for label, points in traces.items()

@@ -32,27 +32,26 @@ def earlier_results(out: Path, inputs: list[Path]) -> list[Path]:
     return [path for path in found if path.resolve() not in keep]
 
 
-def prepare_output(out: Path, overwrite: bool, inputs: list[Path]) -> None:
-    """Refuse a folder with earlier results unless `overwrite`; then remove them."""
+def claim_output(out: Path, overwrite: bool, inputs: list[Path]) -> files.FolderLock:
+    """Make -o ready for this run, or SetupError: no other run in it, earlier results
+    refused (unless `overwrite`) or removed, the folder created and writable; its lock,
+    to release at the end."""
+    files.check_unlocked(out, "test.py", "-o")
     earlier = earlier_results(out, inputs)
-    if not earlier:
-        return
-    if not overwrite:
+    if earlier and not overwrite:
         raise SetupError(
             f"-o {out} holds the results of an earlier run (e.g. {earlier[0].name}); pass "
             "--overwrite to replace them, or choose another folder with -o."
         )
-    for path in earlier:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-
-
-def claim_output(out: Path, overwrite: bool, inputs: list[Path]) -> files.FolderLock:
-    """Make -o ready for this run, or SetupError: no other run in it, earlier results
-    refused or removed, the folder created and writable; its lock, to release at the end."""
-    files.check_unlocked(out, "test.py", "-o")
-    prepare_output(out, overwrite, inputs)
     files.make_output_folder(out, "-o")
-    return files.lock_folder(out, "test.py", "-o")
+    lock = files.lock_folder(out, "test.py", "-o")
+    try:  # under the lock, so that no other run is writing what this removes
+        for path in earlier_results(out, inputs):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    except BaseException:
+        lock.release()
+        raise
+    return lock

@@ -69,6 +69,11 @@ def read_subjects(path: Path) -> Subjects:
     for line, cells in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in cells):
             continue
+        if len(cells) > len(header):  # an unquoted comma: the values would shift
+            raise SetupError(
+                f"{where}: line {line} has more cells than its header ({len(cells)} for "
+                f"{len(header)}); quote cells that hold commas, or remove the extra ones."
+            )
         row = dict(zip(header, (cell.strip() for cell in cells), strict=False))
         recording = recording_name(row.get(RECORDING_COLUMN, ""))
         mouse = row.get(MOUSE_COLUMN, "")

@@ -48,10 +48,8 @@ def read_labels(folder: Path) -> list[str] | None:
             f'{path} has no "labels" object; write e.g. {{"labels": {{"background": 0, '
             '"cavity": 1}}, or remove it for binary cavity masks.'
         )
-    values = sorted(labels.values(), key=lambda v: (not isinstance(v, int), v))
-    if any(isinstance(v, bool) or not isinstance(v, int) for v in values) or values != list(
-        range(len(values))
-    ):
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in labels.values())
+    if not whole or sorted(labels.values()) != list(range(len(labels))):
         raise LabelsError(
             f"{path} must give the mask values 0, 1, ..., {len(labels) - 1} one name each, "
             f"got {sorted(labels.items(), key=lambda item: str(item[1]))}."

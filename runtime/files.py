@@ -185,10 +185,9 @@ def lock_folder(folder: Path, command: str, flag: str) -> FolderLock:
     stale .lock never blocks anyone. SetupError, naming the holder's pid, if another
     process holds it.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(path, flag)
         if not _try_lock(fd):
             holder = _read_pid(fd)
             os.close(fd)
@@ -205,6 +204,18 @@ def lock_folder(folder: Path, command: str, flag: str) -> FolderLock:
     lock = FolderLock(path, fd)
     atexit.register(lock.release)  # also when the command ends without releasing it
     return lock
+
+
+def _open_lock(path: Path, flag: str) -> int:
+    """The lock file's descriptor (the folder created if needed); SetupError if it cannot be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise SetupError(
+            f"cannot write to the output folder {path.parent} ({err.strerror}); make it "
+            f"writable or pass another folder with {flag}."
+        ) from None
 
 
 def check_unlocked(folder: Path, command: str, flag: str) -> None:

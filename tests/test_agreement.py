@@ -253,6 +253,8 @@ def bad_inputs(tmp_path):
         ("non-numeric cell", ["--auto", str(text), "--manual", str(manual)], "line 4"),
         ("no overlap", ["--auto", str(others), "--manual", str(manual)], "no key"),
         ("fewer than 3 pairs", ["--auto", str(few), "--manual", str(manual)], "fewer than 3"),
+        ("header only", ["--auto", str(write_rows(tmp_path / "head.csv", AUTO[:1])),
+                         "--manual", str(manual)], "has a header but no rows"),
     ], base  # fmt: skip
 
 

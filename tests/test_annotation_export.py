@@ -152,3 +152,11 @@ def test_make_masks_pairs_the_exported_file_with_its_recording(tmp_path, measure
     start, stop = span_of(mask)
     expected = edges.mask(HEIGHT)[:, start : stop + 1]
     assert iou(mask[:, start : stop + 1], expected) >= 0.98
+
+
+def test_an_annotations_folder_that_cannot_be_made_is_a_write_error(tmp_path, measured):
+    from runtime.errors import WriteError
+
+    (tmp_path / "annotations").write_text("a file where the folder would go")
+    with pytest.raises(WriteError, match="cannot write .*annotations/csv"):
+        export(tmp_path, measured)

@@ -73,3 +73,11 @@ def test_a_folder_lock_is_held_once_and_freed_on_release(tmp_path):
     lock.release()
     assert not (folder / ".lock").exists()
     files.lock_folder(folder, "run.py", "-o").release()
+
+
+def test_a_folder_lock_under_a_file_is_one_sentence(tmp_path):
+    from runtime.errors import SetupError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SetupError, match="cannot write to the output folder .*file/out .*with -o"):
+        files.lock_folder(tmp_path / "file" / "out", "run.py", "-o")

@@ -25,6 +25,7 @@ def test_no_labels_file_means_binary_cavity_data(tmp_path):
         ('{"labels": {"background": 0, "cavity": 2}}', "must give the mask values 0, 1"),
         ('{"labels": {"background": 0, "cavity": true}}', "must give the mask values 0, 1"),
         ('{"labels": {"cavity": 0, "background": 1}}', "must name the value 0 background"),
+        ('{"labels": {"background": null, "cavity": "x"}}', "must give the mask values 0, 1"),
     ],
 )
 def test_a_bad_labels_file_is_named_with_the_fix(tmp_path, content, message):

@@ -83,6 +83,8 @@ def test_unlisted_recordings_and_rows_without_a_recording_are_named(subjects, tm
         ("recording,mouse_id,lvid_d_mm\na,M1,3.1\n", "has a column named lvid_d_mm, which "
          "per_mouse.csv computes; rename or remove it."),
         ("recording,mouse_id\n", "lists no recordings; add one row per recording."),
+        ("recording,mouse_id,genotype\na,M1,ko,extra\n", "line 2 has more cells than its "
+         "header (4 for 3); quote cells that hold commas"),
         (b"recording,mouse_id\n\xff\xfe,M1\n", "as a CSV file ("),
     ],
 )  # fmt: skip
