@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -66,26 +65,6 @@ def require_file(path: Path, what: str, flag: str) -> Path:
     return path
 
 
-class OutputFailed(Exception):
-    """A file could not be written (a full disk): the whole command stops, since every
-    later recording would fail the same way. Not an OSError, so that it passes through
-    Summary.recording, which reports OSErrors per recording."""
-
-    def __init__(self, error: WriteError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-@contextmanager
-def recording(summary: Summary, name: str, path: Path) -> Iterator[None]:
-    """summary.recording(name, path), but a WriteError stops the command (OutputFailed)."""
-    with summary.recording(name, path):
-        try:
-            yield
-        except WriteError as err:
-            raise OutputFailed(err) from None
-
-
 def make_data_dir(out_dir: Path, inputs: list[Path]) -> Path:
     """Create DATA/img and DATA/mask, refusing to write windows into an input folder."""
     out_dir = files.make_output_folder(out_dir, "--out")
@@ -114,9 +93,8 @@ def finish(command: str, action: Callable[[], Summary], *, count_windows: bool) 
     except SetupError as err:
         print(f"{command}: error: {err}", file=sys.stderr)
         return 2
-    except (OutputFailed, WriteError) as err:
-        error = err.error if isinstance(err, OutputFailed) else err
-        print(f"{command}: error: {error.advice('--out')}", file=sys.stderr)
+    except WriteError as err:
+        print(f"{command}: error: {err.advice('--out')}", file=sys.stderr)
         return 1
     print_summary(command, summary, count_windows=count_windows)
     return summary.exit_code

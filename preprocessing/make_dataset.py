@@ -58,7 +58,7 @@ def build_dataset(
     claim_folder(out_dir, labels, out_dir / "mask", "--out")
     summary = Summary(problems=problems)
     for name, image_path, annotation_path in cli.progress(pairs, progress):
-        with cli.recording(summary, name, image_path):
+        with summary.recording(name, image_path):
             image, mask = recording_and_mask(image_path, annotation_path, units, traces.get(name))
             summary.windows += write_recording_windows(
                 name,

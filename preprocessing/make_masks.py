@@ -109,7 +109,7 @@ def make_masks(
     summary = Summary(problems=problems)
     for name, image_path, annotation_path in cli.progress(pairs, progress):
         out_path = out_dir / f"{name}.png"
-        with cli.recording(summary, name, out_path):
+        with summary.recording(name, out_path):
             if out_path.exists() and not overwrite:
                 raise RecordingError(f"{out_path}: already exists; pass --overwrite to replace it.")
             _, mask = recording_and_mask(image_path, annotation_path, units, traces.get(name))

@@ -137,7 +137,7 @@ def make_windows(
     pairs, pair_problems = pair_by_name(images, images_dir, masks, masks_dir, "a mask")
     summary = Summary(problems=problems + mask_problems + pair_problems)
     for name, image_path, mask_path in cli.progress(pairs, progress):
-        with cli.recording(summary, name, image_path):
+        with summary.recording(name, image_path):
             image = read_gray(image_path)
             if labels is None:
                 mask, _ = read_mask(mask_path)

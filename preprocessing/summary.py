@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from runtime.errors import RecordingError
+from runtime.errors import RecordingError, WriteError
 
 
 class SkipRecording(Exception):
@@ -34,7 +34,8 @@ class Summary:
 
         SkipRecording -> skipped; RecordingError (ImageReadError included), whose message
         names the file -> problems as it is; any other OSError -> problems as "path: error".
-        Other exceptions propagate.
+        Other exceptions propagate, WriteError too: a file that cannot be written (a full
+        disk) stops the command, since every later recording would fail the same way.
         """
         try:
             yield
@@ -42,6 +43,8 @@ class Summary:
             self.skipped.append(str(why))
         except RecordingError as err:
             self.problems.append(str(err))
+        except WriteError:
+            raise
         except OSError as err:
             self.problems.append(f"{path}: {err}")
         else:

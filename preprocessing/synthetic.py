@@ -194,8 +194,8 @@ def cut_windows(out_dir: Path, names: list[str], step: int) -> tuple[list[str], 
         )
     except SetupError as err:
         return [str(err)], 0
-    except cli.OutputFailed as err:
-        return [err.error.advice("--out")], 0
+    except WriteError as err:
+        return [err.advice("--out")], 0
     missing = sorted(set(names) - set(summary.done))
     problems = summary.problems + [f"{name}: no training windows were made." for name in missing]
     return problems, summary.windows

@@ -200,3 +200,21 @@ def test_impossible_resolutions_give_null_and_a_warning(tmp_path, delta_x, delta
     other = ({"time_res_s", "depth_res_mm"} - {key}).pop()
     assert sidecar[other] is not None
     assert f"gives {key}" in summary.warnings[0] and "so it is null" in summary.warnings[0]
+
+
+def test_a_full_disk_stops_the_conversion_with_one_sentence(tmp_path, monkeypatch, capsys):
+    from helpers import full_disk
+
+    from preprocessing import dicom_to_png as command
+
+    for name in ("a", "b"):
+        write_dicom(
+            tmp_path / f"{name}.dcm", scanner_frames(long_image(), OFFSETS), mmode_regions()
+        )
+    full_disk(monkeypatch, ".a.png.")
+    out = tmp_path / "out"
+    assert command.main(["--in", str(tmp_path), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("error:") == 1
+    assert f"cannot write {out / 'a.png'} (No space left on device)" in err
+    assert not (out / "b.png").exists()  # stopped: every later file would fail the same way
