@@ -49,7 +49,9 @@ MYOCARDIUM_MG_PER_UL = 1.053
 LV_MASS_CORRECTION = 0.8
 
 
-def lv_mass_mg(lvid_d_mm: float, ivs_d_mm: float, lvpw_d_mm: float) -> float:
+def lv_mass_mg(
+    lvid_d_mm: np.ndarray | float, ivs_d_mm: np.ndarray | float, lvpw_d_mm: np.ndarray | float
+) -> np.ndarray | float:
     """LV mass as mouse scanners compute it (Vevo LAB, M-mode): all three at end-diastole
     in mm, 1.053 x ((LVIDd + LVPWd + IVSd)^3 - LVIDd^3), the shell between two cubes, in mg."""
     outer_mm = lvid_d_mm + ivs_d_mm + lvpw_d_mm

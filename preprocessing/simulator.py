@@ -21,7 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from mmode.scanner import DEFAULT_VOLUME_FORMULA, TYPICAL_TIME_RES_S, teichholz_volume_ul
+from mmode.scanner import (
+    DEFAULT_VOLUME_FORMULA,
+    TYPICAL_TIME_RES_S,
+    lv_mass_mg,
+    teichholz_volume_ul,
+)
 from preprocessing import artefacts
 from preprocessing.speckle import rayleigh_field
 from runtime.errors import SetupError
@@ -467,12 +472,6 @@ def _medians(d_mm: np.ndarray, s_mm: np.ndarray, rr_s: np.ndarray) -> dict:
 
 MEDIAN_KEYS = ("lvid_d_mm", "lvid_s_mm", "heart_rate_bpm", "ef_percent", "fs_percent")
 WALL_KEYS = ("ivs_d_mm", "ivs_s_mm", "lvpw_d_mm", "lvpw_s_mm", "lv_mass_mg")
-MYOCARDIUM_MG_PER_UL = 1.053  # the density in the scanner's (Devereux) LV mass formula
-
-
-def lv_mass_mg(lvid_d_mm: np.ndarray, ivs_d_mm: np.ndarray, lvpw_d_mm: np.ndarray) -> np.ndarray:
-    """LV mass, 1.053 x ((LVIDd + LVPWd + IVSd)^3 - LVIDd^3), all in mm (the mouse convention)."""
-    return MYOCARDIUM_MG_PER_UL * ((lvid_d_mm + lvpw_d_mm + ivs_d_mm) ** 3 - lvid_d_mm**3)
 
 
 def wall_truth(heart: Heart, d_mm: np.ndarray, s_mm: np.ndarray) -> dict[str, np.ndarray]:
