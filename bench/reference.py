@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     comparison = run(Path(args.out))
     print(
-        f"Echo2Pheno against manual readings: {len(comparison.pairs[0].keys)} mice matched, "
+        f"Echo2Pheno against manual readings: {len(comparison.matched)} mice matched, "
         f"{len(comparison.manual_only)} manual mice without recordings, "
         f"{len(comparison.auto_only)} recorded mice without manual readings."
     )

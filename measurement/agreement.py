@@ -44,7 +44,8 @@ from measurement.bland_altman import (
     unit,
 )
 from runtime import files
-from runtime.errors import SetupError
+from runtime.distributed import warn
+from runtime.errors import SetupError, WriteError
 
 SUMMARY_MEASURES = SUMMARY_NUMBERS[2:]  # test.py's summary numbers, beat counts left out
 MISSING = ("", "na", "n/a", "nan")  # cells read as "no value", in lower case
@@ -197,6 +198,7 @@ class Comparison:
 
     pairs: list[Pairs]
     results: list[Agreement]
+    matched: list[Key]  # in both tables
     auto_only: list[Key]
     manual_only: list[Key]
     too_few: list[Pairs]
@@ -226,6 +228,7 @@ def compare(
     return Comparison(
         pairs=enough,
         results=[agreement(p) for p in enough],
+        matched=keys,
         auto_only=[key for key in auto.rows if key not in manual.rows],
         manual_only=[key for key in manual.rows if key not in auto.rows],
         too_few=[p for p in all_pairs if len(p.keys) < MIN_PAIRS],
@@ -270,10 +273,6 @@ def write_unmatched_csv(path: str | Path, comparison: Comparison) -> None:
     rows = [{"key": show(key), "only_in": "auto"} for key in comparison.auto_only]
     rows += [{"key": show(key), "only_in": "manual"} for key in comparison.manual_only]
     files.write_csv(path, ["key", "only_in"], rows)
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
 
 
 def warn_unmatched(comparison: Comparison, auto: Table, manual: Table) -> None:
@@ -342,25 +341,21 @@ def main(argv: list[str] | None = None) -> int:
         key = split_names([args.key])
         if not key:
             raise SetupError("--key names no column; pass e.g. --key mouse_id.")
-        if out.exists() and not out.is_dir():
-            raise SetupError(f"output path {out} is a file; pass a folder with --out.")
         columns = parse_columns(args.column)
         auto, manual = read_table(args.auto, key), read_table(args.manual, key)
         comparison = compare(auto, manual, split_names(args.measure), columns)
+        files.make_output_folder(out, "--out")
     except SetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     warn_unmatched(comparison, auto, manual)
     try:
-        out.mkdir(parents=True, exist_ok=True)
         write_agreement_csv(out / "agreement.csv", comparison.results)
         write_unmatched_csv(out / "unmatched.csv", comparison)
         save_bland_altman(out / "bland_altman.png", comparison.pairs, comparison.results)
-    except OSError as err:
-        print(
-            f"error: cannot write to {out} ({err.strerror}); pass another --out.", file=sys.stderr
-        )
-        return 2
+    except WriteError as err:  # a full disk: the files written so far are whole
+        print(f"error: {err.advice('--out')}", file=sys.stderr)
+        return 1
     print(f"Agreement of {auto.path} (auto) with {manual.path} (manual), auto - manual:")
     print(table_text(comparison.results))
     print(f"agreement.csv, bland_altman.png and unmatched.csv are in {out}.")
