@@ -146,15 +146,23 @@ def make_output_folder(path: str | os.PathLike, flag: str) -> Path:
             f"cannot create the output folder {path} ({err.strerror}); pass a folder you can "
             f"write with {flag}."
         ) from None
+    check_writable(path, flag)
+    return path
+
+
+def check_writable(path: str | os.PathLike, flag: str) -> None:
+    """SetupError unless a file can be created in `path`, or, while it does not exist yet,
+    in its nearest existing parent (where it would be made); creates nothing that stays."""
+    path = Path(path)
+    probe = path if path.is_dir() else next(p for p in path.parents if p.exists())
     try:
-        with tempfile.TemporaryFile(dir=path):
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as err:
         raise SetupError(
             f"cannot write to the output folder {path} ({err.strerror}); make it writable or "
             f"pass another folder with {flag}."
         ) from None
-    return path
 
 
 LOCK_NAME = ".lock"

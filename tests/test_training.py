@@ -182,7 +182,7 @@ def _bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
         ("size-mismatch", "but its mask"),
         ("unreadable", "cannot read it as an image (cannot identify image file"),
         ("output-is-file", "is a file"),
-        ("output-unwritable", "cannot write to output folder"),
+        ("output-unwritable", "cannot write to the output folder"),
         ("ckpt-missing", "does not exist; check the path"),
         ("ckpt-corrupt", "not a readable PyTorch checkpoint"),
         ("ckpt-other-architecture", "other.pt: the weights do not fit"),

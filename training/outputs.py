@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +72,7 @@ def _check_contents(
         )
     if inside and not overwrite:
         _refuse_rewind(output, resuming_from, resumed or Progress())
-    probe = output if output.is_dir() else next(p for p in output.parents if p.exists())
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as err:
-        raise SetupError(
-            f"cannot write to output folder {output} ({err.strerror}); choose another with -o."
-        ) from None
+    files.check_writable(output, "-o")
 
 
 def _refuse_rewind(output: Path, source: Path, resumed: Progress) -> None:
