@@ -27,7 +27,7 @@ from dataset import CachedData
 from measurement.inference import Model, predict_probabilities
 from measurement.report import evaluation_overlay
 from mmode.labels import CAVITY, LABELS_FILE
-from mmode.scores import hd95_px, per_image_scores
+from mmode.scores import class_scores, hd95_px, per_image_scores
 from mmode.tensors import to_unit_float
 from runtime import files
 from runtime.errors import SetupError
@@ -95,11 +95,7 @@ def score_classes(probs: torch.Tensor, masks: torch.Tensor, labels: list[str]) -
     overlap_px, the foreground pixels of the right class (for dice_global)."""
     target = masks.long()
     pred = probs.argmax(1, keepdim=True)
-    per_class = [per_image_scores(pred == c, target == c) for c in range(1, len(labels))]
-    scores = {f"dice_{name}": s["dice"] for name, s in zip(labels[1:], per_class, strict=True)}
-    for key in ("dice", "iou"):
-        scores[key] = torch.stack([s[key] for s in per_class]).mean(0)
-    scores["mse"] = (pred != target).double().mean(dim=(1, 2, 3))
+    scores = class_scores(pred, target, labels)
     # Cross-entropy of the probabilities, its logs clamped at -100 as BCE's are.
     true_prob = probs.double().gather(1, target)
     scores["loss"] = -true_prob.log().clamp(min=-100).mean(dim=(1, 2, 3))

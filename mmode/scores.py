@@ -25,6 +25,22 @@ def per_image_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torc
     return {"dice": dice, "iou": iou, "mse": mse}
 
 
+def class_scores(
+    pred: torch.Tensor, target: torch.Tensor, labels: list[str]
+) -> dict[str, torch.Tensor]:
+    """Per-image scores of class maps (N, 1, H, W): dice_<name> for each foreground class;
+    dice and iou, their mean over the foreground classes; mse, the share of pixels whose
+    class is wrong (for 0/1 masks the same as per_image_scores' MSE)."""
+    scores: dict[str, torch.Tensor] = {}
+    per_class = [per_image_scores(pred == c, target == c) for c in range(1, len(labels))]
+    for name, class_score in zip(labels[1:], per_class, strict=True):
+        scores[f"dice_{name}"] = class_score["dice"]
+    for key in ("dice", "iou"):
+        scores[key] = torch.stack([s[key] for s in per_class]).mean(0)
+    scores["mse"] = (pred != target).double().mean(tuple(range(1, pred.dim())))
+    return scores
+
+
 def hd95_px(pred, target) -> float:
     """Symmetric 95th-percentile Hausdorff distance in pixels between two 2-D masks.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mmode.scores import per_image_scores
+from mmode.scores import class_scores, per_image_scores
 
 LOSSES = ("bce", "dice", "bce+dice")
 
@@ -54,22 +54,6 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> 
     if kind == "dice":
         return soft_dice_loss(logits, target)
     return F.binary_cross_entropy_with_logits(logits, target) + soft_dice_loss(logits, target)
-
-
-def class_scores(
-    pred: torch.Tensor, target: torch.Tensor, labels: list[str]
-) -> dict[str, torch.Tensor]:
-    """Per-image scores of class maps (N, 1, H, W): dice_<name> for each foreground class;
-    dice and iou, their mean over the foreground classes; mse, the share of pixels whose
-    class is wrong (for 0/1 masks the same as per_image_scores' MSE)."""
-    scores: dict[str, torch.Tensor] = {}
-    per_class = [per_image_scores(pred == c, target == c) for c in range(1, len(labels))]
-    for name, class_score in zip(labels[1:], per_class, strict=True):
-        scores[f"dice_{name}"] = class_score["dice"]
-    for key in ("dice", "iou"):
-        scores[key] = torch.stack([s[key] for s in per_class]).mean(0)
-    scores["mse"] = (pred != target).double().mean(tuple(range(1, pred.dim())))
-    return scores
 
 
 def metric_names(labels: list[str] | None) -> tuple[str, ...]:
