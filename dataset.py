@@ -31,7 +31,7 @@ from mmode.images import (
 )
 from mmode.labels import LABELS_FILE, LabelsError, read_labels
 from mmode.tensors import resize_image, resize_mask
-from runtime.errors import RecordingError
+from runtime.errors import RecordingError, name_some
 
 MASK_SUFFIXES = ("", "_mask", "_m")  # tried in this order for image NAME
 MAX_NAMED = 10
@@ -96,8 +96,7 @@ def cache_bytes(n_pairs: int, size: int) -> int:
 
 
 def _name_some(names: list[str]) -> str:
-    shown = ", ".join(names[:MAX_NAMED])
-    return shown + (f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else "")
+    return name_some(names, MAX_NAMED)
 
 
 def find_pairs(root: str | Path, min_pairs: int = 2) -> list[Pair]:

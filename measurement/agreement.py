@@ -45,7 +45,7 @@ from measurement.bland_altman import (
 )
 from runtime import files
 from runtime.distributed import warn
-from runtime.errors import SetupError, WriteError
+from runtime.errors import SetupError, WriteError, name_some
 
 SUMMARY_MEASURES = SUMMARY_NUMBERS[2:]  # test.py's summary numbers, beat counts left out
 MISSING = ("", "na", "n/a", "nan")  # cells read as "no value", in lower case
@@ -282,9 +282,8 @@ def warn_unmatched(comparison: Comparison, auto: Table, manual: Table) -> None:
         (comparison.manual_only, manual.path, auto.path),
     ):
         if keys:
-            named = ", ".join(show(key) for key in keys[:SHOWN_KEYS])
-            more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
-            warn(f"{len(keys)} keys of {here} are not in {there}: {named}{more}.")
+            named = name_some([show(key) for key in keys], SHOWN_KEYS)
+            warn(f"{len(keys)} keys of {here} are not in {there}: {named}.")
     for pairs in comparison.too_few:
         warn(
             f"{pairs.measure} has only {len(pairs.keys)} keys with both numbers "

@@ -21,7 +21,7 @@ from measurement.beats import SUMMARY_NUMBERS, Beat, summarize
 from mmode.images import IMAGE_SUFFIXES
 from runtime import files
 from runtime.distributed import warn
-from runtime.errors import SetupError
+from runtime.errors import SetupError, name_some
 
 # A measured recording's beats and whether each was accepted, by recording name.
 BeatsByName = dict[str, tuple[list[Beat], list[bool]]]
@@ -158,6 +158,4 @@ def write_per_mouse(
 
 
 def listing(names: list[str]) -> str:
-    shown = ", ".join(names[:LISTED_NAMES])
-    more = len(names) - LISTED_NAMES
-    return f"{shown} and {more} more" if more > 0 else shown
+    return name_some(names, LISTED_NAMES)

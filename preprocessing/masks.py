@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from mmode.labels import WALL_LABELS
+from runtime.errors import name_some
 
 EPS_PX = 1e-6
 SHOWN_COLUMNS = 5  # how many offending columns an error message lists
@@ -106,9 +107,7 @@ def check_stack(traces: dict[str, np.ndarray], height: int, width: int) -> None:
         )
         crossed = columns[below]
         if crossed.size:
-            shown = ", ".join(str(c) for c in crossed[:SHOWN_COLUMNS])
-            if crossed.size > SHOWN_COLUMNS:
-                shown += f" and {crossed.size - SHOWN_COLUMNS} more"
+            shown = name_some(crossed.tolist(), SHOWN_COLUMNS)
             raise TraceError(
                 f"the {above} trace is below the {below_it} trace in {crossed.size} column(s):"
                 f" {shown}."

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Sequence
+
+
+def name_some(names: Sequence[object], limit: int) -> str:
+    """The first `limit` names, comma-separated, then "and N more": lists in messages."""
+    shown = ", ".join(str(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 class SetupError(ValueError):
