@@ -315,9 +315,7 @@ class StreamingPairs(torch.utils.data.Dataset):
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.classes:
-            return read_pair(self.pairs[i], self.size, self.classes)
-        return read_pair(self.pairs[i], self.size)  # binary data: the call it always was
+        return read_pair(self.pairs[i], self.size, self.classes)
 
 
 def make_dataset(data: CachedData, names: list[str]) -> torch.utils.data.Dataset:

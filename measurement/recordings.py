@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -224,9 +224,8 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> Me
         **({"error": NO_MOTION} if motionless else {}),
     }
     name = path.stem
-    result = Measured(name, summary, beats, judged, problem=recording_problem(name, judged))
-    if motionless:
-        result = replace(result, problem=f"{name}: {NO_MOTION}.")
+    problem = f"{name}: {NO_MOTION}." if motionless else recording_problem(name, judged)
+    result = Measured(name, summary, beats, judged, problem)
     overlay = recording_overlay(image, edges, walls)
     files.save_png(out / f"{name}_mask.png", mask.astype(np.uint8) * 255)
     files.save_png(out / f"{name}_overlay.png", overlay)

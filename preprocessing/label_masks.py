@@ -29,7 +29,7 @@ from runtime.errors import RecordingError, SetupError
 
 def mask_of(traces: Traces, height: int, width: int) -> np.ndarray:
     """The 0/255 mask of two borders, or the 0-3 label mask of four (TraceError if bad)."""
-    if traces.ivs_top is None or traces.lvpw_bottom is None:
+    if not traces.has_walls:
         return mask_from_traces(traces.upper, traces.lower, height, width)
     return label_mask_from_traces(
         traces.ivs_top, traces.upper, traces.lower, traces.lvpw_bottom, height, width
