@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmode.images import read_gray, read_mask
+from mmode.images import read_label_mask
 from mmode.labels import LABELS_FILE, WALL_LABELS, LabelsError, read_labels, write_labels
 from preprocessing.annotations import AnnotationError, PhysicalUnits, Traces, read_annotation
 from preprocessing.masks import label_mask_from_traces, mask_from_traces
@@ -99,18 +99,11 @@ def labels_of_masks(masks_dir: Path) -> dict[str, int] | None:
     return None if names is None else {name: value for value, name in enumerate(names)}
 
 
-def read_label_mask(path: Path, labels: dict[str, int]) -> np.ndarray:
-    """A label mask with its values as saved; RecordingError for values labels.json lacks."""
-    _, values = read_mask(path)
-    # An 8-bit grayscale PNG reads back unchanged; other encodings (16-bit, palette) do
-    # not, which the comparison of the distinct values catches.
-    mask = read_gray(path)
-    if not np.array_equal(np.unique(mask), values):
-        raise RecordingError(
-            f"{path}: a label mask must be an 8-bit grayscale image holding its label values; "
-            "save it so."
-        )
-    unnamed = sorted(set(values.tolist()) - set(labels.values()))
+def checked_label_mask(path: Path, labels: dict[str, int]) -> np.ndarray:
+    """A label mask's values, read as training reads them (mmode.images.read_label_mask);
+    RecordingError for values that labels.json does not name."""
+    mask = read_label_mask(path)
+    unnamed = sorted(set(np.unique(mask).tolist()) - set(labels.values()))
     if unnamed:
         raise RecordingError(
             f"{path}: holds the value(s) {unnamed}, which labels.json does not name "

@@ -29,7 +29,7 @@ import numpy as np
 
 from mmode.images import read_gray, read_mask
 from preprocessing import cli
-from preprocessing.label_masks import claim_folder, labels_of_masks, read_label_mask
+from preprocessing.label_masks import checked_label_mask, claim_folder, labels_of_masks
 from preprocessing.quality import QualityTable, allowed_segments, read_quality_csv
 from preprocessing.recordings import list_images, pair_by_name
 from preprocessing.summary import SkipRecording, Summary
@@ -142,7 +142,7 @@ def make_windows(
             if labels is None:
                 mask, _ = read_mask(mask_path)
             else:
-                mask = read_label_mask(mask_path, labels)
+                mask = checked_label_mask(mask_path, labels)
             if mask.shape != image.shape:
                 raise RecordingError(
                     f"{mask_path}: the mask is {mask.shape[0]}x{mask.shape[1]} but the "
