@@ -234,13 +234,13 @@ def test_a_streamed_image_that_turns_to_garbage_saves_interrupted_pt_and_resumes
 
     real_read_pair, calls, broken = dataset.read_pair, 0, {}
 
-    def read_pair(pair, size):  # the 27th read (epoch 2, second batch) finds garbage
+    def read_pair(pair, *args):  # the 27th read (epoch 2, second batch) finds garbage
         nonlocal calls
         calls += 1
         if calls == 27:
             broken[pair.image] = pair.image.read_bytes()
             pair.image.write_bytes(b"not a png any more")
-        return real_read_pair(pair, size)
+        return real_read_pair(pair, *args)
 
     monkeypatch.setattr(dataset, "read_pair", read_pair)
     out = tmp_path / "out"
