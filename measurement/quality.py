@@ -58,7 +58,10 @@ class Limits:
 
 LIMITS = Limits()
 MIN_FS_PERCENT = 10.0
-MAX_RR_DEVIATION = 0.2
+# A premature beat or its pause is 22-38 % off its RR; clean beats vary by a few %. At 20 %
+# a pause measured 7 ms short at a recording's start passed (synthetic seed 19): 15 % keeps
+# that margin for timing error and rejected no clean beat on seeds 2, 7, 11, 13 and 23.
+MAX_RR_DEVIATION = 0.15
 RR_NEIGHBOURS = 2
 MAX_BRIDGED_SHARE = 0.1
 MAX_REPLACED_SHARE = 0.1
