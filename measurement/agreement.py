@@ -24,7 +24,6 @@ Bad input is one `error:` line on stderr, exit status 2, and nothing written.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from collections.abc import Sequence
@@ -65,14 +64,7 @@ class Table:
 def read_table(path: str | Path, key: Sequence[str]) -> Table:
     """A CSV file's rows by key; SetupError for a missing file, key column or duplicate key."""
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = [name.strip() for name in next(reader, [])]
-            lines = [(reader.line_num, row) for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        raise SetupError(f"cannot read {path} ({reason}); pass a readable CSV file.") from None
+    header, lines = files.read_csv_rows(path, str(path))
     missing = [name for name in key if name not in header]
     if missing:
         raise SetupError(
@@ -80,16 +72,8 @@ def read_table(path: str | Path, key: Sequence[str]) -> Table:
             "name the columns that identify a mouse with --key."
         )
     rows: dict[Key, tuple[int, dict[str, str]]] = {}
-    for line, cells in lines:
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) > len(header):  # e.g. an unquoted decimal comma: values would shift
-            raise SetupError(
-                f"line {line} of {path} has more cells than its header ({len(cells)} for "
-                f"{len(header)}); quote cells that hold commas, or remove the extra ones."
-            )
-        row = dict(zip(header, cells, strict=False))
-        value = tuple((row.get(name) or "").strip() for name in key)
+    for line, row in lines:
+        value = tuple(row.get(name, "") for name in key)
         if not all(value):
             raise SetupError(
                 f"line {line} of {path} has an empty {' or '.join(key)}; "

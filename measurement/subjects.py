@@ -13,7 +13,6 @@ when a reader averages the beats of a mouse's recordings on the scanner.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +41,7 @@ class Subjects:
 def read_subjects(path: Path) -> Subjects:
     """The recording-to-mouse table in a CSV; SetupError naming the problem and the fix."""
     where = f"--subjects {path}"
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        reason = getattr(err, "strerror", None) or err
-        raise SetupError(f"cannot read {where} as a CSV file ({reason}).") from None
-    header = [cell.strip() for cell in rows[0]] if rows else []
+    header, rows = files.read_csv_rows(path, where)
     for needed in (RECORDING_COLUMN, MOUSE_COLUMN):
         if needed not in header:
             raise SetupError(
@@ -66,15 +59,7 @@ def read_subjects(path: Path) -> Subjects:
     line_of: dict[str, int] = {}
     about: dict[str, dict[str, str]] = {}
     seen_at: dict[tuple[str, str], int] = {}
-    for line, cells in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) > len(header):  # an unquoted comma: the values would shift
-            raise SetupError(
-                f"{where}: line {line} has more cells than its header ({len(cells)} for "
-                f"{len(header)}); quote cells that hold commas, or remove the extra ones."
-            )
-        row = dict(zip(header, (cell.strip() for cell in cells), strict=False))
+    for line, row in rows:
         recording = recording_name(row.get(RECORDING_COLUMN, ""))
         mouse = row.get(MOUSE_COLUMN, "")
         if not recording or not mouse:

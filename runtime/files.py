@@ -101,6 +101,34 @@ def write_csv(
     write_text(path, buffer.getvalue())
 
 
+def read_csv_rows(
+    path: str | os.PathLike, name: str
+) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """A CSV table's header and its non-blank rows as (line, {column: cell}), whitespace
+    stripped; SetupError, naming the file as `name` (e.g. "--subjects X"), when it cannot
+    be read or a row has more cells than the header (an unquoted comma would shift the
+    values after it)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            header = [cell.strip() for cell in next(reader, [])]
+            lines = [(reader.line_num, cells) for cells in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise SetupError(f"cannot read {name} as a CSV file ({reason}).") from None
+    rows = []
+    for line, cells in lines:
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) > len(header):
+            raise SetupError(
+                f"{name}: line {line} has more cells than its header ({len(cells)} for "
+                f"{len(header)}); quote cells that hold commas, or remove the extra ones."
+            )
+        rows.append((line, dict(zip(header, (cell.strip() for cell in cells), strict=False))))
+    return header, rows
+
+
 def _cell(key: str, value: object, exact: bool) -> object:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
