@@ -304,9 +304,9 @@ class Trainer:
         sums = dict.fromkeys(("n", *self.metrics), 0.0)
         samples = None
         try:
-            for images, masks in self._loader(
-                self.val_set, in_batches(share, self.config.batch_size)
-            ):
+            # After a failed refresh, no validation pass: the run stops below anyway.
+            batches = [] if self.read_error else in_batches(share, self.config.batch_size)
+            for images, masks in self._loader(self.val_set, batches):
                 images, logits, masks = self.validation_step(images, masks, sums)
                 if samples is None:
                     samples = tuple(t[:N_SAMPLES].float().cpu() for t in (images, masks, logits))
