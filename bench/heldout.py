@@ -1,0 +1,97 @@
+"""Train on one seed's synthetic recordings, measure another seed's: the steps shared by the
+benchmarks that compare training choices (bench.schedules, bench.model_sizes).
+
+Every step is a command a user could type, each in its own process.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.accuracy import load_recordings, recording_errors
+
+ROOT = Path(__file__).resolve().parents[1]
+# The README's accuracy data: 24 training recordings of seed 1, 8 held-out ones of seed 2.
+FULL_DATA = {
+    "train": ["--seed", "1", "--recordings", "24"],
+    "test": ["--seed", "2", "--recordings", "8"],
+}
+SMALL = ["--height", "128", "--depth-res", "0.07"]
+QUICK_DATA = {
+    "train": ["--seed", "1", "--recordings", "2", *SMALL],
+    "test": ["--seed", "2", "--recordings", "1", *SMALL],
+}
+ERROR_KEYS = (  # (bench.accuracy's key, the row's name)
+    ("lvid_d_mm", "lvid_d_mm"),
+    ("lvid_s_mm", "lvid_s_mm"),
+    ("heart_rate_bpm", "heart_rate_percent"),
+)
+
+
+def command(*args: str | Path, allowed: tuple[int, ...] = (0,)) -> None:
+    """Run one of the project's commands in its own process; stop the benchmark if it
+    exits with another status than `allowed`."""
+    argv = [sys.executable, *map(str, args)]
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode not in allowed:
+        sys.exit(f"bench: `{' '.join(argv[1:])}` failed:\n{result.stderr[-2000:]}")
+
+
+def make_data(data: Path, settings: dict[str, list[str]]) -> None:
+    """data/train and data/test: synthetic recordings with their windows and truth."""
+    for part in ("train", "test"):
+        command("-m", "preprocessing.synthetic", "--out", data / part, "--overwrite",
+                *settings[part])  # fmt: skip
+
+
+def epochs_to_reach(dice: list[float], share: float) -> int:
+    """The first epoch whose validation Dice reaches `share` of the last epoch's."""
+    return next(i for i, d in enumerate(dice, start=1) if d >= share * dice[-1])
+
+
+def train_and_measure(data: Path, runs: Path, results: Path, run_flags: list[str]) -> dict:
+    """Train with `run.py ... RUN_FLAGS` into `runs`, measure the held-out windows and
+    recordings with test.py into `results`; validation and held-out Dice, the LVID and
+    heart-rate errors per recording (median and worst), the training minutes."""
+    started = time.perf_counter()
+    command("run.py", "-d", data / "train", "-o", runs, "--overwrite", *run_flags)
+    minutes = (time.perf_counter() - started) / 60
+    model = runs / "best.pt"
+    command("test.py", "-d", data / "test", "-m", model, "-o", results / "windows")
+    # Exit 1: some recordings could not be measured; the row counts them.
+    recordings = data / "test" / "recordings"
+    command("test.py", "-d", recordings, "-m", model, "-o", results / "recs", allowed=(0, 1))
+    with open(runs / "metrics.csv", newline="") as f:
+        val_dice = [float(row["val_dice"]) for row in csv.DictReader(f)]
+    errs = [recording_errors(r) for r in load_recordings(data / "test" / "truth", results / "recs")]
+    row = {
+        "final_val_dice": val_dice[-1],
+        "best_val_dice": max(val_dice),
+        "epochs_to_99": epochs_to_reach(val_dice, 0.99),
+        "heldout_dice": json.loads((results / "windows" / "metrics.json").read_text())["dice"],
+        "train_minutes": round(minutes, 2),
+        "unmeasured_recordings": sum(e["lvid_d_mm"] is None for e in errs),
+    }
+    for key, name in ERROR_KEYS:
+        values = [e[key] for e in errs if e[key] is not None]
+        row[f"median_{name}"] = statistics.median(values) if values else None
+        row[f"worst_{name}"] = max(values) if values else None
+    return row
+
+
+def num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def error_cells(row: dict) -> str:
+    """The table cells 'median / worst' of LVIDd, LVIDs (mm) and heart rate (%)."""
+    return " | ".join(
+        f"{num(row[f'median_{name}'], d)} / {num(row[f'worst_{name}'], d)}"
+        for name, d in (("lvid_d_mm", 3), ("lvid_s_mm", 3), ("heart_rate_percent", 2))
+    )
