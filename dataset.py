@@ -12,7 +12,6 @@ not name is an error, not foreground.
 
 from __future__ import annotations
 
-import functools
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from mmode.images import (
     IMAGE_SUFFIXES,
@@ -281,7 +281,7 @@ def split_names(names: list[str], val_percent: float, seed: int) -> dict[str, li
 
 
 class CachedPairs(torch.utils.data.Dataset):
-    """Indexes the cached tensors; `__getitems__` lets DataLoader fetch a batch in one go."""
+    """Indexes the cached tensors; `__getitems__` cuts a batch in one go."""
 
     def __init__(self, data: CachedData, names: list[str]) -> None:
         index = {name: i for i, name in enumerate(data.names)}
@@ -297,8 +297,16 @@ class CachedPairs(torch.utils.data.Dataset):
         return self.images[i], self.masks[i]
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.as_tensor(indices, dtype=torch.long)
+        rows = torch.as_tensor(indices, dtype=torch.long, device=self.images.device)
         return self.images[rows], self.masks[rows]
+
+    def nbytes(self) -> int:
+        return self.images.nbytes + self.masks.nbytes
+
+    def to(self, device: torch.device) -> CachedPairs:
+        """Itself, with its tensors moved to `device`."""
+        self.images, self.masks = self.images.to(device), self.masks.to(device)
+        return self
 
 
 class StreamingPairs(torch.utils.data.Dataset):
@@ -331,41 +339,46 @@ def collate_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(images), torch.stack(masks)
 
 
-@functools.cache
-def _geometry() -> Any:
-    """Random geometry for image and mask together. Horizontal flips reverse time, which is
-    still a valid M-mode; vertical flips are never used, since the heart has a top.
-
-    Built on first use, so that runs without --augment do not import torchvision.
-    """
-    from torchvision.transforms import v2
-
-    return v2.Compose(
-        [
-            v2.RandomHorizontalFlip(),
-            v2.RandomAffine(degrees=0.0, translate=(0.05, 0.05), scale=(0.9, 1.1)),
-        ]
-    )
+AUGMENT_SHIFT = 0.05  # of the width and the height, each way
+AUGMENT_SCALE = (0.9, 1.1)
+AUGMENT_LOG_GAMMA = 0.35
+AUGMENT_LOG_CONTRAST = 0.25
+AUGMENT_NOISE_SIGMA = 0.03
 
 
 def augment_batch(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random geometry on image and mask, random gamma, contrast and noise on the image.
+    """Random geometry on image and mask, random gamma, contrast and noise on the image, for a
+    whole batch at once on the device it is on.
 
-    images: float (N, 1, H, W) in [0, 1]; masks: (N, 1, H, W), 0/1 or classes, moved by
-    nearest neighbour (torchvision's rule for a Mask), so their values are kept. Uses torch's
-    global RNG, so a seeded run augments the same way every time.
+    images: float (N, 1, H, W) in [0, 1]; masks: (N, 1, H, W), 0/1 or classes, returned in
+    their dtype. Geometry: a time flip (M-mode read backwards is still M-mode; never a
+    vertical flip, the heart has a top), a shift and a scale, bilinear for images and
+    nearest neighbour for masks, so that their values are kept; outside is 0. Each image's
+    parameters come from torch's global CPU generator and the noise from its device's, so a
+    seeded run augments the same way every time.
     """
-    from torchvision import tv_tensors
+    n, device = images.shape[0], images.device
+    flip = torch.where(torch.rand(n) < 0.5, -1.0, 1.0)
+    shift = torch.empty(n, 2).uniform_(-2 * AUGMENT_SHIFT, 2 * AUGMENT_SHIFT)  # in [-1, 1] units
+    scale = torch.empty(n).uniform_(*AUGMENT_SCALE)
+    gamma = torch.empty(n).uniform_(-AUGMENT_LOG_GAMMA, AUGMENT_LOG_GAMMA).exp()
+    contrast = torch.empty(n).uniform_(-AUGMENT_LOG_CONTRAST, AUGMENT_LOG_CONTRAST).exp()
+    noise_sigma = torch.empty(n).uniform_(0.0, AUGMENT_NOISE_SIGMA)
+    # Where each output pixel reads from: flip, then scale about the centre, then shift.
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = flip / scale
+    theta[:, 0, 2] = -flip * shift[:, 0] / scale
+    theta[:, 1, 1] = 1 / scale
+    theta[:, 1, 2] = -shift[:, 1] / scale
+    grid = F.affine_grid(theta.to(device), list(images.shape), align_corners=False)
+    images = F.grid_sample(images, grid, mode="bilinear", align_corners=False)
+    moved = F.grid_sample(masks.float(), grid, mode="nearest", align_corners=False)
 
-    out_images, out_masks = [], []
-    for image, mask in zip(images, masks, strict=True):
-        image, mask = _geometry()(tv_tensors.Image(image), tv_tensors.Mask(mask))
-        gamma = torch.empty(()).uniform_(-0.35, 0.35).exp()
-        contrast = torch.empty(()).uniform_(-0.25, 0.25).exp()
-        noise_sigma = torch.empty(()).uniform_(0.0, 0.03)
-        image = image.as_subclass(torch.Tensor).clamp(0, 1) ** gamma
-        image = (image - image.mean()) * contrast + image.mean()
-        image = image + noise_sigma * torch.randn_like(image)
-        out_images.append(image.clamp_(0, 1))
-        out_masks.append(mask.as_subclass(torch.Tensor))
-    return torch.stack(out_images), torch.stack(out_masks)
+    def per_image(values: torch.Tensor) -> torch.Tensor:
+        return values.to(device).view(n, 1, 1, 1)
+
+    images = images.clamp(0, 1) ** per_image(gamma)
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    images = (images - mean) * per_image(contrast) + mean
+    images = images + per_image(noise_sigma) * torch.randn_like(images)
+    return images.clamp_(0, 1), moved.to(masks.dtype)

@@ -17,14 +17,13 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dataset import CachedData, FileChanged, make_dataset
@@ -50,6 +49,7 @@ from training.data import (
     choose_split,
     epoch_batches,
     in_batches,
+    keep_on_device,
     load_data,
 )
 from training.losses import add_scores, metric_names, segmentation_loss
@@ -155,8 +155,8 @@ class Trainer:
         if config.compile:
             self.net = torch.compile(self.net)
         self.split = split
-        self.train_set = make_dataset(data, split["train"])
-        self.val_set = make_dataset(data, split["val"])
+        self.train_set = keep_on_device(make_dataset(data, split["train"]), self.device)
+        self.val_set = keep_on_device(make_dataset(data, split["val"]), self.device)
         self.progress = run.progress
         self.labels, self.metrics = data.labels, metric_names(data.labels)
         self.last_epoch = self.progress.epoch + config.epochs
@@ -228,7 +228,7 @@ class Trainer:
         bar.close()
         return sum_over_processes(sums, self.device)
 
-    def _until_stop(self, loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _until_stop(self, loader: Iterable) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The loader's batches until a process is asked to stop or cannot read (read_error) its
         next one: checked before each step, so all stop at the same step, with its RNG state."""
         batches = iter(loader)
@@ -341,7 +341,7 @@ class Trainer:
             self.stop_signal = signal.SIGTERM  # another process's
         return stop or failed
 
-    def _loader(self, dataset: torch.utils.data.Dataset, batches: list[list[int]]) -> DataLoader:
+    def _loader(self, dataset: torch.utils.data.Dataset, batches: list[list[int]]) -> Iterable:
         pin = self.device.type == "cuda"
         return batch_loader(dataset, batches, self.config.workers, self.config.seed, pin)
 

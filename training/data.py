@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from dataset import (
     CachedData,
+    CachedPairs,
     DataError,
     augment_batch,
     cache_bytes,
@@ -19,6 +22,8 @@ from dataset import (
 from mmode.tensors import to_unit_float
 from runtime.distributed import say, warn
 from training.config import TrainConfig
+
+GPU_CACHE_SHARE = 0.25  # of a GPU's memory that a cached data set may take there
 
 
 def load_data(config: TrainConfig, labels: list[str] | None = None) -> CachedData:
@@ -72,8 +77,11 @@ def stored_split(stored: dict, data: CachedData, val_percent: float) -> dict:
 
 def batch_loader(
     dataset: Dataset, batches: list[list[int]], workers: int, seed: int, pin_memory: bool
-) -> DataLoader:
-    """A DataLoader over exactly these batches, in this order."""
+) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """Exactly these batches, in this order: cut from a cached data set, or from a
+    DataLoader when streaming."""
+    if isinstance(dataset, CachedPairs):
+        return cached_batches(dataset, batches)
     return DataLoader(
         dataset,
         batch_sampler=batches,
@@ -107,9 +115,8 @@ def batch_to_device(
     augment: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch as the model takes it: float images in [0, 1] and float masks (0/1, or the
-    classes of label masks) on `device`, augmented first (on the CPU, per image) if `augment`."""
-    if augment:
-        images, masks = augment_batch(to_unit_float(images), masks)
+    classes of label masks) on `device`, augmented there, the whole batch at once, if
+    `augment`."""
     # Copy the (pinned, on CUDA) batch as it comes, a quarter of the bytes when uint8,
     # and convert on the device.
     non_blocking = device.type == "cuda"
@@ -117,4 +124,26 @@ def batch_to_device(
     masks = masks.to(device, non_blocking=non_blocking).float()
     if images.dtype == torch.uint8:
         images = to_unit_float(images)
+    if augment:
+        images, masks = augment_batch(images, masks)
     return images.contiguous(memory_format=memory_format), masks
+
+
+def keep_on_device(dataset: Dataset, device: torch.device) -> Dataset:
+    """A cached data set moved into the GPU's memory when it takes at most
+    GPU_CACHE_SHARE of it: batches are then cut there, with no copy per step. Else, and on
+    the CPU or when streamed, the data set as it is."""
+    if device.type != "cuda" or not isinstance(dataset, CachedPairs):
+        return dataset
+    total = torch.cuda.get_device_properties(device).total_memory
+    if dataset.nbytes() > GPU_CACHE_SHARE * total:
+        return dataset
+    return dataset.to(device)
+
+
+def cached_batches(
+    dataset: CachedPairs, batches: list[list[int]]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches cut straight from the cached tensors, where they are: no DataLoader."""
+    for batch in batches:
+        yield dataset.__getitems__(batch)
