@@ -32,6 +32,7 @@ from quicknat.flags import model_config
 from runtime.distributed import (
     any_process,
     distributed_rank,
+    max_over_processes,
     say,
     share_buffers,
     start_processes,
@@ -57,6 +58,7 @@ from training.outputs import RunOutputs, check_output_folder
 from training.schedule import LrPlan, plan_schedule
 
 N_SAMPLES = 4  # validation images drawn in samples/epoch_NNN.png
+LOG_EVERY = 20  # steps between the progress bar's loss and the check for a non-finite loss
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -136,7 +138,7 @@ class Trainer:
         self.run = run
         self.device = run.device
         self.is_main = run.rank == 0
-        self.memory_format = memory_format(config.channels_last)
+        self.memory_format = memory_format(config.channels_last, self.device)
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.optimizer = optimizer
         resume.move_optimizer_state(optimizer, self.device)
@@ -218,15 +220,34 @@ class Trainer:
             file=sys.stderr,
             disable=not self.is_main,
         )
+        # The step at which the loss first became NaN or infinite (0: not yet), kept on the
+        # device and read only at logging points, so that steps never wait for the device.
+        first_bad_step = torch.zeros((), dtype=torch.long, device=self.device)
         for step, (images, masks) in enumerate(bar, start=first_step + 1):
             for group in self.optimizer.param_groups:
                 group["lr"] = self.run.lr_plan.lr(epoch, step, len(batches))
-            loss, logits, masks = self.train_step(images, masks, epoch, step)
+            loss, logits, masks = self.train_step(images, masks)
             add_scores(sums, loss, logits, masks, self.labels)
-            bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}")
+            first_bad_step = torch.where(
+                torch.isfinite(loss) | (first_bad_step > 0), first_bad_step, step
+            )
+            if step % LOG_EVERY == 0:
+                self._check_loss(first_bad_step, epoch)
+                bar.set_postfix(loss=f"{float(sums['loss']) / sums['n']:.4f}")
             self.progress.step = step
         bar.close()
+        self._check_loss(first_bad_step, epoch)
         return sum_over_processes(sums, self.device)
+
+    def _check_loss(self, first_bad_step: torch.Tensor, epoch: int) -> None:
+        """Raise NonFiniteLoss if the loss became NaN or infinite in any process."""
+        (step,) = max_over_processes([float(first_bad_step)], self.device)
+        if step:
+            raise NonFiniteLoss(
+                f"the loss became NaN or infinite at epoch {epoch}, step {int(step)}; the last "
+                f"good checkpoints in {self.config.output} are kept. Try a lower learning rate "
+                "(-l)."
+            )
 
     def _until_stop(self, loader: Iterable) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The loader's batches until a process is asked to stop or cannot read (read_error) its
@@ -242,19 +263,13 @@ class Trainer:
             yield batch
 
     def train_step(
-        self, images: torch.Tensor, masks: torch.Tensor, epoch: int, step: int
+        self, images: torch.Tensor, masks: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimizer step on a batch; (loss, logits, masks on the device)."""
         images, masks = self._to_device(images, masks, augment=self.config.augment)
         with autocast(self.device, self.run.precision):
             logits = self._forward(images)
         loss = segmentation_loss(logits, masks, self.config.loss)
-        (non_finite,) = any_process([not torch.isfinite(loss)], self.device)
-        if non_finite:
-            raise NonFiniteLoss(
-                f"the loss became {loss.item()} at epoch {epoch}, step {step}; the last good "
-                f"checkpoints in {self.config.output} are kept. Try a lower learning rate (-l)."
-            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)

@@ -51,7 +51,7 @@ def load_model(
     path: str | os.PathLike,
     settings: dict[str, Any],
     device: torch.device,
-    channels_last: bool = False,
+    channels_last: bool | None = None,
 ) -> tuple[QuickNat, int | None, list[str] | None]:
     """The model in eval mode on `device`, the image size it was trained at and the class
     names it was trained on (each None when the checkpoint does not say).
@@ -63,7 +63,7 @@ def load_model(
     model = QuickNat(model_config(checkpoint, settings, warn))
     load_weights(model, checkpoint, str(path))
     # A one-channel input batch has the same layout either way, so only the model converts.
-    model = model.to(device, memory_format=memory_format(channels_last))
+    model = model.to(device, memory_format=memory_format(channels_last, device))
     return model.eval(), trained_im_size(checkpoint), trained_labels(checkpoint)
 
 

@@ -54,15 +54,24 @@ def stop_processes() -> None:
 
 def any_process(flags: list[bool], device: torch.device) -> list[bool]:
     """Each flag, true if it is true in any process (so that all stop together)."""
+    return [bool(v) for v in max_over_processes([float(f) for f in flags], device)]
+
+
+def max_over_processes(values: list[float], device: torch.device) -> list[float]:
+    """Each value's maximum over all processes."""
     if not dist.is_initialized():
-        return list(flags)
-    t = torch.tensor([float(f) for f in flags], device=device)
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return [bool(v) for v in t.tolist()]
+    return t.tolist()
 
 
-def sum_over_processes(sums: dict[str, float], device: torch.device) -> dict[str, float]:
-    """Each value summed over all processes, in float64."""
+def sum_over_processes(
+    sums: dict[str, float | torch.Tensor], device: torch.device
+) -> dict[str, float]:
+    """Each value (a number, or a running sum on the device) summed over all processes, as
+    a float64 number."""
+    sums = {k: float(v) for k, v in sums.items()}
     if not dist.is_initialized():
         return sums
     t = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)

@@ -70,7 +70,13 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def memory_format(channels_last: bool) -> torch.memory_format:
+def memory_format(channels_last: bool | None, device: torch.device) -> torch.memory_format:
+    """channels_last or not as asked; when not asked (None), the faster one as measured: on
+    the CPU channels_last (oneDNN; training at 256 px on two AMD EPYC cores: 2.4 against
+    2.0 img/s), on GPUs NCHW (bf16 training at 256 px, batch 16, on an H200: 264 against
+    210 img/s; inference was slower too)."""
+    if channels_last is None:
+        channels_last = device.type == "cpu"
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
@@ -87,7 +93,8 @@ def add_speed_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     group.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="channels_last memory format for the model (default: on)",
+        default=None,
+        help="channels_last memory format for the model (default: on for the CPU, off for "
+        "GPUs, the faster on each as measured)",
     )
     return group

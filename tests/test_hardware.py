@@ -35,7 +35,7 @@ def test_a_training_step_under_each_cpu_precision_has_a_finite_fp32_loss(
     t = _trainer(tmp_path, make_data, "--device", "cpu", "--precision", precision)
     before = t.model.encode1.conv2.weight.detach().clone()
     images, masks = t.train_set.__getitems__([0, 1, 2, 3])
-    loss, logits, _ = t.train_step(images, masks, epoch=1, step=1)
+    loss, logits, _ = t.train_step(images, masks)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert logits.dtype == (torch.bfloat16 if t.run.precision == "bf16" else torch.float32)
     assert not torch.equal(t.model.encode1.conv2.weight, before)  # the step trained
@@ -59,7 +59,7 @@ def test_auto_precision_on_a_gpu_trains_in_half_precision(tmp_path, make_data):
     assert t.run.precision == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     assert t.scaler.is_enabled() == (t.run.precision == "fp16")
     images, masks = t.train_set.__getitems__([0, 1, 2, 3])
-    loss, logits, _ = t.train_step(images, masks, epoch=1, step=1)
+    loss, logits, _ = t.train_step(images, masks)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert logits.dtype in (torch.bfloat16, torch.float16)
 
@@ -132,3 +132,35 @@ def test_a_gpu_index_beyond_the_machine_is_refused():
         return
     with pytest.raises(SetupError, match=r"GPU\(s\), cuda:0 to"):
         hardware.pick_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_training_steps_never_wait_for_the_device(tmp_path, make_data, monkeypatch):
+    """A tensor read on the host (item, float, bool, ...) waits for a GPU to finish; a
+    training step must not do one, so an epoch of 8 steps reads as often as one of 2."""
+    reads = {"n": 0}
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            reads["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def reads_in_an_epoch(batch_size: str) -> tuple[int, int]:
+        t = _trainer(tmp_path / batch_size, make_data, "-b", batch_size, "--augment")
+        reads["n"] = 0
+        steps = t.train_epoch(1)["n"] / int(batch_size)
+        assert steps < trainer.LOG_EVERY
+        return steps, reads["n"]
+
+    (long_steps, long_reads), (short_steps, short_reads) = map(reads_in_an_epoch, ("1", "3"))
+    assert (long_steps, short_steps) == (6, 2)
+    assert long_reads == short_reads
+
+
+def test_memory_format_by_default_is_the_one_measured_faster_on_each_device():
+    assert hardware.memory_format(None, CPU) == torch.channels_last
+    assert hardware.memory_format(None, CUDA) == torch.contiguous_format
+    assert hardware.memory_format(True, CUDA) == torch.channels_last
+    assert hardware.memory_format(False, CPU) == torch.contiguous_format

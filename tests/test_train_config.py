@@ -35,7 +35,7 @@ def test_the_resume_command_carries_every_flag_but_overwrite():
 def test_defaults_are_written_once_in_the_parser():
     config = parse_config(["-d", "DATA"])
     assert config.epochs == 1 and config.im_size == 256 and config.output_path == "./checkpoints"
-    assert config.channels_last and not config.augment and config.num_filters is None
+    assert config.channels_last is None and not config.augment and config.num_filters is None
 
 
 def test_seeds_numpy_and_torch_both_take_are_accepted_and_others_refused():

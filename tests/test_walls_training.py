@@ -18,6 +18,7 @@ from measurement.inference import load_model, predict_probabilities
 from measurement.scoring import score_batch, score_test_set
 from mmode.labels import WALL_LABELS, write_labels
 from quicknat import CheckpointError, QuickNat, QuickNatConfig, TrainingCheckpoint
+from runtime.distributed import sum_over_processes
 from training.losses import add_scores, class_dice_loss, metric_names, segmentation_loss
 
 NAMES = list(WALL_LABELS)
@@ -82,6 +83,7 @@ def test_per_class_dice_of_known_class_maps():
     logits = torch.nn.functional.one_hot(pred, 3).permute(2, 0, 1)[None].float() * 5
     sums = dict.fromkeys(("n", *metric_names(labels)), 0.0)
     add_scores(sums, torch.tensor(0.5), logits, target, labels)
+    sums = sum_over_processes(sums, torch.device("cpu"))  # device sums -> numbers
     # a: 1 of 2 true pixels, 1 predicted: Dice 2/3, IoU 1/2; b: 3 true, 4 predicted, 3 shared:
     # Dice 6/7, IoU 3/4. One pixel of six has the wrong class.
     assert sums["dice_a"] == pytest.approx(2 / 3) and sums["dice_b"] == pytest.approx(6 / 7)

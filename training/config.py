@@ -49,7 +49,7 @@ class TrainConfig:
     se: str | None
     dropout: float | None
     precision: str
-    channels_last: bool
+    channels_last: bool | None  # None: the device's faster one
     compile: bool
     cache_limit: float
     save_every: int

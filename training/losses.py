@@ -62,14 +62,16 @@ def metric_names(labels: list[str] | None) -> tuple[str, ...]:
 
 
 def add_scores(
-    sums: dict[str, float],
+    sums: dict[str, float | torch.Tensor],
     loss: torch.Tensor,
     logits: torch.Tensor,
     masks: torch.Tensor,
     labels: list[str] | None = None,
 ) -> None:
     """Add a batch's images, loss and per-image scores (summed) to `sums`; with `labels`
-    (K > 1 channels) the class of a pixel is its most probable one."""
+    (K > 1 channels) the class of a pixel is its most probable one. The sums become float64
+    tensors on the batch's device, so that a step never waits for the device to finish;
+    sum_over_processes turns them into numbers."""
     n = logits.shape[0]
     if logits.shape[1] > 1:
         pred = logits.detach().argmax(1, keepdim=True)
@@ -77,6 +79,6 @@ def add_scores(
     else:
         scores = per_image_scores(logits.detach() > 0, masks > 0.5)
     sums["n"] += n
-    sums["loss"] += loss.item() * n
+    sums["loss"] = sums["loss"] + loss.detach().double() * n
     for k, v in scores.items():
-        sums[k] += v.sum().item()
+        sums[k] = sums[k] + v.sum()
