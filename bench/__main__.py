@@ -1,6 +1,6 @@
 """Benchmark: the project's trainer against the original tool's loop, in one process.
 
-    python -m bench                       # CPU: 128 and 256 px, writes bench/RESULTS.md
+    python -m bench                       # CPU: 128 and 256 px, writes bench/cpu/RESULTS.md
     python -m bench --device cuda --sizes 256 --batch-size 16 --out bench/gpu
     python -m bench --quick --out /tmp/b  # a tiny end-to-end run (used by the tests)
 
@@ -30,19 +30,21 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench import limits
 from bench.baseline import original_loader, train_epoch
 from dataset import find_pairs
 from quicknat import QuickNat
 from runtime import files
-from runtime.hardware import autocast
+from runtime.hardware import autocast, pick_precision
 from trainer import prepare_training
 from training.config import TrainConfig, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
-# Nominal peak GFLOP/s (fp32, bf16). The CPU figures are the issue's for two modern
-# AVX-512 cores; override with --peak-gflops for another machine.
-PEAKS_GFLOPS = {"cpu": (330.0, 660.0), "H100": (67_000.0, 989_000.0), "H200": (67_000.0, 989_000.0)}
-TARGETS = {"cpu": {"train": 1.8, "process": 1.8}, "cuda": {"train": 3.0}}
+TARGETS = {
+    "cpu": {"train": 1.8, "process": 1.8, "dice": 0.01},
+    "cuda": {"train": 3.0, "infer": 3.0, "peak_share": 0.25, "first_epoch": 2.0, "dice": 0.01},
+}
+MATMUL_SIDE = {"cpu": 2048, "cuda": 8192}  # the peak's matrices: large enough to saturate
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -62,8 +64,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--process-epochs", type=int, default=2, help="whole-process run (default: 2)")
     p.add_argument("--accuracy-epochs", type=int, default=8, help="auto vs fp32 (default: 8)")
-    p.add_argument("--peak-gflops", type=float, nargs=2, default=None, metavar=("FP32", "BF16"))
-    p.add_argument("--out", type=Path, default=ROOT / "bench", help="where RESULTS.md goes")
+    p.add_argument(
+        "--variants",
+        action="store_true",
+        help="also time variants of the training step, each in its own process, and a whole "
+        "run.py's first epoch (on by default with --device cuda)",
+    )
+    p.add_argument(
+        "--startup-windows",
+        type=int,
+        default=320,
+        help="windows (repeated) for the variants and the first epoch (default: %(default)s)",
+    )
+    p.add_argument(
+        "--variant-timeout",
+        type=float,
+        default=150.0,
+        help="seconds a variant may take, compilation included (default: %(default)s)",
+    )
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "cpu", help="where RESULTS.md goes")
     p.add_argument("--quick", action="store_true", help="tiny model and images, one round")
     return p.parse_args(argv)
 
@@ -151,6 +170,7 @@ def time_training(data: Path, work: Path, size: int, cfg) -> dict:
                 memory[name] = max(memory[name], peak["mb"])
     inference = time_inference(ours, base_model, cfg.batch_size, size, device)
     return {
+        "profile": limits.profile_steps(ours),
         "size": size,
         "precision": ours.run.precision,
         "train_img_s": {k: statistics.median(v) for k, v in timings.items()},
@@ -255,23 +275,69 @@ def machine(device: torch.device) -> dict:
     return info
 
 
-def peak_gflops(cfg, info: dict, precision: str) -> float | None:
-    if cfg.peak_gflops:
-        fp32, bf16 = cfg.peak_gflops
-    else:
-        key = (
-            "cpu"
-            if cfg.device == "cpu"
-            else next((k for k in PEAKS_GFLOPS if k in info.get("gpu", "")), None)
+def variants(cfg) -> dict[str, list[str]]:
+    """The training-step variants to time, as run.py flags after the common ones."""
+    b = cfg.batch_size
+    chosen = {
+        "fp32, NCHW (the original's numerics)": ["--precision", "fp32", "--no-channels-last"],
+        "auto precision, NCHW": ["--no-channels-last"],
+        "auto precision, channels_last": ["--channels-last"],
+        "auto precision, NCHW, torch.compile": ["--no-channels-last", "--compile"],
+        f"auto precision, NCHW, batch {2 * b}": ["--no-channels-last", "-b", str(2 * b)],
+        f"auto precision, NCHW, batch {4 * b}": ["--no-channels-last", "-b", str(4 * b)],
+    }
+    if cfg.quick:  # two show that it works; compiling alone would take minutes on a CPU
+        return {k: chosen[k] for k in list(chosen)[::2][:2]}
+    return chosen
+
+
+def tflops(gflop_per_img: float, img_s: float) -> float:
+    return gflop_per_img * img_s / 1000
+
+
+def checks(results: dict, cfg) -> list[tuple[str, bool]]:
+    """Each target of this device, with its measured value: (text, met)."""
+    target = TARGETS["cuda" if cfg.device.startswith("cuda") else "cpu"]
+    first = results["sizes"][0]
+    where = f"at {first['size']} px, batch {cfg.batch_size}"
+    out = []
+
+    def at_least(text: str, value: float, key: str) -> None:
+        out.append((f"{text} (target >= {target[key]:g}x)", value >= target[key]))
+
+    train, infer = first["train_img_s"], first["infer_img_s"]
+    ratio = train["ours"] / train["baseline"]
+    at_least(f"training {where}: {ratio:.2f}x the original loop", ratio, "train")
+    if "infer" in target:
+        ratio = infer["ours"] / infer["baseline"]
+        at_least(f"inference {where}: {ratio:.2f}x the original loop", ratio, "infer")
+    if "peak_share" in target:
+        achieved = tflops(first["train_gflop_per_img"], train["ours"])
+        share = achieved / (results["peak"]["gflops"] / 1000)
+        text = f"training {where} at {share:.0%} of the measured matmul peak"
+        out.append(
+            (f"{text} (target >= {target['peak_share']:.0%})", share >= target["peak_share"])
         )
-        if key is None:
-            return None
-        fp32, bf16 = PEAKS_GFLOPS[key]
-    return fp32 if precision == "fp32" else bf16
+    if "first_epoch" in target and "startup" in results:
+        s = results["startup"]
+        ratio = s["first_s"] / s["steady_s"]
+        text = f"run.py's first epoch {s['first_s']:.1f} s, {ratio:.1f}x a steady one"
+        out.append(
+            (f"{text} (target <= {target['first_epoch']:g}x)", ratio <= target["first_epoch"])
+        )
+    if "process" in target and "process" in results:
+        seconds = results["process"]["seconds"]
+        ratio = statistics.median(seconds["baseline"]) / statistics.median(seconds["ours"])
+        at_least(f"whole run.py processes finish {ratio:.2f}x sooner", ratio, "process")
+    d = results["accuracy"]["val_dice"]
+    diff = abs(d["auto"] - d["fp32"])
+    text = f"validation Dice with --precision auto within {diff:.4f} of fp32"
+    out.append((f"{text} (target <= {target['dice']:g})", diff <= target["dice"]))
+    return out
 
 
 def render(results: dict, cfg) -> str:
-    info = results["machine"]
+    info, peak = results["machine"], results["peak"]
     device = info.get("gpu", f"{info['cpu']}, {info['cores']} cores")
     lines = [
         "# Benchmark results",
@@ -279,7 +345,8 @@ def render(results: dict, cfg) -> str:
         f"`python -m bench {' '.join(cfg.argv)}`".replace("  ", " ").replace(" `", "`"),
         "",
         f"Machine: {device}; torch {info['torch']}; {info['date']}. Batch size "
-        f"{cfg.batch_size}; the default QuickNAT; {cfg.recordings} synthetic recordings from "
+        f"{cfg.batch_size}; QuickNAT {' '.join(cfg.model_flags) or 'as by default'}; "
+        f"{cfg.recordings} synthetic recordings from "
         "`preprocessing.synthetic` cut into windows (the images/s columns time the first "
         f"{cfg.timed_windows}). Baseline: the original tool's loop (per-item PIL decode and "
         "resize every epoch, fp32 NCHW, sigmoid + BCELoss, num_workers=0); ours: "
@@ -287,25 +354,31 @@ def render(results: dict, cfg) -> str:
         "alternate in one process; medians of the timed rounds. Peak memory is the process's "
         "resident set on the CPU (it includes what the other contender left allocated).",
         "",
+        f"Matrix-multiply peak measured in this run: {peak['gflops'] / 1000:.3g} TFLOP/s "
+        f'({peak["precision"]}, {peak["side"]} x {peak["side"]}); the "of peak" columns '
+        "divide ours by it.",
+        "",
         "| size | precision | train img/s base | train img/s ours | ratio | infer img/s base "
-        "| infer img/s ours | ratio | peak MB base | peak MB ours | ours GFLOP/s train "
-        "| of peak |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| infer img/s ours | ratio | peak MB base | peak MB ours | train TFLOP/s ours "
+        "| of peak | infer TFLOP/s ours | of peak |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    peak_tflops = peak["gflops"] / 1000
     for r in results["sizes"]:
         t, i, m = r["train_img_s"], r["infer_img_s"], r["train_peak_mb"]
-        gflops = r["train_gflop_per_img"] * t["ours"]
-        peak = peak_gflops(cfg, info, r["precision"])
-        share = f"{100 * gflops / peak:.0f}%" if peak else "n/a"
+        train_tf = tflops(r["train_gflop_per_img"], t["ours"])
+        infer_tf = tflops(r["infer_gflop_per_img"], i["ours"])
         lines.append(
             f"| {r['size']} | {r['precision']} | {t['baseline']:.2f} | {t['ours']:.2f} "
             f"| **{t['ours'] / t['baseline']:.2f}x** | {i['baseline']:.2f} | {i['ours']:.2f} "
-            f"| {i['ours'] / i['baseline']:.2f}x | {m['baseline']:.0f} | {m['ours']:.0f} "
-            f"| {gflops:.1f} | {share} |"
+            f"| **{i['ours'] / i['baseline']:.2f}x** | {m['baseline']:.0f} | {m['ours']:.0f} "
+            f"| {train_tf:.3g} | {100 * train_tf / peak_tflops:.0f}% | {infer_tf:.3g} "
+            f"| {100 * infer_tf / peak_tflops:.0f}% |"
         )
-    base_s = results["sizes"][0]["train_gflop_per_img"]
-    lines += ["", f"FLOP counts (torch.utils.flop_counter): {base_s:.1f} GFLOP per "
-              f"{results['sizes'][0]['size']} px image for forward + backward."]  # fmt: skip
+    first = results["sizes"][0]
+    lines += ["", f"FLOP counts (torch.utils.flop_counter) per {first['size']} px image: "
+              f"{first['train_gflop_per_img']:.1f} GFLOP forward + backward, "
+              f"{first['infer_gflop_per_img']:.1f} GFLOP forward."]  # fmt: skip
     if "process" in results:
         p = results["process"]
         b, o = statistics.median(p["seconds"]["baseline"]), statistics.median(p["seconds"]["ours"])
@@ -315,16 +388,73 @@ def render(results: dict, cfg) -> str:
             f"validation; ours also writes checkpoints and plots every epoch): baseline "
             f"{b:.1f} s, `run.py` {o:.1f} s: **{b / o:.2f}x**.",
         ]
-    if "accuracy" in results:
-        a = results["accuracy"]
-        d = a["val_dice"]
+    if "variants" in results:
+        lines += render_variants(results["variants"], cfg)
+    if "startup" in results:
+        s = results["startup"]
+        epochs = ", ".join(f"{x:.1f}" for x in s["epoch_s"])
         lines += [
             "",
-            f"Accuracy: final validation Dice after {a['epochs']} epochs: `--precision auto` "
-            f"{d['auto']:.4f}, `--precision fp32` {d['fp32']:.4f} (difference "
-            f"{abs(d['auto'] - d['fp32']):.4f}; target at most 0.01).",
+            f"Start-up: a whole `run.py -e {len(s['epoch_s'])}` process on the same "
+            f"{cfg.startup_windows} windows took {s['wall_s']:.1f} s; its epochs (training, "
+            f"batch-norm refresh, validation) {epochs} s: the first "
+            f"**{s['first_s'] / s['steady_s']:.1f}x** a steady one.",
         ]
+    a = results["accuracy"]
+    d = a["val_dice"]
+    lines += [
+        "",
+        f"Accuracy: final validation Dice after {a['epochs']} epochs: `--precision auto` "
+        f"{d['auto']:.4f}, `--precision fp32` {d['fp32']:.4f}.",
+    ]
+    for r in results["sizes"]:
+        lines += render_profile(r, results["machine"])
+    lines += ["", "## Targets", ""]
+    lines += [f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks(results, cfg)]
     return "\n".join(lines) + "\n"
+
+
+def render_variants(rows: list[dict], cfg) -> list[str]:
+    lines = [
+        "",
+        f"Variants of our training step at {cfg.sizes[0]} px, each in its own process "
+        f"(`python -m bench.steps`) on {cfg.startup_windows} windows: steady images/s, and "
+        "where the start-up goes (the device's context, the set-up: data into memory and "
+        "the model, the first epoch: cuDNN's kernel choice, compilation).",
+        "",
+        "| variant | precision | train img/s | context s | set-up s | first epoch s "
+        "| steady epoch s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "note" in r:
+            lines.append(f"| {r['variant']} | | {r['note']} | | | | |")
+            continue
+        compiled = "" if r["compiled"] or "--compile" not in r["flags"] else " (compile failed)"
+        lines.append(
+            f"| {r['variant']}{compiled} | {r['precision']} | **{r['train_img_s']:.1f}** "
+            f"| {r['context_s']:.1f} | {r['prepare_s']:.1f} | {r['first_epoch_s']:.1f} "
+            f"| {r['steady_epoch_s']:.2f} |"
+        )
+    return lines
+
+
+def render_profile(r: dict, info: dict) -> list[str]:
+    where = "GPU" if "gpu" in info else "CPU"
+    lines = [
+        "",
+        f"Where our training step spends its time at {r['size']} px (torch.profiler, self "
+        f"{where} time, the top operations):",
+        "",
+        "| operation | calls per step | ms per step | share |",
+        "|---|---|---|---|",
+    ]
+    for op in r["profile"]:
+        lines.append(
+            f"| `{op['op']}` | {op['calls_per_step']:.0f} | {op['ms_per_step']:.2f} "
+            f"| {100 * op['share']:.1f}% |"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,11 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg.argv = sys.argv[1:] if argv is None else argv
     cfg.model_flags = []
     synthetic = ["--recordings", str(cfg.recordings)]
+    matmul_side = MATMUL_SIDE["cuda" if cfg.device.startswith("cuda") else "cpu"]
     if cfg.quick:
         cfg.sizes, cfg.rounds, cfg.process_epochs, cfg.accuracy_epochs = [32], 1, 1, 1
         cfg.model_flags = ["--num-filters", "8", "--kernel", "3"]
         synthetic = ["--recordings", "1", "--height", "96", "--depth-res", "0.1", "--width", "400"]
-        cfg.timed_windows = 8
+        cfg.timed_windows, cfg.startup_windows, cfg.variants, matmul_side = 8, 12, True, 256
     device = torch.device(cfg.device)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -349,12 +480,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         subset = first_windows(data, work / "subset", cfg.timed_windows)
         results = {"machine": machine(device), "sizes": []}
+        print("measuring the matrix-multiply peak ...", flush=True)
+        precision = pick_precision("auto", device)
+        gflops = limits.matmul_peak_gflops(device, precision, matmul_side)
+        results["peak"] = {"precision": precision, "side": matmul_side, "gflops": gflops}
         for size in cfg.sizes:
             print(f"timing training and inference at {size} px ...", flush=True)
             results["sizes"].append(time_training(subset, work, size, cfg))
         if device.type == "cpu":
             print("timing whole processes ...", flush=True)
             results["process"] = time_processes(data, work, cfg)
+        if cfg.variants or device.type == "cuda":
+            print("timing variants of the training step and run.py's first epoch ...", flush=True)
+            repeated = limits.repeated_windows(data, work / "repeated", cfg.startup_windows)
+            common = ["-p", str(cfg.sizes[0]), "-b", str(cfg.batch_size), "--device",
+                      cfg.device, "-l", "0.0001", *cfg.model_flags]  # fmt: skip
+            results["variants"] = limits.time_variants(
+                repeated, variants(cfg), common, cfg.variant_timeout
+            )
+            results["startup"] = limits.first_epoch(repeated, work / "startup", common)
         print("checking accuracy: --precision auto against fp32 ...", flush=True)
         results["accuracy"] = accuracy_check(data, work, cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ import sys
 import pytest
 from helpers import ROOT
 
+from bench import limits
+
 
 def quick_run(module: str, out) -> None:
     """`python -m MODULE --quick --out OUT` in its own process; it must succeed."""
@@ -18,19 +20,41 @@ def quick_run(module: str, out) -> None:
 
 
 @pytest.mark.slow  # trains, times and compares whole processes
-def test_quick_benchmark_writes_results(tmp_path):
-    quick_run("bench", tmp_path)
+def test_the_gpu_script_runs_on_the_cpu_at_tiny_sizes_and_reports_every_figure(tmp_path):
+    result = subprocess.run(
+        ["bash", "bench/gpu.sh", "--device", "cpu", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads((tmp_path / "results.json").read_text())
     (size,) = results["sizes"]
     assert size["size"] == 32
     for key in ("train_img_s", "infer_img_s", "train_peak_mb"):
         assert size[key]["baseline"] > 0 and size[key]["ours"] > 0
-    assert size["train_gflop_per_img"] > 0
+    assert size["train_gflop_per_img"] > 0 and results["peak"]["gflops"] > 0
     assert len(results["process"]["seconds"]["ours"]) == 1
     assert set(results["accuracy"]["val_dice"]) == {"auto", "fp32"}
+    assert [v["train_img_s"] > 0 for v in results["variants"]] == [True, True]
+    startup = results["startup"]
+    assert len(startup["epoch_s"]) == 3 and startup["first_s"] == startup["epoch_s"][0]
+    ops = size["profile"]
+    assert ops and all(op["ms_per_step"] > 0 for op in ops)
+    assert any("convolution" in op["op"] for op in ops)
     report = (tmp_path / "RESULTS.md").read_text()
-    assert "| 32 |" in report and "Whole processes" in report and "Accuracy" in report
+    for part in ("| 32 |", "Whole processes", "Accuracy", "Variants", "Start-up",
+                 "Matrix-multiply peak", "calls per step", "## Targets"):  # fmt: skip
+        assert part in report
     assert results["machine"]["torch"] in report
+
+
+def test_a_variant_that_fails_or_runs_too_long_gets_a_note(tmp_path, make_data):
+    data = limits.repeated_windows(make_data(tmp_path / "d", n=4), tmp_path / "r", 6)
+    assert len(list((data / "img").iterdir())) == 6
+    common = ["-p", "32", "--num-filters", "8", "--kernel", "3", "-b", "2", "--device", "cpu"]
+    (slow,) = limits.time_variants(data, {"slow": []}, common, timeout_s=0.01)
+    assert slow["note"] == "did not finish in 0.01 s"
+    rows = limits.time_variants(data, {"bad": ["--kernel", "4"]}, common, timeout_s=60)
+    assert rows[0]["note"].startswith("failed: ") and "kernel" in rows[0]["note"]
 
 
 @pytest.mark.slow  # three small trainings and their measurements, each a process
