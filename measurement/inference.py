@@ -84,7 +84,9 @@ def predict_probabilities(
     of a one-channel model's logits, the softmax over the channels of a K-channel one's."""
     device = torch.device(device)
     with torch.inference_mode(), autocast(device, precision):
-        batch = batch.to(device)
+        if device.type == "cuda":  # copied from pinned memory, without a staging copy
+            batch = batch.pin_memory()
+        batch = batch.to(device, non_blocking=True)
         logits = predict_logits(model, batch) if isinstance(model, QuickNat) else model(batch)
         if logits.shape[1] == 1:
             return torch.sigmoid(logits.float()).cpu()
