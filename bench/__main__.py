@@ -32,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench import limits
 from bench.baseline import original_loader, train_epoch
+from bench.limits import synchronize
 from dataset import find_pairs
 from quicknat import QuickNat
 from runtime import files
@@ -112,11 +113,6 @@ def peak_memory_mb(device: torch.device):
     finally:
         stop.set()
         thread.join()
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def flops_per_image(config: dict, size: int, batch: int, train: bool) -> float:

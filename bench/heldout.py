@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from bench.accuracy import load_recordings, recording_errors
+from runtime import files
 
 ROOT = Path(__file__).resolve().parents[1]
 # The README's accuracy data: 24 training recordings of seed 1, 8 held-out ones of seed 2.
@@ -63,10 +64,11 @@ def train_and_measure(data: Path, runs: Path, results: Path, run_flags: list[str
     command("run.py", "-d", data / "train", "-o", runs, "--overwrite", *run_flags)
     minutes = (time.perf_counter() - started) / 60
     model = runs / "best.pt"
-    command("test.py", "-d", data / "test", "-m", model, "-o", results / "windows")
+    measure = ("test.py", "-m", model, "--overwrite", "-d")  # --overwrite: a rerun's folders
+    command(*measure, data / "test", "-o", results / "windows")
     # Exit 1: some recordings could not be measured; the row counts them.
     recordings = data / "test" / "recordings"
-    command("test.py", "-d", recordings, "-m", model, "-o", results / "recs", allowed=(0, 1))
+    command(*measure, recordings, "-o", results / "recs", allowed=(0, 1))
     with open(runs / "metrics.csv", newline="") as f:
         val_dice = [float(row["val_dice"]) for row in csv.DictReader(f)]
     errs = [recording_errors(r) for r in load_recordings(data / "test" / "truth", results / "recs")]
@@ -89,9 +91,21 @@ def num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+ERROR_HEADINGS = (
+    "LVIDd err median / worst (mm) | LVIDs err median / worst (mm) | HR err median / worst (%)"
+)
+
+
 def error_cells(row: dict) -> str:
     """The table cells 'median / worst' of LVIDd, LVIDs (mm) and heart rate (%)."""
     return " | ".join(
         f"{num(row[f'median_{name}'], d)} / {num(row[f'worst_{name}'], d)}"
         for name, d in (("lvid_d_mm", 3), ("lvid_s_mm", 3), ("heart_rate_percent", 2))
     )
+
+
+def write_report(out: Path, name: str, text: str, rows: list[dict]) -> None:
+    """OUT/NAME.md (the table) and OUT/NAME.json (its rows); the table on stdout."""
+    files.write_text(out / f"{name}.md", text)
+    files.write_text(out / f"{name}.json", json.dumps(rows, indent=2) + "\n")
+    print(text)

@@ -26,6 +26,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def synchronize(device: torch.device) -> None:
+    """Wait for a GPU's queued work, so that a timing covers it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

@@ -14,7 +14,6 @@ as in the training run) and the seconds test.py takes to measure one held-out re
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -26,10 +25,16 @@ import torch
 
 from bench.__main__ import first_windows, machine, trainer_config
 from bench.accuracy import time_measuring
-from bench.heldout import QUICK_DATA, error_cells, make_data, train_and_measure
+from bench.heldout import (
+    ERROR_HEADINGS,
+    QUICK_DATA,
+    error_cells,
+    make_data,
+    train_and_measure,
+    write_report,
+)
 from quicknat import QuickNat
 from quicknat.flags import model_config, model_settings
-from runtime import files
 from trainer import prepare_training
 
 
@@ -101,8 +106,7 @@ def render(rows: list[dict], info: dict, run_flags: list[str]) -> str:
         f"`run.py -p P --num-filters F --kernel K {' '.join(run_flags)}`, the same steps for "
         "each; measured on held-out recordings.",
         "",
-        "| filters | kernel | px | params | held-out Dice | LVIDd err median / worst (mm) | "
-        "LVIDs err median / worst (mm) | HR err median / worst (%) | train img/s | "
+        f"| filters | kernel | px | params | held-out Dice | {ERROR_HEADINGS} | train img/s | "
         "test.py s per recording |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -141,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for size, row in zip(sizes, rows, strict=True):
         row.update(costs[size.name])
     text = render(rows, machine(torch.device("cpu")), run_flags)
-    files.write_text(args.out / "model_sizes.md", text)
-    files.write_text(args.out / "model_sizes.json", json.dumps(rows, indent=2) + "\n")
-    print(text)
+    write_report(args.out, "model_sizes", text, rows)
     return 0
 
 

@@ -13,15 +13,21 @@ Writes OUT/schedules.md and OUT/schedules.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 from bench.__main__ import machine
-from bench.heldout import FULL_DATA, QUICK_DATA, error_cells, make_data, train_and_measure
-from runtime import files
+from bench.heldout import (
+    ERROR_HEADINGS,
+    FULL_DATA,
+    QUICK_DATA,
+    error_cells,
+    make_data,
+    train_and_measure,
+    write_report,
+)
 from training.schedule import SCHEDULES
 
 # The README's accuracy settings.
@@ -42,8 +48,7 @@ def render(rows: list[dict], info: dict, flags: list[str]) -> str:
         f"`run.py {' '.join(flags)} --lr-schedule S`; measured on held-out recordings.",
         "",
         "| schedule | final val Dice | best val Dice | epochs to 99 % | held-out Dice | "
-        "LVIDd err median / worst (mm) | LVIDs err median / worst (mm) | "
-        "HR err median / worst (%) | training (min) |",
+        f"{ERROR_HEADINGS} | training (min) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -69,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(compare(schedule, data, args.out, run_flags))
         print(render(rows[-1:], info, run_flags).splitlines()[-1], flush=True)
     text = render(rows, info, run_flags)
-    files.write_text(args.out / "schedules.md", text)
-    files.write_text(args.out / "schedules.json", json.dumps(rows, indent=2) + "\n")
-    print(text)
+    write_report(args.out, "schedules", text, rows)
     return 0
 
 

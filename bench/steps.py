@@ -20,14 +20,10 @@ import time
 
 import torch
 
+from bench.limits import synchronize
 from runtime.hardware import pick_device
 from trainer import prepare_training
 from training.config import parse_config
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main(argv: list[str] | None = None) -> int:
