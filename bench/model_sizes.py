@@ -119,6 +119,14 @@ def render(rows: list[dict], info: dict, run_flags: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_size(text: str) -> Size:
+    try:
+        filters, kernel, im_size = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FILTERS,KERNEL,PX") from None
+    return Size(filters, kernel, im_size)
+
+
 def parameters(size: Size) -> int:
     settings = model_settings(size.filters, size.kernel, "NONE", 0.2)
     model = QuickNat(model_config(None, settings, print))
@@ -129,8 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Held-out accuracy and CPU cost of QuickNAT sizes.")
     p.add_argument("--out", type=Path, required=True, help="work and output folder")
     p.add_argument("--quick", action="store_true", help="tiny data and models, two epochs")
+    p.add_argument(
+        "--sizes", nargs="+", type=parse_size, metavar="F,K,P",
+        help="filters,kernel,px of each size (default: the six of the table)",
+    )  # fmt: skip
+    p.add_argument("--epochs", type=int, help="epochs for every size (default: 8)")
     args = p.parse_args(argv)
     sizes, run_flags = (QUICK_SIZES, QUICK_RUN) if args.quick else (FULL_SIZES, FULL_RUN)
+    sizes = args.sizes or sizes
+    if args.epochs is not None:
+        run_flags = [*run_flags, "-e", str(args.epochs)]  # the last -e wins
     data = args.out / "data"
     make_data(data, QUICK_DATA if args.quick else FULL_DATA)
     rows = []

@@ -1,5 +1,6 @@
 """The benchmark runs end to end in its quick mode and reports every figure."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -79,3 +80,11 @@ def test_model_size_table_has_accuracy_and_cost_for_every_size(tmp_path):
         assert r["train_img_s"] > 0 and r["measure_s"] > 0 and r["columns"] > 0
     table = (tmp_path / "model_sizes.md").read_text()
     assert "| 8 | 3 | 32 | 22,328 |" in table and "| 8 | 3 | 64 | 22,328 |" in table
+
+
+def test_model_sizes_are_given_as_filters_kernel_px():
+    from bench.model_sizes import Size, parse_size
+
+    assert parse_size("16,3,128") == Size(16, 3, 128) and Size(16, 3, 128).name == "f16_k3_p128"
+    with pytest.raises(argparse.ArgumentTypeError, match="FILTERS,KERNEL,PX"):
+        parse_size("16,3")
