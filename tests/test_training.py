@@ -21,7 +21,7 @@ from dataset import DataError, augment_batch, find_pairs, load_pairs, split_name
 from quicknat import FORMAT_VERSION, QuickNat
 from runtime import files
 from training import outputs
-from training.config import build_parser
+from training.config import CPU_MODEL_FLAGS, build_parser
 
 CHECKPOINT_KEYS = {
     "epoch", "net_state_dict", "optimizer", "loss", "dice", "mse", "best_dice", "best_mse",
@@ -401,6 +401,15 @@ def test_sigterm_writes_interrupted_checkpoint_that_resumes_exactly(tmp_path, ma
     assert same_weights(
         load_checkpoint(out / "last.pt"), load_checkpoint(tmp_path / "straight" / "last.pt")
     )
+
+
+def test_help_and_readme_name_the_model_size_measured_for_cpu_only_labs(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["-h"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"On a CPU without a GPU, train with {CPU_MODEL_FLAGS}" in text
+    assert CPU_MODEL_FLAGS in (ROOT / "README.md").read_text()
+    assert "Model sizes for CPU-only labs" in (ROOT / "bench" / "RESULTS.md").read_text()
 
 
 def test_help_documents_every_flag_with_its_default(capsys):
