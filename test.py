@@ -180,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         check_args(args)
         device = pick_device(args.device)
         settings = model_settings(args.num_filters, args.kernel, args.se, args.dropout)
+        precision = pick_precision(args.precision, device)
         model, trained_size, model_labels = load_model(
-            args.model, settings, device, args.channels_last
+            args.model, settings, device, args.channels_last, precision
         )
         how = Measuring(
             size=args.size or trained_size or DEFAULT_SIZE,
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             threshold=args.threshold,
             device=device,
-            precision=pick_precision(args.precision, device),
+            precision=precision,
             time_res_s=args.time_res,
             depth_res_mm=args.depth_res,
             max_hr_bpm=args.max_hr,

@@ -138,7 +138,7 @@ class Trainer:
         self.run = run
         self.device = run.device
         self.is_main = run.rank == 0
-        self.memory_format = memory_format(config.channels_last, self.device)
+        self.memory_format = memory_format(config.channels_last, self.device, run.precision)
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.optimizer = optimizer
         resume.move_optimizer_state(optimizer, self.device)

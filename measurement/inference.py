@@ -52,6 +52,7 @@ def load_model(
     settings: dict[str, Any],
     device: torch.device,
     channels_last: bool | None = None,
+    precision: str = "fp32",
 ) -> tuple[QuickNat, int | None, list[str] | None]:
     """The model in eval mode on `device`, the image size it was trained at and the class
     names it was trained on (each None when the checkpoint does not say).
@@ -63,7 +64,7 @@ def load_model(
     model = QuickNat(model_config(checkpoint, settings, warn))
     load_weights(model, checkpoint, str(path))
     # A one-channel input batch has the same layout either way, so only the model converts.
-    model = model.to(device, memory_format=memory_format(channels_last, device))
+    model = model.to(device, memory_format=memory_format(channels_last, device, precision))
     return model.eval(), trained_im_size(checkpoint), trained_labels(checkpoint)
 
 

@@ -81,7 +81,7 @@ def test_autocast_runs_the_model_in_bf16_and_fp32_stays_fp32():
 
 
 def test_channels_last_model_and_batches(tmp_path, make_data):
-    t = _trainer(tmp_path, make_data)
+    t = _trainer(tmp_path, make_data, "--channels-last")
     assert t.model.encode1.conv2.weight.is_contiguous(memory_format=torch.channels_last)
     images, masks = t.train_set.__getitems__([0, 1])
     batch, _ = t._to_device(images, masks, augment=False)
@@ -160,7 +160,9 @@ def test_training_steps_never_wait_for_the_device(tmp_path, make_data, monkeypat
 
 
 def test_memory_format_by_default_is_the_one_measured_faster_on_each_device():
-    assert hardware.memory_format(None, CPU) == torch.channels_last
-    assert hardware.memory_format(None, CUDA) == torch.contiguous_format
-    assert hardware.memory_format(True, CUDA) == torch.channels_last
-    assert hardware.memory_format(False, CPU) == torch.contiguous_format
+    assert hardware.memory_format(None, CPU, "bf16") == torch.channels_last
+    assert hardware.memory_format(None, CPU, "fp32") == torch.contiguous_format
+    for precision in ("bf16", "fp16", "fp32"):
+        assert hardware.memory_format(None, CUDA, precision) == torch.contiguous_format
+    assert hardware.memory_format(True, CUDA, "bf16") == torch.channels_last
+    assert hardware.memory_format(False, CPU, "bf16") == torch.contiguous_format
