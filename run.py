@@ -23,8 +23,9 @@ try:  # importing torch takes seconds: a Ctrl-C then is an answer, not a traceba
     from quicknat import CheckpointError
     from runtime.distributed import is_main_process, stop_processes
     from runtime.errors import SetupError, WriteError
-    from trainer import NonFiniteLoss, prepare_training
+    from trainer import prepare_training
     from training.config import parse_config
+    from training.losses import NonFiniteLoss
 except KeyboardInterrupt:
     print(f"error: {INTERRUPTED}", file=sys.stderr)
     sys.exit(130)

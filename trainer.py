@@ -32,7 +32,6 @@ from quicknat.flags import model_config
 from runtime.distributed import (
     any_process,
     distributed_rank,
-    max_over_processes,
     say,
     share_buffers,
     start_processes,
@@ -53,17 +52,13 @@ from training.data import (
     keep_on_device,
     load_data,
 )
-from training.losses import add_scores, metric_names, segmentation_loss
+from training.losses import LossWatch, add_scores, metric_names, segmentation_loss
 from training.outputs import RunOutputs, check_output_folder
 from training.schedule import LrPlan, plan_schedule
 
 N_SAMPLES = 4  # validation images drawn in samples/epoch_NNN.png
 LOG_EVERY = 20  # steps between the progress bar's loss and the check for a non-finite loss
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or infinite; the message names the epoch and step."""
 
 
 @dataclass
@@ -220,34 +215,20 @@ class Trainer:
             file=sys.stderr,
             disable=not self.is_main,
         )
-        # The step at which the loss first became NaN or infinite (0: not yet), kept on the
-        # device and read only at logging points, so that steps never wait for the device.
-        first_bad_step = torch.zeros((), dtype=torch.long, device=self.device)
+        watch = LossWatch(self.device)  # read only at logging points: a read waits
         for step, (images, masks) in enumerate(bar, start=first_step + 1):
             for group in self.optimizer.param_groups:
                 group["lr"] = self.run.lr_plan.lr(epoch, step, len(batches))
             loss, logits, masks = self.train_step(images, masks)
             add_scores(sums, loss, logits, masks, self.labels)
-            first_bad_step = torch.where(
-                torch.isfinite(loss) | (first_bad_step > 0), first_bad_step, step
-            )
+            watch.note(loss, step)
             if step % LOG_EVERY == 0:
-                self._check_loss(first_bad_step, epoch)
+                watch.check(epoch, self.config.output)
                 bar.set_postfix(loss=f"{float(sums['loss']) / sums['n']:.4f}")
             self.progress.step = step
         bar.close()
-        self._check_loss(first_bad_step, epoch)
+        watch.check(epoch, self.config.output)
         return sum_over_processes(sums, self.device)
-
-    def _check_loss(self, first_bad_step: torch.Tensor, epoch: int) -> None:
-        """Raise NonFiniteLoss if the loss became NaN or infinite in any process."""
-        (step,) = max_over_processes([float(first_bad_step)], self.device)
-        if step:
-            raise NonFiniteLoss(
-                f"the loss became NaN or infinite at epoch {epoch}, step {int(step)}; the last "
-                f"good checkpoints in {self.config.output} are kept. Try a lower learning rate "
-                "(-l)."
-            )
 
     def _until_stop(self, loader: Iterable) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The loader's batches until a process is asked to stop or cannot read (read_error) its

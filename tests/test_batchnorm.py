@@ -60,9 +60,11 @@ def largest_variance_ratio(saved: dict, afresh: dict) -> float:
 def test_a_checkpoint_after_two_steps_scores_as_with_fresh_statistics(make_data, tmp_path):
     config, saved, afresh, val = train_two_steps(make_data, tmp_path)
     assert abs(val_dice(saved, config, val) - val_dice(afresh, config, val)) <= 0.01
-    # Measured 3.1: at 32 px the bottleneck holds 2x2 pixels, so the variance of a batch of
-    # 2 to 4 images differs from the variance over all six by up to ~3x; stale: ~100x.
-    assert largest_variance_ratio(saved, afresh) < 5
+    # At 32 px the bottleneck holds 2x2 pixels, so the variance of a batch of 2 to 4 images
+    # (8 to 16 values a channel) differs from the variance over all six by several times:
+    # measured 3.1 with channels_last and 8.0 with NCHW, whose float sums differ a little.
+    # Statistics left stale are ~100x off.
+    assert largest_variance_ratio(saved, afresh) < 20
 
 
 def test_without_recomputed_statistics_they_lag_far_behind(make_data, tmp_path, monkeypatch):

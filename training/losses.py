@@ -11,8 +11,35 @@ import torch
 import torch.nn.functional as F
 
 from mmode.scores import class_scores, per_image_scores
+from runtime.distributed import max_over_processes
 
 LOSSES = ("bce", "dice", "bce+dice")
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the message names the epoch and step."""
+
+
+class LossWatch:
+    """The step at which an epoch's loss first became NaN or infinite (0: not yet), kept on
+    the device, so that steps never wait for it; `check` reads it in all processes."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.first_bad_step = torch.zeros((), dtype=torch.long, device=device)
+
+    def note(self, loss: torch.Tensor, step: int) -> None:
+        good = torch.isfinite(loss) | (self.first_bad_step > 0)
+        self.first_bad_step = torch.where(good, self.first_bad_step, step)
+
+    def check(self, epoch: int, output: object) -> None:
+        """Raise NonFiniteLoss if the loss became NaN or infinite in any process."""
+        (step,) = max_over_processes([float(self.first_bad_step)], self.device)
+        if step:
+            raise NonFiniteLoss(
+                f"the loss became NaN or infinite at epoch {epoch}, step {int(step)}; the last "
+                f"good checkpoints in {output} are kept. Try a lower learning rate (-l)."
+            )
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
