@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -331,10 +330,8 @@ def make_dataset(data: CachedData, names: list[str]) -> torch.utils.data.Dataset
     return CachedPairs(data, names) if data.images is not None else StreamingPairs(data, names)
 
 
-def collate_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cached batches arrive stacked by `__getitems__`; streamed ones as a list of pairs."""
-    if isinstance(batch, tuple):
-        return batch
+def collate_batch(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
+    """A streamed batch, a list of pairs, stacked (cached batches are cut stacked)."""
     images, masks = zip(*batch, strict=True)
     return torch.stack(images), torch.stack(masks)
 
