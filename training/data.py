@@ -117,8 +117,8 @@ def batch_to_device(
     """A batch as the model takes it: float images in [0, 1] and float masks (0/1, or the
     classes of label masks) on `device`, augmented there, the whole batch at once, if
     `augment`."""
-    # Copy the (pinned, on CUDA) batch as it comes, a quarter of the bytes when uint8,
-    # and convert on the device.
+    # Copy the batch as it comes (pinned when streamed to a GPU; a cache kept on the GPU is
+    # there already), a quarter of the bytes when uint8, and convert on the device.
     non_blocking = device.type == "cuda"
     images = images.to(device, non_blocking=non_blocking)
     masks = masks.to(device, non_blocking=non_blocking).float()
