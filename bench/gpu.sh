@@ -3,7 +3,8 @@
 # and inference at 256 px, batch 16, ours against the original loop, as a share of the
 # matmul peak measured in the same run; variants of the training step (precision, memory
 # format, torch.compile, batch size), run.py's first epoch against its steady ones, the
-# top operations by GPU time, and the precision check. Results go to bench/gpu/RESULTS.md and bench/gpu/results.json.
+# top operations by GPU time, and the precision check. Results go to bench/gpu/RESULTS.md
+# and bench/gpu/results.json.
 # Later flags win: `bash bench/gpu.sh --device cpu --quick --out /tmp/b` tries it on a CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
