@@ -12,7 +12,6 @@ machine slows both alike, and the ratio of the medians is reported.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import os
@@ -233,8 +232,7 @@ def accuracy_check(data: Path, work: Path, cfg) -> dict:
             check=True,
             capture_output=True,
         )
-        rows = list(csv.DictReader(open(out / "metrics.csv")))
-        dice[precision] = float(rows[-1]["val_dice"])
+        dice[precision] = limits.run_metric(out, "val_dice")[-1]
     return {"epochs": cfg.accuracy_epochs, "val_dice": dice}
 
 

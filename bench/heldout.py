@@ -6,7 +6,6 @@ Every step is a command a user could type, each in its own process.
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 import subprocess
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 from bench.accuracy import load_recordings, recording_errors
+from bench.limits import run_metric
 from runtime import files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +69,7 @@ def train_and_measure(data: Path, runs: Path, results: Path, run_flags: list[str
     # Exit 1: some recordings could not be measured; the row counts them.
     recordings = data / "test" / "recordings"
     command(*measure, recordings, "-o", results / "recs", allowed=(0, 1))
-    with open(runs / "metrics.csv", newline="") as f:
-        val_dice = [float(row["val_dice"]) for row in csv.DictReader(f)]
+    val_dice = run_metric(runs, "val_dice")
     errs = [recording_errors(r) for r in load_recordings(data / "test" / "truth", results / "recs")]
     row = {
         "final_val_dice": val_dice[-1],

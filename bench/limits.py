@@ -85,6 +85,12 @@ def time_variants(
     return rows
 
 
+def run_metric(folder: Path, column: str) -> list[float]:
+    """One column of a run.py output folder's metrics.csv, a value per epoch."""
+    with open(folder / "metrics.csv", newline="") as f:
+        return [float(row[column]) for row in csv.DictReader(f)]
+
+
 def first_epoch(data: Path, out: Path, flags: list[str], epochs: int = 3) -> dict:
     """A whole run.py process: its wall time and its epochs' seconds (metrics.csv: training,
     batch-norm refresh, validation), the first against the median of the others."""
@@ -95,8 +101,7 @@ def first_epoch(data: Path, out: Path, flags: list[str], epochs: int = 3) -> dic
         cwd=ROOT, check=True, capture_output=True,
     )  # fmt: skip
     wall_s = time.perf_counter() - started
-    with open(out / "metrics.csv", newline="") as f:
-        seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
+    seconds = run_metric(out, "seconds")
     return {
         "wall_s": wall_s,
         "epoch_s": seconds,
