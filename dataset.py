@@ -341,11 +341,15 @@ AUGMENT_SCALE = (0.9, 1.1)
 AUGMENT_LOG_GAMMA = 0.35
 AUGMENT_LOG_CONTRAST = 0.25
 AUGMENT_NOISE_SIGMA = 0.03
+# Scanners differ in overall gain (saturating the brightest echoes when high) and in how
+# sharply they draw borders: up to 2x either way, and a blur of up to 1.2 px.
+AUGMENT_LOG_GAIN = 0.7
+AUGMENT_BLUR_PX = 1.2
 
 
 def augment_batch(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random geometry on image and mask, random gamma, contrast and noise on the image, for a
-    whole batch at once on the device it is on.
+    """Random geometry on image and mask, random gain, gamma, contrast, blur and noise on the
+    image, for a whole batch at once on the device it is on.
 
     images: float (N, 1, H, W) in [0, 1]; masks: (N, 1, H, W), 0/1 or classes, returned in
     their dtype. Geometry: a time flip (M-mode read backwards is still M-mode; never a
@@ -361,6 +365,8 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tens
     gamma = torch.empty(n).uniform_(-AUGMENT_LOG_GAMMA, AUGMENT_LOG_GAMMA).exp()
     contrast = torch.empty(n).uniform_(-AUGMENT_LOG_CONTRAST, AUGMENT_LOG_CONTRAST).exp()
     noise_sigma = torch.empty(n).uniform_(0.0, AUGMENT_NOISE_SIGMA)
+    gain = torch.empty(n).uniform_(-AUGMENT_LOG_GAIN, AUGMENT_LOG_GAIN).exp()
+    blur_px = torch.empty(n).uniform_(0.0, AUGMENT_BLUR_PX)
     # Where each output pixel reads from: flip, then scale about the centre, then shift.
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0] = flip / scale
@@ -374,8 +380,22 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tens
     def per_image(values: torch.Tensor) -> torch.Tensor:
         return values.to(device).view(n, 1, 1, 1)
 
-    images = images.clamp(0, 1) ** per_image(gamma)
+    images = (images * per_image(gain)).clamp(0, 1) ** per_image(gamma)
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
     images = (images - mean) * per_image(contrast) + mean
+    images = gaussian_blur(images, blur_px.to(device))
     images = images + per_image(noise_sigma) * torch.randn_like(images)
     return images.clamp_(0, 1), moved.to(masks.dtype)
+
+
+def gaussian_blur(images: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
+    """Each image (N, 1, H, W) blurred along both axes by its own sigma (N,), in pixels."""
+    n = images.shape[0]
+    radius = max(1, int(torch.ceil(2 * sigma_px.max()).item()))
+    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    # A sigma of 0 is a kernel of one tap: the image is kept as it is.
+    weights = torch.exp(-0.5 * (offsets / sigma_px.clamp(min=1e-3)[:, None]) ** 2)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    padded = F.pad(images.transpose(0, 1), (radius, radius, radius, radius), mode="replicate")
+    rows = F.conv2d(padded, weights.view(n, 1, -1, 1), groups=n)
+    return F.conv2d(rows, weights.view(n, 1, 1, -1), groups=n).transpose(0, 1)

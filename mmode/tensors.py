@@ -1,4 +1,5 @@
-"""Images as the network sees them: resized to the training size, scaled to [0, 1].
+"""Images as the network sees them: resized to the training size, scaled to [0, 1], and
+normalised per image by the model itself (normalise_input, which QuickNat.forward calls).
 
 Training, test-set scoring and the measurement of recordings all prepare images here,
 so that the network sees the same pixels in each.
@@ -38,3 +39,33 @@ def resize_mask(array: np.ndarray, size: int) -> torch.Tensor:
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 gray levels -> float32 in [0, 1], the network's input."""
     return images.float().div_(255)
+
+
+# How a model normalises each input image, written in its checkpoint's model_config:
+# "unit" takes the grey levels / 255 as they are (the original tool's input, and ours
+# before per-image normalisation), "rank" replaces each grey level by its mid-rank among
+# the image's pixels, so that any monotone change of brightness (gain, gamma, contrast,
+# dynamic range) gives the network the same input: real scanners differ in all of them.
+INPUT_NORMS = ("unit", "rank")
+GREY_LEVELS = 256
+
+
+def normalise_input(images: torch.Tensor, mode: str) -> torch.Tensor:
+    """float (N, C, H, W) in [0, 1] -> the network's input under `mode` (INPUT_NORMS).
+
+    "rank": per image, the share of its pixels darker than each pixel's grey level plus
+    half of those as bright (ties share a rank), in [0, 1]; grey levels are counted on
+    256 steps, the resolution of the uint8 images it is meant for.
+    """
+    if mode == "unit":
+        return images
+    n = images.shape[0]
+    levels = (images.detach().float() * (GREY_LEVELS - 1)).round_().clamp_(0, GREY_LEVELS - 1)
+    levels = levels.long().view(n, -1)
+    offset = torch.arange(n, device=images.device)[:, None] * GREY_LEVELS
+    # bincount without weights counts exactly and deterministically, on a GPU too.
+    counts = torch.bincount((levels + offset).view(-1), minlength=n * GREY_LEVELS)
+    counts = counts.view(n, GREY_LEVELS).float()
+    mid_rank = counts.cumsum(dim=1) - counts / 2
+    ranked = mid_rank.gather(1, levels) / levels.shape[1]
+    return ranked.view(images.shape).to(images.dtype)

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from mmode.tensors import INPUT_NORMS
+
 SE_BLOCKS = ("NONE", "CSE", "SSE", "CSSE")
 _INT_KEYS = (
     "num_channels", "num_class", "num_filters", "kernel_h", "kernel_w", "kernel_c",
@@ -28,6 +30,10 @@ class QuickNatConfig:
     stride_pool: int = 2
     se_block: str = "NONE"
     drop_out: float = 0.2
+    # Ours, not the original's: how each input image is normalised (mmode.tensors). The
+    # default is the original's /255, so its checkpoints and our earlier ones measure as
+    # they were trained; run.py trains "rank" models.
+    input_norm: str = "unit"
 
     def __post_init__(self) -> None:
         for key in _INT_KEYS:
@@ -68,6 +74,11 @@ class QuickNatConfig:
         if not 0.0 <= drop_out < 1.0:
             raise ValueError(f"QuickNAT drop_out must be in [0, 1), got {drop_out}.")
         object.__setattr__(self, "drop_out", float(drop_out))
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(
+                f"QuickNAT input_norm must be one of {', '.join(INPUT_NORMS)}, "
+                f"got {self.input_norm!r}."
+            )
 
     @property
     def size_multiple(self) -> int:

@@ -6,14 +6,19 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from mmode.tensors import INPUT_NORMS
 from runtime.errors import SetupError
 
 from .config import SE_BLOCKS, QuickNatConfig
 from .schema import choose_config
 
 
-def add_model_flags(parser: argparse.ArgumentParser, title: str) -> None:
-    """--num-filters, --kernel, --se, --dropout; None when not given, so a checkpoint can win."""
+def add_model_flags(
+    parser: argparse.ArgumentParser, title: str, input_norm_default: str = "unit"
+) -> None:
+    """--num-filters, --kernel, --se, --dropout, --input-norm; None when not given, so a
+    checkpoint can win. input_norm_default is what the help names for a model without one:
+    run.py trains "rank" models, test.py reads other tools' checkpoints as "unit"."""
     group = parser.add_argument_group(title)
     group.add_argument(
         "--num-filters", type=int, default=None, help="filters per convolution (default: 64)"
@@ -29,10 +34,22 @@ def add_model_flags(parser: argparse.ArgumentParser, title: str) -> None:
         help="squeeze-and-excitation (default: NONE)",
     )
     group.add_argument("--dropout", type=float, default=None, help="dropout rate (default: 0.2)")
+    group.add_argument(
+        "--input-norm",
+        choices=INPUT_NORMS,
+        default=None,
+        help="per-image input normalisation: rank (each grey level by its rank in the image, "
+        "so gain, gamma and contrast do not matter) or unit (grey / 255, the original "
+        f"QuickNAT's) (default: {input_norm_default})",
+    )
 
 
 def model_settings(
-    num_filters: int | None, kernel: int | None, se: str | None, dropout: float | None
+    num_filters: int | None,
+    kernel: int | None,
+    se: str | None,
+    dropout: float | None,
+    input_norm: str | None = None,
 ) -> dict[str, Any]:
     """The model flags as QuickNAT params; None means not given."""
     return {
@@ -41,6 +58,7 @@ def model_settings(
         "kernel_w": kernel,
         "se_block": se,
         "drop_out": dropout,
+        "input_norm": input_norm,
     }
 
 

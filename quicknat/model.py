@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmode.tensors import normalise_input
+
 from .blocks import ClassifierBlock, DecoderBlock, DenseBlock, EncoderBlock
 from .config import QuickNatConfig
 
@@ -39,6 +41,7 @@ class QuickNat(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.config)
+        x = normalise_input(x, self.config.input_norm)
         e1, skip1, ind1 = self.encode1(x)
         e2, skip2, ind2 = self.encode2(e1)
         e3, skip3, ind3 = self.encode3(e2)
