@@ -10,6 +10,14 @@ separate random stream (preprocessing/artefacts.py), so without them a recording
 as before they existed. The command line that writes recordings, annotations and truth is
 preprocessing/synthetic.py.
 
+Two looks: "classic", bright walls on a dark cavity at one sweep speed and depth resolution,
+and "scanner", drawn to cover what real scanners show (measured on a real Vevo recording,
+bench/real_look.py): dark, low-contrast images in which the walls are dim speckle barely
+brighter than blood, a thick bright pericardium with bright bands below it, a bright chest
+wall line, an RV cavity from dark to tissue-grey, and per recording a sweep speed and depth
+resolution of their own; gain, dynamic range, gamma, contrast, speckle grain and blur vary
+widely, so that real recordings lie inside the range the network is trained on.
+
 Row convention: row r covers depths r - 0.5 to r + 0.5 px, so a trace at y = 10.0 lies
 exactly on the centre of row 10. Column x is the time x * time_res_s.
 """
@@ -43,6 +51,15 @@ DEFAULT_DEPTH_RES_MM = 0.025
 MIN_DEPTH_MM = 8.5
 # An end-diastole needs a few columns on both sides to show as a local maximum.
 EDGE_MARGIN_COLS = 4
+
+LOOKS = ("classic", "scanner")
+# The scanner look's sweeps: the issue's span of scanners' sweep speeds and depth
+# resolutions, drawn log-uniformly, and recordings of 1.2 s.
+SCANNER_TIME_RES_S = (0.0005, 0.002)
+SCANNER_DEPTH_RES_MM = (0.01, 0.05)
+SCANNER_DURATION_S = 1.2
+# Depth below the deepest heart border, so that tissue below the pericardium shows.
+SCANNER_SLACK_MM = (0.8, 2.5)
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,14 @@ class Scanner:
     muscle_db: float
     chest_db: float
     below_db: float
+    gap_db: float  # loose tissue and fluid between chest wall and RV
+    rv_cavity_db: float
+    pericardium_db: float
+    lateral_blur_cols: float
+    grain_mm: float  # speckle grain along depth
+    tissue_persist_s: float  # how long tissue speckle lasts along time
+    bands_db: float  # fibre bundles and fascia within each layer
+    lines_db: tuple[float, ...] = ()  # bright specular lines: chest wall, then below the heart
 
 
 @dataclass(frozen=True)
@@ -106,8 +131,11 @@ class Recording:
 # ---------------------------------------------------------------- physiology
 
 
-def draw_heart(rng: np.random.Generator) -> Heart:
-    """Draw a conscious mouse heart well inside the physiological ranges."""
+def draw_heart(rng: np.random.Generator, look: str = "classic") -> Heart:
+    """Draw a conscious mouse heart well inside the physiological ranges; the scanner look
+    covers them whole (LVIDd 2.5-4.0 mm, 450-800 bpm) and thicker pericardia."""
+    if look == "scanner":
+        return draw_scanner_heart(rng)
     lvid_d_mm = rng.uniform(2.6, 3.7)
     # Keep LVIDs inside 1.0-2.4 mm and FS inside 28-60 %.
     fs = rng.uniform(max(0.28, 1 - 2.4 / lvid_d_mm), min(0.60, 1 - 1.0 / lvid_d_mm))
@@ -130,6 +158,28 @@ def draw_heart(rng: np.random.Generator) -> Heart:
     )
 
 
+def draw_scanner_heart(rng: np.random.Generator) -> Heart:
+    lvid_d_mm = rng.uniform(2.5, 4.0)
+    fs = rng.uniform(max(0.25, 1 - 2.8 / lvid_d_mm), min(0.65, 1 - 0.9 / lvid_d_mm))
+    return Heart(
+        lvid_d_mm=lvid_d_mm,
+        lvid_s_mm=lvid_d_mm * (1 - fs),
+        heart_rate_bpm=rng.uniform(450, 800),
+        systole_fraction=rng.uniform(0.34, 0.48),
+        septum_share=rng.uniform(0.28, 0.55),
+        septum_mm=rng.uniform(0.6, 1.2),
+        septum_thickening=rng.uniform(0.25, 0.60),
+        posterior_mm=rng.uniform(0.6, 1.3),
+        posterior_thickening=rng.uniform(0.30, 0.80),
+        rv_cavity_mm=rng.uniform(0.2, 0.9),
+        rv_wall_mm=rng.uniform(0.15, 0.35),
+        pericardium_mm=rng.uniform(0.15, 0.8),
+        breath_hz=rng.uniform(1.5, 3.0),
+        breath_mm=rng.uniform(0.05, 0.4),
+        breath_phase=rng.uniform(0, 1),
+    )
+
+
 def draw_beats(heart: Heart, duration_s: float, rng: np.random.Generator) -> Beats:
     """Beats covering [0, duration_s] and one more on each side; each varies by a few %."""
     rr_s = 60.0 / heart.heart_rate_bpm
@@ -141,9 +191,9 @@ def draw_beats(heart: Heart, duration_s: float, rng: np.random.Generator) -> Bea
     systole_s = heart.systole_fraction * rr_each_s * (1 + rng.uniform(-0.05, 0.05, n))
     return Beats(
         ed_s=ed_s,
-        lvid_d_mm=np.clip(lvid_d_mm, 2.5, 3.8),
+        lvid_d_mm=np.clip(lvid_d_mm, 2.5, max(3.8, heart.lvid_d_mm)),
         es_s=ed_s[:-1] + systole_s,
-        lvid_s_mm=np.clip(lvid_s_mm, 0.9, 2.5),
+        lvid_s_mm=np.clip(lvid_s_mm, min(0.9, heart.lvid_s_mm), max(2.5, heart.lvid_s_mm)),
     )
 
 
@@ -290,19 +340,73 @@ BLOOD_LAYERS = (1, 3, 5)  # gap, RV cavity, LV cavity: dark, fast-changing speck
 # ---------------------------------------------------------------- image
 
 
-def draw_scanner(rng: np.random.Generator) -> Scanner:
+def draw_scanner(rng: np.random.Generator, look: str = "classic") -> Scanner:
     """Gain, contrast, attenuation and noise differ from one recording to the next."""
+    if look == "scanner":
+        return draw_scanner_look(rng)
+    dynamic_range_db = rng.uniform(45, 55)
+    gain_db = rng.uniform(-3, 3)
+    attenuation_db_per_mm = rng.uniform(0.5, 1.5)  # what the depth gain leaves over
+    noise_db = rng.uniform(-58, -50)
+    axial_blur_mm = rng.uniform(0.015, 0.025)
+    gamma = rng.uniform(0.85, 1.2)
+    blood_db = rng.uniform(-44, -38)
     return Scanner(
-        dynamic_range_db=rng.uniform(45, 55),
-        gain_db=rng.uniform(-3, 3),
-        attenuation_db_per_mm=rng.uniform(0.5, 1.5),  # what the depth gain leaves over
-        noise_db=rng.uniform(-58, -50),
-        axial_blur_mm=rng.uniform(0.015, 0.025),
-        gamma=rng.uniform(0.85, 1.2),
-        blood_db=rng.uniform(-44, -38),
+        dynamic_range_db=dynamic_range_db,
+        gain_db=gain_db,
+        attenuation_db_per_mm=attenuation_db_per_mm,
+        noise_db=noise_db,
+        axial_blur_mm=axial_blur_mm,
+        gamma=gamma,
+        blood_db=blood_db,
         muscle_db=rng.uniform(-20, -15),
         chest_db=rng.uniform(-16, -10),
         below_db=rng.uniform(-22, -15),
+        gap_db=blood_db + 8,
+        rv_cavity_db=blood_db,
+        pericardium_db=3.0,  # the brightest reflector, often saturated
+        lateral_blur_cols=0.6,
+        grain_mm=0.012,
+        tissue_persist_s=0.006,
+        bands_db=3.0,
+    )
+
+
+def draw_scanner_look(rng: np.random.Generator) -> Scanner:
+    """The scanner look, measured on a real recording and widened around it.
+
+    In the real one (8-bit grey) blood is about 15, septum and posterior wall 25-35 and the
+    pericardium 100-200: blood sits near the display's floor, the walls only a few dB above
+    it. So the display is drawn by where blood lands (2-22 % of white) and the walls by
+    their contrast over blood, 2.3 dB (1.3x, barely visible) to 16 dB (strong).
+    """
+    dynamic_range_db = rng.uniform(30, 60)
+    blood_db = -45.0
+    blood_share = rng.uniform(0.02, 0.22)
+    contrast_db = np.exp(rng.uniform(np.log(2.3), np.log(16)))
+    muscle_db = blood_db + contrast_db
+    pericardium_db = max(
+        muscle_db + 3, blood_db + (rng.uniform(0.45, 1.05) - blood_share) * dynamic_range_db
+    )
+    return Scanner(
+        dynamic_range_db=dynamic_range_db,
+        gain_db=(blood_share - 1) * dynamic_range_db - blood_db,
+        attenuation_db_per_mm=rng.uniform(0.0, 1.0),
+        noise_db=blood_db - rng.uniform(0, 10),
+        axial_blur_mm=rng.uniform(0.01, 0.06),
+        gamma=rng.uniform(0.7, 1.5),
+        blood_db=blood_db,
+        muscle_db=muscle_db,
+        chest_db=muscle_db + rng.uniform(0, 0.6) * (pericardium_db - muscle_db),
+        below_db=muscle_db + rng.uniform(-2, 6),
+        gap_db=blood_db + rng.uniform(0, 8),
+        rv_cavity_db=blood_db + rng.uniform(0, 1) * contrast_db,
+        pericardium_db=pericardium_db,
+        lateral_blur_cols=rng.uniform(0.3, 1.5),
+        grain_mm=rng.uniform(0.008, 0.03),
+        tissue_persist_s=rng.uniform(0.003, 0.015),
+        bands_db=rng.uniform(2, 5),
+        lines_db=tuple(rng.uniform(5, 15, int(rng.integers(2, 4)))),
     )
 
 
@@ -311,16 +415,34 @@ def layer_levels_db(scanner: Scanner) -> np.ndarray:
     return np.array(
         [
             scanner.chest_db,
-            scanner.blood_db + 8,  # gap: loose tissue and fluid, faint
-            scanner.muscle_db + 3,
-            scanner.blood_db,
+            scanner.gap_db,
+            scanner.muscle_db + 3,  # RV wall
+            scanner.rv_cavity_db,
             scanner.muscle_db,
             scanner.blood_db,
             scanner.muscle_db,
-            3.0,  # pericardium: the brightest reflector, often saturated
+            scanner.pericardium_db,
             scanner.below_db,
         ]
     )
+
+
+def bright_lines_db(
+    rest_px: np.ndarray, scanner: Scanner, depth_res_mm: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Extra dB per rest row for the scanner's bright specular lines: the first near the
+    chest wall's lower side, the others 0.2-2.5 mm below the pericardium (the bands a real
+    recording shows there). rest_px: the layers' mean borders, as tissue_rows uses them."""
+    rows = np.arange(int(round(rest_px[-1] + 0.5)), dtype=float)
+    extra = np.zeros_like(rows)
+    for k, gain_db in enumerate(scanner.lines_db):
+        if k == 0:
+            centre = rest_px[1] - rng.uniform(0.05, 0.4) / depth_res_mm
+        else:
+            centre = rest_px[8] + rng.uniform(0.2, 2.5) / depth_res_mm
+        width = max(rng.uniform(0.03, 0.2) / depth_res_mm, 0.7)
+        extra += gain_db * np.exp(-0.5 * ((rows - centre) / width) ** 2)
+    return extra
 
 
 def _sample_rows(field: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -363,12 +485,16 @@ def echo_amplitude(
     at_rest = tissue_rows(borders_px, rows)
     # Tissue speckle moves with the tissue and persists for ~6 ms. Blood swirls instead of
     # moving with the walls: its speckle stays in image rows and changes within ~2 ms.
-    grain_rows = 0.012 / depth_res_mm
-    tissue = rayleigh_field(rng, (height, columns), grain_rows, 0.006 / time_res_s)
+    grain_rows = scanner.grain_mm / depth_res_mm
+    tissue = rayleigh_field(
+        rng, (height, columns), grain_rows, scanner.tissue_persist_s / time_res_s
+    )
     blood = rayleigh_field(rng, (height, columns), grain_rows, 0.002 / time_res_s)
     # Muscle fibre bundles and fascia: brighter and darker bands within each layer.
     bands_db = gaussian_filter1d(rng.standard_normal(height), 0.05 / depth_res_mm)
-    bands_db *= 3.0 / max(bands_db.std(), 1e-9)
+    bands_db *= scanner.bands_db / max(bands_db.std(), 1e-9)
+    if scanner.lines_db:
+        bands_db += bright_lines_db(borders_px.mean(axis=1), scanner, depth_res_mm, rng)
     bands_gain = 10 ** (np.interp(at_rest, np.arange(height), bands_db) / 20)
     tissue = _sample_rows(tissue, at_rest) * bands_gain
     levels = 10 ** (layer_levels_db(scanner) / 20)
@@ -393,7 +519,7 @@ def log_compress(
     burst_noise: interference, added to the receiver's noise after the depth attenuation.
     """
     amplitude = gaussian_filter1d(amplitude, scanner.axial_blur_mm / depth_res_mm, axis=0)
-    amplitude = gaussian_filter1d(amplitude, 0.6, axis=1)
+    amplitude = gaussian_filter1d(amplitude, scanner.lateral_blur_cols, axis=1)
     depth_mm = (np.arange(amplitude.shape[0]) + 0.5)[:, None] * depth_res_mm
     amplitude *= 10 ** (-scanner.attenuation_db_per_mm * depth_mm / 20)
     noise = rayleigh_field(rng, amplitude.shape, 0.7, 0.7) * 10 ** (scanner.noise_db / 20)
@@ -505,24 +631,51 @@ def _rounded(value: float) -> float:
 # ---------------------------------------------------------------- one recording
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """A recording's size and resolution."""
+
+    height: int | None  # rows; None: as deep as the heart needs, plus SCANNER_SLACK_MM
+    width: int
+    time_res_s: float
+    depth_res_mm: float
+
+
+def draw_sweep(rng: np.random.Generator) -> Sweep:
+    """The scanner look's sweep speed and depth resolution, each log-uniform in its span."""
+    time_res_s, depth_res_mm = (
+        float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        for low, high in (SCANNER_TIME_RES_S, SCANNER_DEPTH_RES_MM)
+    )
+    return Sweep(None, int(round(SCANNER_DURATION_S / time_res_s)), time_res_s, depth_res_mm)
+
+
 def simulate_recording(
     rng: np.random.Generator,
     *,
-    height: int = DEFAULT_HEIGHT,
+    height: int | None = DEFAULT_HEIGHT,
     width: int = DEFAULT_WIDTH,
     time_res_s: float = TYPICAL_TIME_RES_S,
     depth_res_mm: float = DEFAULT_DEPTH_RES_MM,
     artefact_rng: np.random.Generator | None = None,
     rates: artefacts.Rates = artefacts.DEFAULT_RATES,
+    look: str = "classic",
 ) -> Recording:
     """One recording: its image, its four true borders and the measurements they imply.
 
     artefact_rng draws the artefacts of real recordings at `rates`; None makes a clean
-    recording, which draws nothing from it.
+    recording, which draws nothing from it. height None: as deep as this heart needs.
     """
     time_s = np.arange(width) * time_res_s
-    heart = draw_heart(rng)
+    heart = draw_heart(rng, look)
     beats = draw_beats(heart, time_s[-1], rng)
+    if height is None:
+        # Tissue below the pericardium, as deep as the chest wall's minimum.
+        slack_mm = rng.uniform(*SCANNER_SLACK_MM)
+        fitted_mm = required_depth_mm(
+            heart, lvid_curve_mm(beats, time_s), breathing_mm(heart, time_s)
+        )
+        height = int(np.ceil((fitted_mm + slack_mm) / depth_res_mm))
     found, rhythm = artefacts.NONE, [[] for _ in beats.es_s]
     if artefact_rng is not None:
         beats, rhythm = irregular_beats(beats, rates, artefact_rng)
@@ -531,7 +684,7 @@ def simulate_recording(
     drift_mm = breathing_mm(heart, time_s)
     borders_px = layer_borders_px(heart, lvid_mm, drift_mm, depth_res_mm, height, rng)
     upper_px, lower_px = borders_px[UPPER_BORDER], borders_px[LOWER_BORDER]
-    scanner = draw_scanner(rng)
+    scanner = draw_scanner(rng, look)
     amplitude = echo_amplitude(borders_px, scanner, depth_res_mm, time_res_s, rng)
     muscle_level, noise_level = 10 ** (np.array([scanner.muscle_db, scanner.noise_db]) / 20)
     amplitude = artefacts.corrupt_amplitude(
@@ -565,3 +718,8 @@ def recording_rng(seed: int, index: int) -> np.random.Generator:
 def artefact_rng(seed: int, index: int) -> np.random.Generator:
     """A stream apart from recording_rng's, so the clean recording stays as it was."""
     return np.random.default_rng([seed, index, 1])
+
+
+def sweep_rng(seed: int, index: int) -> np.random.Generator:
+    """The scanner look's sweep, drawn apart from the heart and the image."""
+    return np.random.default_rng([seed, index, 2])

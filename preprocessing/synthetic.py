@@ -24,11 +24,16 @@ from preprocessing.simulator import (
     DEFAULT_DEPTH_RES_MM,
     DEFAULT_HEIGHT,
     DEFAULT_WIDTH,
+    LOOKS,
     MIN_DEPTH_MM,
+    SCANNER_DURATION_S,
     Recording,
+    Sweep,
     artefact_rng,
+    draw_sweep,
     recording_rng,
     simulate_recording,
+    sweep_rng,
 )
 from runtime.errors import SetupError, WriteError
 from runtime.files import make_output_folder, save_png, write_text
@@ -90,31 +95,61 @@ def write_recording(out_dir: Path, name: str, recording: Recording, walls: bool 
     write_text(out_dir / "truth" / f"{name}.json", json.dumps(truth, indent=2) + "\n")
 
 
+def recording_sweep(look: str, seed: int, index: int, given: Sweep) -> Sweep:
+    """The classic look's sweep is the flags' (their defaults where None); the scanner
+    look draws each recording's own, and a flag given fixes that part of it."""
+    if look == "classic":
+        defaults = Sweep(DEFAULT_HEIGHT, DEFAULT_WIDTH, TYPICAL_TIME_RES_S, DEFAULT_DEPTH_RES_MM)
+    else:
+        defaults = draw_sweep(sweep_rng(seed, index))
+    time_res_s = given.time_res_s or defaults.time_res_s
+    width = given.width or (
+        defaults.width if given.time_res_s is None else round(SCANNER_DURATION_S / time_res_s)
+    )
+    return Sweep(
+        given.height or defaults.height,
+        width,
+        time_res_s,
+        given.depth_res_mm or defaults.depth_res_mm,
+    )
+
+
+def flag_sweep(args: argparse.Namespace) -> Sweep:
+    """The size and resolution flags as given (None where not)."""
+    return Sweep(args.height, args.width, args.time_res, args.depth_res)
+
+
 def generate(
     out_dir: Path,
     *,
     recordings: int = DEFAULT_RECORDINGS,
     seed: int = DEFAULT_SEED,
-    height: int = DEFAULT_HEIGHT,
-    width: int = DEFAULT_WIDTH,
-    time_res_s: float = TYPICAL_TIME_RES_S,
-    depth_res_mm: float = DEFAULT_DEPTH_RES_MM,
+    height: int | None = None,
+    width: int | None = None,
+    time_res_s: float | None = None,
+    depth_res_mm: float | None = None,
     with_artefacts: bool = True,
     walls: bool = False,
+    look: str = "classic",
 ) -> list[str]:
-    """Write `recordings` recordings with annotations and truth under out_dir; their names."""
+    """Write `recordings` recordings with annotations and truth under out_dir; their names.
+
+    A size or resolution that is None takes the look's default (recording_sweep)."""
     for folder in ("recordings", "annotations", "truth"):
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
+    given = Sweep(height, width, time_res_s, depth_res_mm)
     names = []
     for index in range(recordings):
         name = f"{NAME_PREFIX}{index:03d}"
+        sweep = recording_sweep(look, seed, index, given)
         recording = simulate_recording(
             recording_rng(seed, index),
-            height=height,
-            width=width,
-            time_res_s=time_res_s,
-            depth_res_mm=depth_res_mm,
+            height=sweep.height,
+            width=sweep.width,
+            time_res_s=sweep.time_res_s,
+            depth_res_mm=sweep.depth_res_mm,
             artefact_rng=artefact_rng(seed, index) if with_artefacts else None,
+            look=look,
         )
         write_recording(out_dir, name, recording, walls)
         names.append(name)
@@ -130,29 +165,37 @@ def check_args(args: argparse.Namespace) -> None:
         ("--time-res", args.time_res),
         ("--depth-res", args.depth_res),
     ):
-        if not (value > 0 and math.isfinite(value)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
             raise SetupError(f"{flag} must be a positive number, got {value}.")
     if args.seed < 0:
         raise SetupError(f"--seed must be 0 or more, got {args.seed}.")
     if args.step is not None and args.step < 1:
         raise SetupError(f"--step must be at least 1 column, got {args.step}.")
-    depth_mm = args.height * args.depth_res
+    if args.look == "scanner" and args.height is not None and args.depth_res is None:
+        raise SetupError(
+            "--height needs --depth-res with --look scanner (its depth resolution is drawn "
+            "per recording); give both, or neither."
+        )
+    sweep = recording_sweep(args.look, 0, 0, flag_sweep(args))
+    if args.look == "scanner" and None in (args.height, args.width):
+        return  # drawn per recording: always as deep and as long as a heart needs
+    depth_mm = sweep.height * sweep.depth_res_mm
     if depth_mm < MIN_DEPTH_MM:
         raise SetupError(
-            f"--height {args.height} x --depth-res {args.depth_res} mm is {depth_mm:.2f} mm, "
+            f"--height {sweep.height} x --depth-res {sweep.depth_res_mm} mm is {depth_mm:.2f} mm, "
             f"too shallow for a mouse heart; raise either so their product is at least "
             f"{MIN_DEPTH_MM} mm."
         )
-    duration_s = args.width * args.time_res
+    duration_s = sweep.width * sweep.time_res_s
     if duration_s < MIN_DURATION_S:
         raise SetupError(
-            f"--width {args.width} x --time-res {args.time_res} s is {duration_s:.3f} s, "
+            f"--width {sweep.width} x --time-res {sweep.time_res_s} s is {duration_s:.3f} s, "
             f"too short for a complete heart beat; raise either so their product is at least "
             f"{MIN_DURATION_S} s."
         )
-    if args.width < args.height:
+    if sweep.width < sweep.height:
         raise SetupError(
-            f"--width {args.width} is less than --height {args.height}, so no square training "
+            f"--width {sweep.width} is less than --height {sweep.height}, so no square training "
             "window fits; raise --width or lower --height."
         )
 
@@ -178,7 +221,7 @@ def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     (out_dir / LABELS_FILE).unlink(missing_ok=True)
 
 
-def cut_windows(out_dir: Path, names: list[str], step: int) -> tuple[list[str], int]:
+def cut_windows(out_dir: Path, names: list[str], step: int | None) -> tuple[list[str], int]:
     """Cut the training windows with the shared pipeline; (problems, windows written).
 
     Any problem here is a bug: the generator's own recordings and traces must pass.
@@ -240,30 +283,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--height",
         type=int,
         metavar="ROWS",
-        default=DEFAULT_HEIGHT,
-        help="rows (depth) (default: %(default)s)",
+        default=None,
+        help=f"rows (depth) (default: {DEFAULT_HEIGHT}; scanner look: as deep as each heart needs)",
     )
     parser.add_argument(
         "--width",
         type=int,
         metavar="COLS",
-        default=DEFAULT_WIDTH,
-        help="columns (time) (default: %(default)s)",
+        default=None,
+        help=f"columns (time) (default: {DEFAULT_WIDTH}; scanner look: {SCANNER_DURATION_S} s)",
     )
     parser.add_argument(
         "--time-res",
         type=float,
         metavar="S",
-        default=TYPICAL_TIME_RES_S,
-        help="seconds per column (default: %(default)s, about 1200 columns per second)",
+        default=None,
+        help=f"seconds per column (default: {TYPICAL_TIME_RES_S}, about 1200 columns per second; "
+        "scanner look: drawn per recording from 0.0005-0.002)",
     )
     parser.add_argument(
         "--depth-res",
         type=float,
         metavar="MM",
-        default=DEFAULT_DEPTH_RES_MM,
+        default=None,
         help=f"millimetres per row; height x depth-res must be at least {MIN_DEPTH_MM} mm "
-        "(default: %(default)s)",
+        f"(default: {DEFAULT_DEPTH_RES_MM}; scanner look: drawn per recording from 0.01-0.05)",
     )
     parser.add_argument(
         "--step",
@@ -278,6 +322,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=True,
         help="add the artefacts of real recordings; --no-artefacts makes clean ones, the "
         "same as before artefacts existed (default: on)",
+    )
+    parser.add_argument(
+        "--look",
+        choices=LOOKS,
+        default="classic",
+        help="classic: bright walls on a dark cavity, one sweep; scanner: the dark, "
+        "low-contrast look of real scanners, with gain, contrast, speckle, sweep speed and "
+        "depth resolution drawn per recording (default: %(default)s)",
     )
     parser.add_argument(
         "--walls",
@@ -309,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             depth_res_mm=args.depth_res,
             with_artefacts=args.artefacts,
             walls=args.walls,
+            look=args.look,
         )
     except SetupError as err:
         print(f"{COMMAND}: error: {err}", file=sys.stderr)
@@ -316,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     except WriteError as err:  # a full disk: one sentence, and the files already written stay
         print(f"{COMMAND}: error: {err.advice('--out')}", file=sys.stderr)
         return 1
-    problems, windows = cut_windows(args.out, names, args.step or args.height // 2)
+    problems, windows = cut_windows(args.out, names, args.step)
     if problems:
         print(f"{COMMAND}: cutting the training windows failed:", file=sys.stderr)
         for line in problems:
