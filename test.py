@@ -7,6 +7,9 @@
     python test.py -d FOLDER -m best.pt      every image in FOLDER, plus OUT/summary.csv and
                                              OUT/index.html, the page to review them on
 
+Without -m the shipped model (measurement.inference.SHIPPED_MODEL, trained on synthetic
+recordings only) measures. Every output names the model that measured.
+
 Usage errors end at once with one sentence on stderr and exit status 2. A recording that
 fails is reported and skipped; the others are measured, and the exit status is 1.
 """
@@ -19,6 +22,7 @@ import sys
 from pathlib import Path
 
 from dataset import CachedData, DataError, find_pairs, load_pairs, read_data_labels
+from measurement import inference
 from measurement.inference import Model, load_model
 from measurement.outputs import claim_output
 from measurement.recordings import Measuring, list_recordings, measure_recordings
@@ -58,7 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "-d", "--datapath", required=True, help="test set (img/ + mask/), image, or image folder"
     )
-    p.add_argument("-m", "--model", required=True, help="checkpoint (.pt) to load")
+    p.add_argument(
+        "-m",
+        "--model",
+        default=None,
+        help="checkpoint (.pt) to load (default: the shipped model "
+        f"{inference.SHIPPED_MODEL}, trained on synthetic recordings only)",
+    )
     p.add_argument(
         "-s",
         "--size",
@@ -174,15 +184,34 @@ def check_args(args: argparse.Namespace) -> None:
         raise SetupError(f"output path {output} is a file; pass a folder with -o.")
 
 
+def choose_model(given: str | None) -> tuple[Path, str]:
+    """The checkpoint to load and the name the outputs give it: -m as given, else the
+    shipped model by its path in the repository (SetupError when this copy lacks it)."""
+    if given is not None:
+        return Path(given), given
+    path, name = inference.shipped_model_path(), inference.SHIPPED_MODEL
+    if not path.is_file():
+        raise SetupError(
+            f"the shipped model {name} is missing from this copy of the tool ({path}); "
+            "pass your own checkpoint with -m."
+        )
+    print(
+        f"Using the shipped model {name} (trained on synthetic recordings only); "
+        "pass -m for your own."
+    )
+    return path, name
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         check_args(args)
+        checkpoint, model_name = choose_model(args.model)
         device = pick_device(args.device)
         settings = model_settings(args.num_filters, args.kernel, args.se, args.dropout)
         precision = pick_precision(args.precision, device)
         model, trained_size, model_labels = load_model(
-            args.model, settings, device, args.channels_last, precision
+            checkpoint, settings, device, args.channels_last, precision
         )
         how = Measuring(
             size=args.size or trained_size or DEFAULT_SIZE,
@@ -196,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             max_hr_bpm=args.max_hr,
             volume_formula=args.volume_formula,
             export_annotations=args.export_annotations,
+            model=model_name,
         )
         if trained_size and how.size != trained_size:
             warn(
@@ -205,14 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         path, out = Path(args.datapath), Path(args.output)
         if (path / "img").is_dir() and (path / "mask").is_dir():
             labels = read_data_labels(path)  # label masks of several classes, or binary
-            check_classes(model.config.num_class, labels, args.model, str(path), model_labels)
+            check_classes(model.config.num_class, labels, model_name, str(path), model_labels)
             data = load_pairs(find_pairs(path, min_pairs=1), how.size, labels=labels)
             lock = claim_output(out, args.overwrite, [])
             try:
                 return score_test_set_folder(model, data, how, path, out)
             finally:
                 lock.release()
-        check_measurable(model.config.num_class, model_labels, args.model)
+        check_measurable(model.config.num_class, model_labels, model_name)
         recordings = list_recordings(path)
         subjects = read_subjects(Path(args.subjects)) if args.subjects else None
         if subjects is not None:
@@ -240,7 +270,12 @@ def score_test_set_folder(
     for message in data.warnings:
         warn(message)
     rows, preds = evaluate(model, data, how.threshold, how.batch_size, how.device, how.precision)
-    metrics = {**score_test_set(rows), "size": how.size, "threshold": how.threshold}
+    metrics = {
+        **score_test_set(rows),
+        "size": how.size,
+        "threshold": how.threshold,
+        "model": how.model,
+    }
     write_evaluation(out, data, rows, preds, metrics)
     print(f"Test set {path} at {how.size} px:")
     print(metrics_table(metrics))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,17 @@ from runtime.hardware import autocast, memory_format
 
 EDGE_MARGIN_DIVISOR = 4  # a quarter of the window side is mirrored onto each end
 Model = Callable[[torch.Tensor], torch.Tensor]  # float (N, 1, S, S) in [0, 1] -> (N, K, S, S)
+
+# The model that ships with the tool, trained on synthetic recordings only, which test.py
+# uses without -m. Relative to the repository, so that it is found from any working
+# directory, and named so in the outputs.
+SHIPPED_MODEL = "weights/synthetic.pt"
+REPOSITORY = Path(__file__).resolve().parents[1]  # the folder of test.py and run.py
+
+
+def shipped_model_path() -> Path:
+    """Where the shipped model lies (read at call time, so that tests can point it away)."""
+    return REPOSITORY / SHIPPED_MODEL
 
 
 def load_model(

@@ -4,6 +4,7 @@ For each recording REC: REC_mask.png, REC_overlay.png, REC_lvid.csv, REC_beats.c
 REC_summary.json and REC_report.png; for a folder also summary.csv; always index.html,
 the review page; with subjects per_mouse.csv; with export_annotations annotations/REC.csv
 and .json. A recording that fails is reported and skipped; the others are measured.
+REC_summary.json, summary.csv, index.html and the printed summary name the model.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ from mmode.scanner import (
 from runtime import files
 from runtime.errors import RecordingError, SetupError, WriteError
 
+# model is last, so that a reader of summary.csv's other columns by position still works.
 SUMMARY_FIELDS = [
     "name", "status", *SUMMARY_NUMBERS, "volume_formula", "time_res_s", "depth_res_mm",
-    "time_res_assumed", "depth_res_assumed", "error",
+    "time_res_assumed", "depth_res_assumed", "error", "model",
 ]  # fmt: skip
 NO_MOTION = (
     f"no cardiac motion found (LVID changes by less than {MIN_BEAT_AMPLITUDE_MM} mm); "
@@ -71,6 +73,7 @@ class Measuring:
     max_hr_bpm: float
     volume_formula: str = DEFAULT_VOLUME_FORMULA  # one of mmode.scanner.VOLUME_FORMULAS
     export_annotations: bool = False  # write the accepted edges as annotation files
+    model: str | None = None  # the checkpoint as the outputs name it; None: not named
 
 
 def list_recordings(path: Path) -> list[Path]:
@@ -139,7 +142,9 @@ def measure_recordings(
                 raise
             except (RecordingError, OSError) as err:
                 failed.append(str(err))
-                rows.append({"name": name, "status": "failed", "error": str(err)})
+                rows.append(
+                    {"name": name, "status": "failed", "error": str(err), "model": how.model}
+                )
                 tqdm.write(f"error: {err}", file=sys.stderr)
                 continue
             done.add(name)
@@ -150,10 +155,12 @@ def measure_recordings(
                 tqdm.write(f"error: {result.problem}", file=sys.stderr)
             else:
                 tqdm.write(f"{name}: {summary_line(result.summary)}")
-        write_folder_files(out, rows, measured, folder, subjects)
+        write_folder_files(out, rows, measured, folder, subjects, how.model)
     except WriteError as err:
         print(f"error: {err.advice('-o')}", file=sys.stderr)
         return 1
+    if how.model is not None:
+        print(f"Model: {how.model}")
     print(f"Measured {len(recordings) - len(failed)} of {len(recordings)} recording(s); "
           f"results are in {out}, to review in {out / 'index.html'}.")  # fmt: skip
     if failed:
@@ -165,7 +172,12 @@ def measure_recordings(
 
 
 def write_folder_files(
-    out: Path, rows: list[dict], measured: list[Measured], folder: bool, subjects: Subjects | None
+    out: Path,
+    rows: list[dict],
+    measured: list[Measured],
+    folder: bool,
+    subjects: Subjects | None,
+    model: str | None = None,
 ) -> None:
     """summary.csv (for a folder), per_mouse.csv (with subjects) and index.html."""
     if folder:
@@ -174,7 +186,11 @@ def write_folder_files(
         beats = {m.name: (m.beats, [j.accepted for j in m.judged]) for m in measured}
         write_per_mouse(out / "per_mouse.csv", subjects, beats, [row["name"] for row in rows])
     write_review_page(
-        out / "index.html", rows, {m.name: m.beat_rows() for m in measured}, out.resolve().name
+        out / "index.html",
+        rows,
+        {m.name: m.beat_rows() for m in measured},
+        out.resolve().name,
+        model,
     )
 
 
@@ -222,6 +238,7 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> Me
         "volume_formula": how.volume_formula,
         **asdict(resolution),
         **({"error": NO_MOTION} if motionless else {}),
+        "model": how.model,
     }
     name = path.stem
     problem = f"{name}: {NO_MOTION}." if motionless else recording_problem(name, judged)

@@ -1,12 +1,12 @@
 """OUT/index.html: one page to review a measured folder.
 
 Plain HTML with a little inline JavaScript: no server, no internet, images by relative
-path, so the folder can be zipped and mailed. On top the folder's summary table, one row
-per recording, sortable by clicking a column header; a failed recording's row is red, one
-with few accepted beats (fewer than MIN_ACCEPTED_BEATS, or under half of its beats)
-amber. Below, per recording, its report image and its beats, rejected ones shaded with
-their reasons. Images load lazily and sections off screen are not laid out, so a page of
-200 recordings opens at once.
+path, so the folder can be zipped and mailed. On top the model that measured and the
+folder's summary table, one row per recording, sortable by clicking a column header; a
+failed recording's row is red, one with few accepted beats (fewer than
+MIN_ACCEPTED_BEATS, or under half of its beats) amber. Below, per recording, its report
+image and its beats, rejected ones shaded with their reasons. Images load lazily and
+sections off screen are not laid out, so a page of 200 recordings opens at once.
 """
 
 from __future__ import annotations
@@ -79,16 +79,22 @@ document.querySelectorAll("table.sortable th").forEach((th, column) => {
 
 
 def write_review_page(
-    path: Path, rows: list[dict], beats: dict[str, list[dict]], title: str
+    path: Path,
+    rows: list[dict],
+    beats: dict[str, list[dict]],
+    title: str,
+    model: str | None = None,
 ) -> None:
     """Write the page: `rows` as in summary.csv, `beats` per measured recording as in
-    REC_beats.csv. Report images are linked when they sit next to the page."""
+    REC_beats.csv, `model` the checkpoint that measured (None: not named). Report images
+    are linked when they sit next to the page."""
     failed = sum(row["status"] == "failed" for row in rows)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(title)}: review</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
+        *([] if model is None else [f'<p class="model">Measured with {escape(model)}.</p>']),
         f"<p>{len(rows)} recording(s), {len(rows) - failed} measured, {failed} failed. "
         "Click a column heading to sort.</p>",
         '<p class="legend"><span class="failed" style="background:#f8d7d7">failed</span>'

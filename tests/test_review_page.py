@@ -214,3 +214,15 @@ def test_wall_columns_show_only_when_a_recording_has_walls(measured, tmp_path):
     write_review_page(tmp_path / "index.html", walls, {}, "walls")
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "IVSd mm" in page and "LV mass mg" in page and 'data-value="0.81">0.81<' in page
+
+
+def test_the_page_names_the_model_that_measured_escaped(tmp_path):
+    from measurement.review import write_review_page
+
+    rows = [{"name": "rec", "status": "failed", "error": "not an image"}]
+    write_review_page(tmp_path / "index.html", rows, {}, "named", "runs/<a&b>/best.pt")
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    top = page[: page.index('<table class="sortable"')]  # above the summary table
+    assert "Measured with runs/&lt;a&amp;b&gt;/best.pt." in top and "<a&b>" not in page
+    write_review_page(tmp_path / "unnamed.html", rows, {}, "unnamed")
+    assert "Measured with" not in (tmp_path / "unnamed.html").read_text(encoding="utf-8")
