@@ -208,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         check_args(args)
         checkpoint, model_name = choose_model(args.model)
         device = pick_device(args.device)
-        settings = model_settings(args.num_filters, args.kernel, args.se, args.dropout)
+        settings = model_settings(
+            args.num_filters, args.kernel, args.se, args.dropout, args.input_norm
+        )
         precision = pick_precision(args.precision, device)
         model, trained_size, model_labels = load_model(
             checkpoint, settings, device, args.channels_last, precision
