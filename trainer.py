@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,7 +41,7 @@ from runtime.hardware import autocast, memory_format, pick_device, pick_precisio
 from training import resume
 from training.batchnorm import PRECISE_BN_IMAGES, recompute_statistics
 from training.classes import class_settings, run_classes
-from training.config import TrainConfig
+from training.config import TRAINED_INPUT_NORM, TrainConfig
 from training.data import (
     batch_loader,
     batch_to_device,
@@ -73,6 +72,7 @@ class Run:
     lr_plan: LrPlan | None = None  # set once the checkpoint is read
     rng_state: dict | None = None
     scaler_state: dict | None = None
+    started_from: str | None = None  # the --start-from checkpoint, kept on through resumes
 
 
 def prepare_training(config: TrainConfig) -> Trainer:
@@ -84,16 +84,19 @@ def prepare_training(config: TrainConfig) -> Trainer:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     precision = pick_precision(config.precision, device)
-    checkpoint, source = None, None
-    if config.load is not None:
-        source = Path(config.load)
-        checkpoint = read_checkpoint(source)
+    source = config.checkpoint_path
+    checkpoint = read_checkpoint(source) if source is not None else None
     ours = TrainingCheckpoint.from_dict(checkpoint, str(source)) if is_ours(checkpoint) else None
+    config = resume.start_config(config, ours)  # -p settled for --start-from
+    resumed = ours if config.load is not None else None  # --start-from takes only the model
     labels = run_classes(config, ours, source)  # num_class: 1, or the labels of labels.json
-    model_cfg = model_config(checkpoint, class_settings(config.model_settings(), labels), warn)
+    # A resumed checkpoint of ours keeps its normalisation; any other run trains a rank model.
+    settings = config.model_settings(None if ours is not None else TRAINED_INPUT_NORM)
+    model_cfg = model_config(checkpoint, class_settings(settings, labels), warn)
     data = load_data(config, labels)
-    split = choose_split(config, data, ours.split if ours is not None else None)
-    check_output_folder(config.output, config.overwrite, source, ours.progress if ours else None)
+    split = choose_split(config, data, resumed.split if resumed else None)
+    progress = resumed.progress if resumed else None
+    check_output_folder(config.output, config.overwrite, config.load_path, progress)
     torch.manual_seed(config.seed)
     model = QuickNat(model_cfg)
     # The fused kernel updates all parameters in one pass instead of ~10 ops per tensor.
@@ -102,13 +105,16 @@ def prepare_training(config: TrainConfig) -> Trainer:
         model.parameters(), lr=config.learning_rate, betas=(0.9, 0.999), fused=fused
     )
     run = Run(device, precision, rank, world, Progress())
-    if checkpoint is not None:
+    if config.start_from is not None:
+        run.started_from = resume.load_start_weights(checkpoint, ours, config.start_from, model)
+    elif checkpoint is not None:
         run.progress = resume.restore_checkpoint(
             checkpoint, ours, str(source), model, optimizer, config.learning_rate, config.im_size
         )
         if ours is not None:
             run.rng_state, run.scaler_state = ours.rng_state, ours.scaler
-    stored_plan = ours.lr_plan if ours is not None else None
+            run.started_from = resume.started_from(ours)
+    stored_plan = resumed.lr_plan if resumed is not None else None
     run.lr_plan = plan_schedule(
         config.lr_schedule, config.learning_rate, run.progress.epoch, config.epochs, stored_plan
     )
@@ -368,7 +374,7 @@ class Trainer:
             optimizer=resume.optimizer_state_cpu(self.optimizer),
             progress=self.progress,
             split=self.split,
-            args=self.config.to_dict(),
+            args={**self.config.to_dict(), "start_from": self.run.started_from},
             rng_state=resume.get_rng_state(),
             scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
             lr_plan=self.run.lr_plan.to_dict(),

@@ -1,7 +1,8 @@
 """The classes a run trains: one (binary cavity masks) or those DATA/labels.json names.
 
 Label data trains QuickNAT with num_class = the number of labels (background included), and
-the class names go into the checkpoint; a resume must bring data of the same classes.
+the class names go into the checkpoint; a resume, and a new run started from its weights,
+must bring data of the same classes.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ def run_classes(
     config: TrainConfig, ours: TrainingCheckpoint | None, source: Path | None
 ) -> list[str] | None:
     """The class names of -d's labels.json (None for binary data), checked against the
-    checkpoint resumed from; DataError for a bad labels.json, CheckpointError for others."""
+    checkpoint resumed or started from; DataError for a bad labels.json, CheckpointError for
+    others."""
     labels = read_data_labels(config.datapath)
     if ours is not None and ours.labels != labels:
+        if config.start_from is not None:
+            fix = "start from it with data of those classes, or afresh without --start-from."
+        else:
+            fix = "resume with data of the checkpoint's classes, or start afresh without -f."
         raise CheckpointError(
             f"{source} was trained on {describe(ours.labels)}, but {config.datapath} holds "
-            f"{describe(labels)}; resume with data of the checkpoint's classes, or start "
-            "afresh without -f."
+            f"{describe(labels)}; {fix}"
         )
     if labels and config.loss != "bce":
         warn(

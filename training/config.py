@@ -23,6 +23,7 @@ from training.schedule import SCHEDULES
 
 # numpy's and torch's generators both take seeds up to 2**32 - 1 (numpy's legacy one no more).
 MAX_SEED = 2**32 - 1
+DEFAULT_IM_SIZE = 256  # -p when neither given nor taken from a --start-from checkpoint
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,11 @@ class TrainConfig:
     datapath: str
     epochs: int
     batch_size: int
-    im_size: int
+    im_size: int | None  # None only with --start-from until its checkpoint gives the size
     learning_rate: float
     lr_schedule: str
     load: str | None
+    start_from: str | None
     validation: float
     output_path: str
     overwrite: bool
@@ -48,6 +50,7 @@ class TrainConfig:
     kernel: int | None
     se: str | None
     dropout: float | None
+    input_norm: str | None
     precision: str
     channels_last: bool | None  # None: the device's faster one
     compile: bool
@@ -59,8 +62,22 @@ class TrainConfig:
     def output(self) -> Path:
         return Path(self.output_path)
 
-    def model_settings(self) -> dict[str, Any]:
-        return model_settings(self.num_filters, self.kernel, self.se, self.dropout)
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """The checkpoint that -f resumes or --start-from starts from; None for a fresh run."""
+        path = self.load if self.load is not None else self.start_from
+        return Path(path) if path is not None else None
+
+    @property
+    def load_path(self) -> Path | None:
+        """-f's checkpoint: the one run that this run continues, if any."""
+        return Path(self.load) if self.load is not None else None
+
+    def model_settings(self, default_input_norm: str | None = None) -> dict[str, Any]:
+        """The model flags as QuickNAT params; an --input-norm not given is
+        default_input_norm (None: the checkpoint's, or QuickNAT's "unit")."""
+        input_norm = self.input_norm or default_input_norm
+        return model_settings(self.num_filters, self.kernel, self.se, self.dropout, input_norm)
 
     def check(self) -> None:
         """Raise SetupError for flag values that cannot work."""
@@ -71,6 +88,23 @@ class TrainConfig:
         for flag, value in (("-e", self.epochs), ("-b", self.batch_size)):
             if value < 1:
                 raise SetupError(f"{flag} must be at least 1, got {value}.")
+        if self.load is not None and self.start_from is not None:
+            raise SetupError(
+                "-f resumes a run and --start-from starts a new one from a checkpoint's "
+                "weights; pass only one of them."
+            )
+        if self.im_size is not None:
+            self._check_im_size()
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise SetupError(f"-l must be a finite positive number, got {self.learning_rate:g}.")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise SetupError(
+                f"--seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}."
+            )
+        if self.workers < 0 or self.save_every < 0 or self.cache_limit < 0:
+            raise SetupError("--workers, --save-every and --cache-limit must be 0 or more.")
+
+    def _check_im_size(self) -> None:
         if self.im_size < 32 or self.im_size % 16:
             raise SetupError(
                 f"-p must be a multiple of 16 and at least 32 (QuickNAT pools 4 times), "
@@ -81,21 +115,16 @@ class TrainConfig:
                 f"-p must be at most {MAX_WINDOW_PX} pixels, got {self.im_size}; windows of "
                 "128-512 px are plenty for M-mode."
             )
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise SetupError(f"-l must be a finite positive number, got {self.learning_rate:g}.")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise SetupError(
-                f"--seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}."
-            )
-        if self.workers < 0 or self.save_every < 0 or self.cache_limit < 0:
-            raise SetupError("--workers, --save-every and --cache-limit must be 0 or more.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def resume_command(self, checkpoint: Path, epochs: int) -> str:
         """The run.py command that continues this run exactly from `checkpoint`."""
-        resumed = dataclasses.replace(self, load=str(checkpoint), epochs=epochs, overwrite=False)
+        # A --start-from run resumes as any other: from its own checkpoint, with -f alone.
+        resumed = dataclasses.replace(
+            self, load=str(checkpoint), start_from=None, epochs=epochs, overwrite=False
+        )
         parts = ["python run.py"]
         for action in build_parser()._actions:
             value = getattr(resumed, action.dest, None)
@@ -110,6 +139,10 @@ class TrainConfig:
                 parts.append(f"{flag} {shlex.quote(str(value))}")
         return " ".join(parts)
 
+
+# A new model normalises each image by its grey-level ranks, so that it measures a recording
+# the same whatever the scanner's gain, gamma and contrast (mmode.tensors.normalise_input).
+TRAINED_INPUT_NORM = "rank"
 
 # Measured by bench.model_sizes: the size to train on a CPU without a GPU.
 CPU_MODEL_FLAGS = "-p 128 --num-filters 32 --kernel 5"
@@ -140,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-p",
         "--im-size",
         type=int,
-        default=256,
-        help="images are resized to P x P, a multiple of 16 (default: %(default)s)",
+        default=None,  # parse_config fills in DEFAULT_IM_SIZE, unless --start-from gives it
+        help="images are resized to P x P, a multiple of 16; with --start-from, the "
+        f"checkpoint's size (default: {DEFAULT_IM_SIZE})",
     )
     p.add_argument(
         "-l",
@@ -158,7 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
         "run's epochs (default: %(default)s)",
     )
     p.add_argument(
-        "-f", "--load", default=None, help="checkpoint to resume or start from (default: none)"
+        "-f",
+        "--load",
+        default=None,
+        help="our checkpoint to resume exactly (same data, split and optimizer), or another "
+        "tool's QuickNAT weights to start from (default: none)",
+    )
+    p.add_argument(
+        "--start-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start a new run on -d from this checkpoint's weights, taking its model settings, "
+        "classes and -p: a fresh split, optimizer and epoch count, to fine-tune on new data "
+        "(default: none)",
     )
     p.add_argument(
         "-v",
@@ -203,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(DATA/labels.json) always train with softmax cross-entropy plus soft Dice over the "
         "foreground classes",
     )
-    add_model_flags(p, "QuickNAT (a checkpoint of this tool brings its own)")
+    add_model_flags(p, "QuickNAT (a checkpoint of this tool brings its own)", TRAINED_INPUT_NORM)
     speed = add_speed_flags(p)
     speed.add_argument(
         "--compile", action="store_true", help="torch.compile the model (default: off)"
@@ -230,4 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """The flags as a TrainConfig; argparse itself exits 2 on a malformed command line."""
-    return TrainConfig(**vars(build_parser().parse_args(argv)))
+    values = vars(build_parser().parse_args(argv))
+    if values["im_size"] is None and values["start_from"] is None:
+        values["im_size"] = DEFAULT_IM_SIZE
+    return TrainConfig(**values)

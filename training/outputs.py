@@ -111,8 +111,7 @@ def claim_output_folder(config: TrainConfig, resumed: Progress) -> FolderLock:
     prepare_training checked it); SetupError if another run holds it or the check fails."""
     lock = files.lock_folder(config.output, "run.py", "-o")
     try:
-        load = Path(config.load) if config.load is not None else None
-        _check_contents(config.output, config.overwrite, load, resumed)
+        _check_contents(config.output, config.overwrite, config.load_path, resumed)
     except BaseException:
         lock.release()
         raise
@@ -152,7 +151,7 @@ class RunOutputs:
         self.tensorboard = None
         try:
             if config.overwrite:
-                clear_run_files(folder, Path(config.load) if config.load is not None else None)
+                clear_run_files(folder, config.load_path)
             (folder / "samples").mkdir(parents=True, exist_ok=True)
             files.write_text(folder / "split.json", json.dumps(split, indent=1))
             self.tensorboard = _open_tensorboard(folder) if config.tensorboard else None

@@ -1,8 +1,10 @@
-"""Bringing a run back: its optimizer and random state; and adopting the optimizer of
-another tool's checkpoint when it fits."""
+"""Bringing a run back: its optimizer and random state; adopting the optimizer of another
+tool's checkpoint when it fits; and starting a new run from a checkpoint's weights
+(--start-from), which takes nothing of the old run but the model."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -10,6 +12,7 @@ import torch
 from quicknat import TrainingCheckpoint, load_weights
 from quicknat.schema import Progress, incomplete
 from runtime.distributed import say, warn
+from training.config import DEFAULT_IM_SIZE, TrainConfig
 
 
 def restore_checkpoint(
@@ -40,6 +43,46 @@ def restore_checkpoint(
             f"{ours.im_size} to keep the checkpoint's scale."
         )
     return ours.progress
+
+
+def start_config(config: TrainConfig, ours: TrainingCheckpoint | None) -> TrainConfig:
+    """A --start-from run's flags with -p settled: without -p, the size the checkpoint was
+    trained at (DEFAULT_IM_SIZE for another tool's, which records none); a -p that differs
+    from it is used, with a warning. Other runs' flags as they are."""
+    if config.start_from is None:
+        return config
+    trained = ours.im_size if ours is not None else None
+    if config.im_size is None:
+        config = dataclasses.replace(config, im_size=trained or DEFAULT_IM_SIZE)
+        config.check()  # the size was not known when the flags were checked
+    elif trained is not None and trained != config.im_size:
+        # Allowed, as on resume, but the model then sees its structures at another scale.
+        warn(
+            f"{config.start_from} was trained on {trained} px windows but -p is "
+            f"{config.im_size}, so the new run trains at {config.im_size} px; leave out -p to "
+            "keep the checkpoint's scale."
+        )
+    return config
+
+
+def load_start_weights(
+    checkpoint: Any, ours: TrainingCheckpoint | None, source: str, model: torch.nn.Module
+) -> str:
+    """The --start-from checkpoint's weights into the new run's model (its optimizer, split,
+    epochs, schedule and random state stay behind); `source`, for the run to record."""
+    load_weights(model, checkpoint, source)
+    after = f" (after epoch {ours.progress.epoch} of its run)" if ours is not None else ""
+    say(
+        f"Starting a new run from the weights of {source}{after}: a fresh split, optimizer "
+        "and epoch count."
+    )
+    return source
+
+
+def started_from(ours: TrainingCheckpoint) -> str | None:
+    """The checkpoint a resumed run first started from with --start-from, if it did."""
+    origin = ours.args.get("start_from")
+    return origin if isinstance(origin, str) else None
 
 
 def restore_optimizer(
