@@ -29,7 +29,7 @@ from mmode.images import (
     read_mask,
 )
 from mmode.labels import LABELS_FILE, LabelsError, read_labels
-from mmode.tensors import resize_image, resize_mask
+from mmode.tensors import gaussian_blur, resize_image, resize_mask
 from runtime.errors import RecordingError, name_some
 
 MASK_SUFFIXES = ("", "_mask", "_m")  # tried in this order for image NAME
@@ -383,19 +383,6 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tens
     images = (images * per_image(gain)).clamp(0, 1) ** per_image(gamma)
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
     images = (images - mean) * per_image(contrast) + mean
-    images = gaussian_blur(images, blur_px.to(device))
+    images = gaussian_blur(images, blur_px.to(device), AUGMENT_BLUR_PX)
     images = images + per_image(noise_sigma) * torch.randn_like(images)
     return images.clamp_(0, 1), moved.to(masks.dtype)
-
-
-def gaussian_blur(images: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
-    """Each image (N, 1, H, W) blurred along both axes by its own sigma (N,), in pixels."""
-    n = images.shape[0]
-    radius = max(1, int(torch.ceil(2 * sigma_px.max()).item()))
-    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    # A sigma of 0 is a kernel of one tap: the image is kept as it is.
-    weights = torch.exp(-0.5 * (offsets / sigma_px.clamp(min=1e-3)[:, None]) ** 2)
-    weights = weights / weights.sum(dim=1, keepdim=True)
-    padded = F.pad(images.transpose(0, 1), (radius, radius, radius, radius), mode="replicate")
-    rows = F.conv2d(padded, weights.view(n, 1, -1, 1), groups=n)
-    return F.conv2d(rows, weights.view(n, 1, 1, -1), groups=n).transpose(0, 1)

@@ -7,6 +7,8 @@ so that the network sees the same pixels in each.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -69,3 +71,17 @@ def normalise_input(images: torch.Tensor, mode: str) -> torch.Tensor:
     mid_rank = counts.cumsum(dim=1) - counts / 2
     ranked = mid_rank.gather(1, levels) / levels.shape[1]
     return ranked.view(images.shape).to(images.dtype)
+
+
+def gaussian_blur(images: torch.Tensor, sigma_px: torch.Tensor, max_px: float) -> torch.Tensor:
+    """Each image (N, 1, H, W) blurred along both axes by its own sigma (N,), in pixels, at
+    most max_px (given, so that the kernel's size needs no wait for the device)."""
+    n = images.shape[0]
+    radius = max(1, math.ceil(2 * max_px))
+    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    # A sigma of 0 is a kernel of one tap: the image is kept as it is.
+    weights = torch.exp(-0.5 * (offsets / sigma_px.clamp(min=1e-3)[:, None]) ** 2)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    padded = F.pad(images.transpose(0, 1), (radius, radius, radius, radius), mode="replicate")
+    rows = F.conv2d(padded, weights.view(n, 1, -1, 1), groups=n)
+    return F.conv2d(rows, weights.view(n, 1, 1, -1), groups=n).transpose(0, 1)

@@ -2,8 +2,8 @@
 
 import torch
 
-from dataset import augment_batch, gaussian_blur
-from mmode.tensors import normalise_input
+from dataset import augment_batch
+from mmode.tensors import gaussian_blur, normalise_input
 from quicknat import QuickNat, QuickNatConfig, stored_config
 from quicknat.schema import choose_config
 
@@ -59,7 +59,7 @@ def test_checkpoints_without_input_norm_read_grey_levels_over_255():
 
 def test_blur_of_zero_keeps_an_image_and_a_blur_smooths_it():
     images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(2))
-    blurred = gaussian_blur(images, torch.tensor([0.0, 1.0]))
+    blurred = gaussian_blur(images, torch.tensor([0.0, 1.0]), 1.0)
     torch.testing.assert_close(blurred[0], images[0])
     assert blurred[1].std() < 0.7 * images[1].std()
 
