@@ -1,31 +1,42 @@
 """Agreement of automatic measurements with a lab's manual readings, mouse by mouse.
 
     python -m measurement.agreement --auto AUTO.csv --manual MANUAL.csv --key mouse_id --out DIR
-    python -m measurement.agreement --auto ours.csv --manual lab.csv --key study,mouse_id \\
-        --column lvid_d_mm="LVID;d" --column lvid_s_mm="LVID;s" --out DIR
+    python -m measurement.agreement --auto ours.csv --manual lab.csv \\
+        --key study,mouse_id="Mouse ID" --column lvid_d_mm="LVID;d" --out DIR
 
-Both tables are CSV files with one row per key (a mouse, say). The rows are joined on the
---key columns (one or more, comma-separated; compared as text, whitespace stripped).
-Compared by default: every summary measurement (SUMMARY_MEASURES) that both tables have.
---column AUTO_COL=MANUAL_COL (repeatable) compares AUTO_COL of --auto with MANUAL_COL of
---manual and reports it under AUTO_COL, for a lab whose columns have their own names; a
-mapped column is compared even if it is not a summary name. --measure NAME (repeatable or
-comma-separated; names as in --auto) compares only these.
+Both tables are CSV files (UTF-8, comma-separated) with one row per key (a mouse, say).
+The rows are joined on the --key columns (one or more, comma-separated; compared as text,
+whitespace stripped); AUTO_COL=MANUAL_COL names a key column the manual table calls
+otherwise. Compared by default: every summary measurement (SUMMARY_MEASURES) that both
+tables have. --column AUTO_COL=MANUAL_COL (repeatable) compares AUTO_COL of --auto with
+MANUAL_COL of --manual and reports it under AUTO_COL, for a lab whose columns have their
+own names; a mapped column is compared even if it is not a summary name. --measure NAME
+(repeatable or comma-separated; names as in --auto) compares only these.
 
-Per measurement, over the keys where both cells are numbers (an empty, NA or NaN cell is
-skipped): n, bias = mean(auto - manual), the SD of the differences, the 95 % limits of
-agreement bias -+ 1.96 SD (Bland & Altman 1986), Pearson r, ICC(A,1) (two-way random
-effects, absolute agreement, one rater; McGraw & Wong 1996, Shrout & Fleiss's ICC(2,1)),
-and the manual mean for scale. Writes DIR/agreement.csv, DIR/bland_altman.png (one panel
-per measurement) and DIR/unmatched.csv (the keys in one table only); prints the table.
+Cells are read as plain decimal numbers (runtime.files.read_number); an empty or NA cell
+is skipped. A column whose median lies off the range of mice by a unit's factor
+(PLAUSIBLE, UNIT_SLIPS: a table in cm against one in mm) is refused, and so is a cell
+beyond any unit.
+
+Per measurement, over the keys where both cells are numbers: n, bias = mean(auto -
+manual), the SD of the differences, the 95 % limits of agreement bias -+ 1.96 SD (Bland &
+Altman 1986), Pearson r, ICC(A,1) (two-way random effects, absolute agreement, one rater;
+McGraw & Wong 1996, Shrout & Fleiss's ICC(2,1)), and the manual mean for scale. Writes
+DIR/agreement.csv, DIR/bland_altman.png (one panel per measurement) and DIR/unmatched.csv
+(the keys in one table only), and prints the table. The three are made in a temporary
+folder and moved into DIR only once all are complete, so that a failed run leaves an
+earlier result as it was; a DIR holding an earlier result is refused unless --overwrite.
 Bad input is one `error:` line on stderr, exit status 2, and nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import os
+import shutil
+import statistics
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,9 +58,56 @@ from runtime.distributed import warn
 from runtime.errors import SetupError, WriteError, name_some
 
 SUMMARY_MEASURES = SUMMARY_NUMBERS[2:]  # test.py's summary numbers, beat counts left out
-MISSING = ("", "na", "n/a", "nan")  # cells read as "no value", in lower case
 MIN_PAIRS = 3
 SHOWN_KEYS = 20  # unmatched keys named in a warning; unmatched.csv lists all
+RESULT_FILES = ("agreement.csv", "unmatched.csv", "bland_altman.png")
+
+# Where the median of a cohort of adult mice lies, per measurement in the unit its name
+# ends in: the ranges of echocardiography of anaesthetised mice (LVIDd 2.5-4.0 mm, LVIDs
+# 0.9-2.8 mm, walls 0.6-1.1 mm in diastole and up to about 2 mm in systole, EF 20-95 %,
+# FS 10-70 %, 300-900 bpm, LV mass 40-250 mg), and for the derived numbers what those
+# give (Teichholz or cube volumes of those diameters, times those heart rates). Only a
+# median is checked against them, and only for the unit slips below: a cohort of sick or
+# unusual mice may well lie outside.
+PLAUSIBLE = {
+    "lvid_d_mm": (2.5, 4.0),
+    "lvid_s_mm": (0.9, 2.8),
+    "ivs_d_mm": (0.6, 1.1),
+    "lvpw_d_mm": (0.6, 1.1),
+    "ivs_s_mm": (0.6, 2.0),
+    "lvpw_s_mm": (0.6, 2.0),
+    "ef_percent": (20.0, 95.0),
+    "fs_percent": (10.0, 70.0),
+    "heart_rate_bpm": (300.0, 900.0),
+    "lv_mass_mg": (40.0, 250.0),
+    "lv_mass_corrected_mg": (30.0, 250.0),  # 0.8 x the mass
+    "volume_d_ul": (10.0, 200.0),
+    "volume_s_ul": (0.5, 80.0),
+    "sv_ul": (5.0, 160.0),
+    "co_ml_min": (1.5, 150.0),
+    "rwt": (0.25, 0.9),  # 2 x LVPWd / LVIDd
+}
+# Other units a lab's table may be in, per our unit: (its name, the factor that converts
+# its numbers to ours). A cm table read as mm gives a bias of about 2.7 mm and an ICC near
+# 0, which no statistic flags as a unit, so such a median is refused with its factor.
+UNIT_SLIPS = {
+    "mm": (("cm", 10.0), ("µm", 0.001)),
+    "%": (("a fraction", 100.0),),
+    "bpm": (("beats per second", 60.0),),
+    "mg": (("g", 1000.0),),
+    "µL": (("mL", 1000.0),),
+    "mL/min": (("µL/min", 0.001), ("L/min", 1000.0)),
+}
+# A converted median up to this factor off the range still reads as that unit (a cohort of
+# dilated hearts in cm). Each unit's factor exceeds its ranges' span times this squared, so
+# a median in our unit that is this far off is never taken for another unit's.
+SLIP_MARGIN = 1.5
+# A cell this many times the top of its measurement's range is no unit's slip (µm for mm
+# is 1000) but a typo or a broken export; beyond it the statistics would overflow too.
+BEYOND_ANY_UNIT = 1e6
+# The same for a column without a range (a mapped or --measure column of the lab's own):
+# far above any measurement of a mouse, far below where squares of floats overflow.
+BEYOND_ANY_MEASUREMENT = 1e12
 
 
 @dataclass(frozen=True)
@@ -69,7 +127,8 @@ def read_table(path: str | Path, key: Sequence[str]) -> Table:
     if missing:
         raise SetupError(
             f"{path} has no key column {missing[0]!r} (its columns: {', '.join(header)}); "
-            "name the columns that identify a mouse with --key."
+            "name the columns that identify a mouse with --key, as AUTO_COL=MANUAL_COL "
+            "where the two tables name one differently."
         )
     rows: dict[Key, tuple[int, dict[str, str]]] = {}
     for line, row in lines:
@@ -109,6 +168,24 @@ def parse_columns(mappings: Sequence[str]) -> dict[str, str]:
     return columns
 
 
+def parse_key(value: str) -> tuple[list[str], list[str]]:
+    """--key as (the auto table's key columns, the manual table's): comma-separated names,
+    each NAME or, for a column the manual table names otherwise, AUTO_COL=MANUAL_COL."""
+    auto, manual = [], []
+    for part in split_names([value]):
+        name, sep, other = part.partition("=")
+        if sep and (not name.strip() or not other.strip()):
+            raise SetupError(
+                f"--key {part!r} is not NAME or AUTO_COL=MANUAL_COL; "
+                'write e.g. --key mouse_id="Mouse ID".'
+            )
+        auto.append(name.strip())
+        manual.append(other.strip() if sep else name.strip())
+    if not auto:
+        raise SetupError("--key names no column; pass e.g. --key mouse_id.")
+    return auto, manual
+
+
 def choose_measures(
     auto: Table, manual: Table, measures: Sequence[str], columns: dict[str, str]
 ) -> list[tuple[str, str]]:
@@ -145,34 +222,75 @@ def choose_measures(
     return pairs
 
 
-def number(table: Table, key: Key, column: str) -> float | None:
-    """The cell as a number (None when empty); SetupError naming file, line and column."""
-    line, row = table.rows[key]
-    text = (row.get(column) or "").strip()
-    if text.lower() in MISSING:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.inf
-    if not math.isfinite(value):
-        raise SetupError(
-            f"line {line} of {table.path}, column {column!r}, holds {text!r}, not a number; "
-            "correct it or leave the cell empty."
-        )
-    return value
+def column_numbers(table: Table, column: str, measure: str) -> dict[Key, float]:
+    """Every number of a column by key (empty and NA cells left out), checked against the
+    range of `measure` in mice; SetupError naming the cell or the column."""
+    numbers = {}
+    for key, (line, row) in table.rows.items():
+        text = row.get(column) or ""
+        value = files.read_number(text, line, str(table.path), column)
+        if value is not None:
+            check_magnitude(value, text, line, table, column, measure)
+            numbers[key] = value
+    if numbers:
+        check_unit(statistics.median(numbers.values()), table, column, measure)
+    return numbers
 
 
-def pair_up(auto: Table, manual: Table, measure: str, column: str, keys: list[Key]) -> Pairs:
+def check_magnitude(
+    value: float, text: str, line: int, table: Table, column: str, measure: str
+) -> None:
+    """SetupError for a cell no unit explains (see BEYOND_ANY_UNIT)."""
+    if measure in PLAUSIBLE:
+        if abs(value) <= BEYOND_ANY_UNIT * PLAUSIBLE[measure][1]:
+            return
+        about = f"no {measure} of a mouse in any unit (mice: {in_mice(measure)})"
+    else:
+        if abs(value) <= BEYOND_ANY_MEASUREMENT:
+            return
+        about = "beyond any measurement of a mouse in any unit"
+    raise SetupError(
+        f"line {line} of {table.path}, column {column!r}, holds {text.strip()!r}, which is "
+        f"{about}; correct it or leave the cell empty."
+    )
+
+
+def check_unit(median: float, table: Table, column: str, measure: str) -> None:
+    """SetupError when a column's median lies off the range of mice by the factor of
+    another unit (PLAUSIBLE, UNIT_SLIPS), naming the unit and the factor that fixes it."""
+    if measure not in PLAUSIBLE:
+        return
+    low, high = PLAUSIBLE[measure]
+    ours = unit(measure)
+    if low <= median <= high:
+        return
+    for theirs, factor in UNIT_SLIPS.get(ours, ()):
+        if low / SLIP_MARGIN <= median * factor <= high * SLIP_MARGIN:
+            named = f"{column!r}" if column == measure else f"{column!r} ({measure})"
+            raise SetupError(
+                f"{table.path}: the median of column {named} is {median:.3g}, which looks "
+                f"like {theirs} rather than {ours} (mice: {in_mice(measure)}); multiply "
+                f"the column by {factor:g} to convert it to {ours}."
+            )
+
+
+def in_mice(measure: str) -> str:
+    """A measurement's plausible range in mice as text, e.g. "2.5-4 mm"."""
+    low, high = PLAUSIBLE[measure]
+    return f"{low:g}-{high:g} {unit(measure)}".rstrip()
+
+
+def pair_up(
+    auto: dict[Key, float], manual: dict[Key, float], measure: str, keys: list[Key]
+) -> Pairs:
     """The keys where both tables hold a number for this measurement, with the numbers."""
-    kept, auto_values, manual_values = [], [], []
-    for key in keys:
-        a, m = number(auto, key, measure), number(manual, key, column)
-        if a is not None and m is not None:
-            kept.append(key)
-            auto_values.append(a)
-            manual_values.append(m)
-    return Pairs(measure, tuple(kept), np.array(auto_values), np.array(manual_values))
+    kept = [key for key in keys if key in auto and key in manual]
+    return Pairs(
+        measure,
+        tuple(kept),
+        np.array([auto[key] for key in kept], dtype=float),
+        np.array([manual[key] for key in kept], dtype=float),
+    )
 
 
 @dataclass(frozen=True)
@@ -201,7 +319,15 @@ def compare(
             f"(e.g. {show(next(iter(auto.rows)))!r} and {show(next(iter(manual.rows)))!r}); "
             "check --key and how the keys are written."
         )
-    all_pairs = [pair_up(auto, manual, measure, column, keys) for measure, column in chosen]
+    all_pairs = [
+        pair_up(
+            column_numbers(auto, measure, measure),
+            column_numbers(manual, column, measure),
+            measure,
+            keys,
+        )
+        for measure, column in chosen
+    ]
     enough = [p for p in all_pairs if len(p.keys) >= MIN_PAIRS]
     if not enough:
         counts = ", ".join(f"{p.measure} {len(p.keys)}" for p in all_pairs)
@@ -289,9 +415,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--key",
         required=True,
-        help="the column(s) naming a mouse in both files, comma-separated (e.g. study,mouse_id)",
+        help="the column(s) naming a mouse in both files, comma-separated (e.g. study,mouse_id); "
+        'AUTO_COL=MANUAL_COL for one the manual file names otherwise (mouse_id="Mouse ID")',
     )
     parser.add_argument("--out", required=True, help="output folder, created if missing")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the agreement.csv, unmatched.csv and bland_altman.png of an earlier run "
+        "in --out (its other files are kept)",
+    )
     parser.add_argument(
         "--measure",
         action="append",
@@ -317,26 +450,91 @@ def split_names(values: Sequence[str]) -> list[str]:
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
+def check_out(out: Path, overwrite: bool) -> None:
+    """SetupError unless `out` can take a new result: not a file, writable, and without an
+    earlier result unless `overwrite`. Creates nothing."""
+    if out.exists() and not out.is_dir():
+        raise SetupError(f"the output {out} is a file; pass a folder with --out.")
+    earlier = [name for name in RESULT_FILES if (out / name).exists()]
+    if earlier and not overwrite:
+        raise SetupError(
+            f"--out {out} holds the results of an earlier run (e.g. {earlier[0]}); pass "
+            "--overwrite to replace them, or choose another folder with --out."
+        )
+    files.check_writable(out, "--out")
+
+
+def write_result(out: Path, comparison: Comparison) -> None:
+    """agreement.csv, unmatched.csv and bland_altman.png into `out`, all or none.
+
+    They are made in a temporary folder beside their destination: a new `out` is that
+    folder renamed into place; into an existing one (which may hold the user's own files)
+    each is renamed over its earlier version only once all three are complete. A failure
+    removes the temporary folder, leaving `out` as it was. WriteError for a full disk or
+    a read-only folder.
+    """
+    staging = make_staging(out)
+    try:
+        try:
+            write_agreement_csv(staging / "agreement.csv", comparison.results)
+            write_unmatched_csv(staging / "unmatched.csv", comparison)
+            save_bland_altman(staging / "bland_altman.png", comparison.pairs, comparison.results)
+        except WriteError as err:  # named by its destination, not the temporary folder
+            raise WriteError(out / Path(err.filename).name, err) from None
+        publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def make_staging(out: Path) -> Path:
+    """A new empty folder on `out`'s file system from which a rename puts files in place:
+    inside `out` when it exists, else beside it (its parents created)."""
+    try:
+        if out.is_dir():
+            return Path(tempfile.mkdtemp(dir=out, prefix=".agreement-partial-"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+        # mkdtemp makes the folder private (0700); `out` gets what a plain mkdir would give.
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(staging, 0o777 & ~mask)
+        return staging
+    except OSError as err:
+        raise WriteError(out, err) from None
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Move the complete result from `staging` into `out` (see write_result)."""
+    try:
+        if staging.parent != out:
+            try:
+                os.rename(staging, out)
+                return
+            except OSError:
+                if not out.is_dir():  # made meanwhile by another process: fill it instead
+                    raise
+        for name in RESULT_FILES:
+            os.replace(staging / name, out / name)
+    except OSError as err:
+        raise WriteError(out, err) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     try:
-        key = split_names([args.key])
-        if not key:
-            raise SetupError("--key names no column; pass e.g. --key mouse_id.")
+        auto_key, manual_key = parse_key(args.key)
         columns = parse_columns(args.column)
-        auto, manual = read_table(args.auto, key), read_table(args.manual, key)
+        check_out(out, args.overwrite)
+        auto, manual = read_table(args.auto, auto_key), read_table(args.manual, manual_key)
         comparison = compare(auto, manual, split_names(args.measure), columns)
-        files.make_output_folder(out, "--out")
     except SetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     warn_unmatched(comparison, auto, manual)
     try:
-        write_agreement_csv(out / "agreement.csv", comparison.results)
-        write_unmatched_csv(out / "unmatched.csv", comparison)
-        save_bland_altman(out / "bland_altman.png", comparison.pairs, comparison.results)
-    except WriteError as err:  # a full disk: the files written so far are whole
+        write_result(out, comparison)
+    except WriteError as err:  # a full disk: nothing of this run is left in --out
         print(f"error: {err.advice('--out')}", file=sys.stderr)
         return 1
     print(f"Agreement of {auto.path} (auto) with {manual.path} (manual), auto - manual:")

@@ -8,8 +8,10 @@ Fleiss's ICC(2,1)).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -118,8 +120,19 @@ def bland_altman_figure(pairs: Sequence[Pairs], results: Sequence[Agreement], ti
         ax.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    with missing_glyphs_unreported():
+        fig.tight_layout()
     return fig
+
+
+@contextlib.contextmanager
+def missing_glyphs_unreported() -> Iterator[None]:
+    """Drawing without matplotlib's warning per character its font lacks: the titles hold
+    the tables' column names, which may be Chinese or Cyrillic, and such a character shows
+    as a box in the figure; the warnings would bury the command's own lines."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+        yield
 
 
 def bland_altman_panel(ax, pairs: Pairs, result: Agreement) -> None:
@@ -164,5 +177,8 @@ def save_bland_altman(
     import matplotlib.pyplot as plt
 
     fig = bland_altman_figure(pairs, results, title)
-    files.save_figure(path, fig, dpi=100)
-    plt.close(fig)
+    try:
+        with missing_glyphs_unreported():
+            files.save_figure(path, fig, dpi=100)
+    finally:
+        plt.close(fig)

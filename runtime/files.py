@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,16 +107,27 @@ def read_csv_rows(
 ) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """A CSV table's header and its non-blank rows as (line, {column: cell}), whitespace
     stripped; SetupError, naming the file as `name` (e.g. "--subjects X"), when it cannot
-    be read or a row has more cells than the header (an unquoted comma would shift the
-    values after it)."""
+    be read, is not UTF-8, looks semicolon-separated, names a column twice (the second
+    would silently win) or a row has more cells than the header (an unquoted comma would
+    shift the values after it)."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f)
             header = [cell.strip() for cell in next(reader, [])]
             lines = [(reader.line_num, cells) for cells in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
+    except UnicodeDecodeError:
+        # Excel's plain "CSV" is the system code page (Latin-1 or cp1252 in Europe).
+        raise SetupError(f"{name} is not UTF-8 text; save it as CSV UTF-8.") from None
+    except (OSError, csv.Error) as err:
         reason = getattr(err, "strerror", None) or err
         raise SetupError(f"cannot read {name} as a CSV file ({reason}).") from None
+    if len(header) == 1 and ";" in header[0]:
+        # Excel writes ";" where the decimal separator is a comma; one column named "a;b;c"
+        # would otherwise be reported as missing columns.
+        raise SetupError(
+            f"{name} looks semicolon-separated; save it as comma-separated UTF-8 (CSV UTF-8)."
+        )
+    check_unique_columns(header, name)
     rows = []
     for line, cells in lines:
         if not any(cell.strip() for cell in cells):
@@ -127,6 +139,42 @@ def read_csv_rows(
             )
         rows.append((line, dict(zip(header, (cell.strip() for cell in cells), strict=False))))
     return header, rows
+
+
+def check_unique_columns(header: list[str], name: str) -> None:
+    """SetupError for a column heading given twice: a row's dict keeps only the last
+    cell of a name. Empty headings (a spreadsheet's trailing blank columns) are never
+    looked up, so they may repeat."""
+    first: dict[str, int] = {}
+    for position, column in enumerate(header, start=1):
+        if column and column in first:
+            raise SetupError(
+                f"{name} has two columns named {column!r} (columns {first[column]} and "
+                f"{position}); rename or remove one of them."
+            )
+        first.setdefault(column, position)
+
+
+# A plain decimal number: sign, digits with an optional point, an optional exponent. ASCII
+# digits only; float() also takes "1_000", "inf", "nan" and other scripts' digits, which in
+# a lab's table are typos or a spreadsheet's artefacts, not readings.
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+MISSING_CELLS = ("", "na", "n/a")  # cells that hold no reading, in lower case
+
+
+def read_number(text: str, line: int, name: str, column: str) -> float | None:
+    """A table cell as a number, None when it is empty or NA; SetupError naming the file
+    (as `name`), line and column for anything else that is not a plain decimal number."""
+    text = text.strip()
+    if text.lower() in MISSING_CELLS:
+        return None
+    value = float(text) if NUMBER.fullmatch(text) else math.inf
+    if not math.isfinite(value):  # not a number, or one beyond a float ("1e999")
+        raise SetupError(
+            f"line {line} of {name}, column {column!r}, holds {text!r}, not a number; "
+            "correct it or leave the cell empty."
+        )
+    return value
 
 
 def _cell(key: str, value: object, exact: bool) -> object:

@@ -3,7 +3,10 @@ against manual measurements, checked against independent formulas; column mappin
 unmatched keys, bad input, the figure; and the real Echo2Pheno tables (bench.reference)."""
 
 import csv
+import errno
 import math
+import os
+import stat
 import statistics
 import subprocess
 import sys
@@ -235,6 +238,23 @@ def bad_inputs(tmp_path):
     others = write_rows(tmp_path / "others.csv", [AUTO[0], ["z1", "3", "600"], ["z2", "3", "6"]])
     few = write_rows(tmp_path / "few.csv", [*AUTO[:3]])
     no_measure = write_rows(tmp_path / "bare.csv", [["mouse_id", "weight_g"], ["m1", "25"]])
+    twice = write_rows(
+        tmp_path / "twice.csv", [[*MANUAL[0], "lvid_d_mm"], *[[*row, "9"] for row in MANUAL[1:]]]
+    )
+    underscore = write_rows(
+        tmp_path / "underscore.csv", [*AUTO[:2], ["m2", "2.9", "1_000"], *AUTO[3:]]
+    )
+    in_cm = write_rows(
+        tmp_path / "cm.csv",
+        [MANUAL[0], *[[r[0], str(float(r[1]) / 10), *r[2:]] for r in MANUAL[1:]]],
+    )
+    huge = write_rows(tmp_path / "huge.csv", [*AUTO[:3], ["m3", "1e200", "520"], *AUTO[4:]])
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("\n".join(";".join(row) for row in MANUAL) + "\n")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(
+        "\n".join(",".join(row) for row in MANUAL).replace(",a", ",Müller").encode("latin-1")
+    )
     base = ["--key", "mouse_id", "--out", str(tmp_path / "out")]
     return [
         ("missing file", ["--auto", str(tmp_path / "none.csv"), "--manual", str(manual)],
@@ -255,6 +275,20 @@ def bad_inputs(tmp_path):
         ("fewer than 3 pairs", ["--auto", str(few), "--manual", str(manual)], "fewer than 3"),
         ("header only", ["--auto", str(write_rows(tmp_path / "head.csv", AUTO[:1])),
                          "--manual", str(manual)], "has a header but no rows"),
+        ("repeated column", ["--auto", str(auto), "--manual", str(twice)],
+         "has two columns named 'lvid_d_mm' (columns 2 and 5)"),
+        ("underscore in a number", ["--auto", str(underscore), "--manual", str(manual)],
+         "holds '1_000', not a number"),
+        ("table in cm", ["--auto", str(auto), "--manual", str(in_cm)], "like cm rather than mm"),
+        ("cell beyond any unit", ["--auto", str(huge), "--manual", str(manual)],
+         "holds '1e200', which is no lvid_d_mm"),
+        ("semicolon-separated", ["--auto", str(auto), "--manual", str(semicolons)],
+         "looks semicolon-separated"),
+        ("not UTF-8", ["--auto", str(auto), "--manual", str(latin)], "is not UTF-8 text"),
+        ("key column named otherwise", ["--auto", str(auto), "--manual", str(manual), "--key",
+                                        "mouse_id=Mouse ID"], "no key column 'Mouse ID'"),
+        ("bad key mapping", ["--auto", str(auto), "--manual", str(manual), "--key",
+                             "mouse_id="], "is not NAME or AUTO_COL=MANUAL_COL"),
     ], base  # fmt: skip
 
 
@@ -315,3 +349,257 @@ def test_figure_has_one_panel_per_measurement(tables, tmp_path):
                            "--out", str(out)]) == 0  # fmt: skip
     image = np.asarray(Image.open(out / "bland_altman.png").convert("L"))
     assert image.shape[1] > 2 * 400 and image.std() > 10
+
+
+def run_agreement(auto, manual, out, *more) -> int:
+    return agreement.main(["--auto", str(auto), "--manual", str(manual), "--key", "mouse_id",
+                           "--out", str(out), *more])  # fmt: skip
+
+
+def one_error(capsys) -> str:
+    """The one line a refused run wrote on stderr (and nothing on stdout)."""
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    return lines[0]
+
+
+def test_a_repeated_column_heading_is_refused_not_read_as_the_last(tmp_path, capsys):
+    twice = write_rows(tmp_path / "twice.csv", [[*MANUAL[0], "lvid_d_mm"],
+                                                *[[*row, "9"] for row in MANUAL[1:]]])  # fmt: skip
+    assert run_agreement(write_rows(tmp_path / "a.csv", AUTO), twice, tmp_path / "out") == 2
+    assert one_error(capsys) == (
+        f"error: {twice} has two columns named 'lvid_d_mm' (columns 2 and 5); rename or "
+        "remove one of them."
+    )
+
+
+@pytest.mark.parametrize(
+    "cell", ["1_000", "inf", "-Infinity", "nan", "NaN", "1,000", "3,1", "1e999", "0x10", "６00",
+             "٣", "1.2.3", "e5", "."],
+)  # fmt: skip
+def test_only_plain_decimal_numbers_are_read(tmp_path, capsys, cell):
+    auto = write_rows(tmp_path / "a.csv", [*AUTO[:2], ["m2", "2.9", cell], *AUTO[3:]])
+    manual = write_rows(tmp_path / "m.csv", MANUAL)
+    assert run_agreement(auto, manual, tmp_path / "out") == 2
+    assert one_error(capsys) == (
+        f"error: line 3 of {auto}, column 'heart_rate_bpm', holds {cell!r}, not a number; "
+        "correct it or leave the cell empty."
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_plain_numbers_in_every_spelling_are_read_and_na_is_empty():
+    read = agreement.files.read_number
+    for text, value in [("3", 3.0), ("+3.5", 3.5), ("-2", -2.0), ("3.", 3.0), (".5", 0.5),
+                        ("2.5e1", 25.0), ("1E-3", 0.001), (" 4.25 ", 4.25)]:  # fmt: skip
+        assert read(text, 2, "x.csv", "c") == value, text
+    for text in ("", "  ", "NA", "na", "N/A"):
+        assert read(text, 2, "x.csv", "c") is None, text
+
+
+@pytest.mark.parametrize(
+    "measure, scale, median, unit_named, factor",
+    [
+        ("lvid_d_mm", 0.1, "0.35", "cm rather than mm", "10"),  # a manual table in cm
+        ("lvid_d_mm", 1000, "3.5e+03", "µm rather than mm", "0.001"),
+        ("heart_rate_bpm", 1 / 60, "10.2", "beats per second rather than bpm", "60"),
+    ],
+)
+def test_a_column_in_another_unit_is_refused_with_its_factor(
+    tmp_path, capsys, measure, scale, median, unit_named, factor
+):
+    column = MANUAL[0].index(measure)
+    rows = [[f"{float(c) * scale:g}" if i == column else c for i, c in enumerate(row)]
+            for row in MANUAL[1:]]  # fmt: skip
+    manual = write_rows(tmp_path / "m.csv", [MANUAL[0], *rows])
+    assert run_agreement(write_rows(tmp_path / "a.csv", AUTO), manual, tmp_path / "out") == 2
+    low, high = agreement.PLAUSIBLE[measure]
+    unit = agreement.unit(measure)
+    assert one_error(capsys) == (
+        f"error: {manual}: the median of column {measure!r} is {median}, which looks like "
+        f"{unit_named} (mice: {low:g}-{high:g} {unit}); multiply the column by {factor} to "
+        f"convert it to {unit}."
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_fraction_for_a_percentage_is_refused_under_the_labs_column_name(tmp_path, capsys):
+    auto = write_rows(
+        tmp_path / "a.csv",
+        [["mouse_id", "ef_percent"], *[[f"m{i}", str(60 + i)] for i in range(5)]],
+    )
+    manual = write_rows(
+        tmp_path / "m.csv", [["mouse_id", "EF"], *[[f"m{i}", str(0.6 + i / 100)] for i in range(5)]]
+    )
+    assert run_agreement(auto, manual, tmp_path / "out", "--column", "ef_percent=EF") == 2
+    assert one_error(capsys) == (
+        f"error: {manual}: the median of column 'EF' (ef_percent) is 0.62, which looks like a "
+        "fraction rather than % (mice: 20-95 %); multiply the column by 100 to convert it to %."
+    )  # fmt: skip
+
+
+def test_unusual_mice_in_the_right_unit_are_compared(tmp_path):
+    """Dilated hearts (LVIDd 5-7 mm) and slow ones (200 bpm) lie outside the usual ranges
+    but by no unit's factor: they are measured, not refused."""
+    rows = [[f"m{i}", str(5 + i / 2), str(200 + i)] for i in range(5)]
+    manual = write_rows(tmp_path / "m.csv", [AUTO[0], *rows])
+    auto = write_rows(tmp_path / "a.csv", [AUTO[0], *[[r[0], str(float(r[1]) + 0.1), r[2]]
+                                                      for r in rows]])  # fmt: skip
+    assert run_agreement(auto, manual, tmp_path / "out") == 0
+    assert list(read_agreement_csv(tmp_path / "out" / "agreement.csv")) == [
+        "lvid_d_mm", "heart_rate_bpm"]  # fmt: skip
+
+
+def test_no_plausible_median_is_taken_for_another_units():
+    """Each unit's factor exceeds the span of its ranges times SLIP_MARGIN squared: a median
+    up to SLIP_MARGIN off its range never converts to within SLIP_MARGIN of it."""
+    margin = agreement.SLIP_MARGIN
+    for measure, (low, high) in agreement.PLAUSIBLE.items():
+        assert measure in agreement.SUMMARY_MEASURES, measure
+        for _, factor in agreement.UNIT_SLIPS.get(agreement.unit(measure), ()):
+            assert max(factor, 1 / factor) > high / low * margin**2, (measure, factor)
+
+
+@pytest.mark.filterwarnings("error")  # an overflow's RuntimeWarning fails the test
+@pytest.mark.parametrize(
+    "column, cells, line, named",
+    [
+        ("lvid_d_mm", {3: "1e200"}, 4, "which is no lvid_d_mm of a mouse in any unit (mice: "
+         "2.5-4 mm)"),
+        ("lvid_d_mm", {i: f"{i}e299" for i in range(1, 8)}, 2, "which is no lvid_d_mm of a "
+         "mouse in any unit (mice: 2.5-4 mm)"),
+        ("heart_rate_bpm", {2: "-4e9"}, 3, "which is no heart_rate_bpm of a mouse in any unit "
+         "(mice: 300-900 bpm)"),
+        ("weight_g", {1: "1e200"}, 2, "which is beyond any measurement of a mouse in any unit"),
+    ],
+)  # fmt: skip
+def test_a_cell_beyond_any_unit_is_refused_by_line_and_column(
+    tmp_path, capsys, column, cells, line, named
+):
+    header = [*AUTO[0], "weight_g"]
+    rows = [[*row, "25"] for row in AUTO[1:]]
+    for index, text in cells.items():
+        rows[index - 1][header.index(column)] = text
+    auto = write_rows(tmp_path / "a.csv", [header, *rows])
+    manual = write_rows(tmp_path / "m.csv", [header, *[[*r[:3], "25"] for r in MANUAL[1:]]])
+    assert run_agreement(auto, manual, tmp_path / "out", "--measure", column) == 2
+    text = rows[line - 2][header.index(column)]
+    assert one_error(capsys) == (
+        f"error: line {line} of {auto}, column {column!r}, holds {text!r}, {named}; correct it "
+        "or leave the cell empty."
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}  # fmt: skip
+
+
+def test_an_earlier_result_is_refused_without_overwrite(tables, tmp_path, capsys):
+    auto, manual = tables
+    out = tmp_path / "out"
+    assert run_agreement(auto, manual, out) == 0
+    (out / "notes.txt").write_text("the lab's own notes")
+    before = snapshot(out)
+    capsys.readouterr()
+    assert run_agreement(auto, manual, out) == 2
+    assert one_error(capsys) == (
+        f"error: --out {out} holds the results of an earlier run (e.g. agreement.csv); pass "
+        "--overwrite to replace them, or choose another folder with --out."
+    )
+    assert snapshot(out) == before
+    other = write_rows(tmp_path / "other.csv", [AUTO[0], *[[r[0], "3.3", r[2]] for r in AUTO[1:]]])
+    assert run_agreement(other, manual, out, "--overwrite") == 0
+    after = snapshot(out)
+    assert sorted(after) == ["agreement.csv", "bland_altman.png", "notes.txt", "unmatched.csv"]
+    assert after["notes.txt"] == before["notes.txt"]
+    assert after["agreement.csv"] != before["agreement.csv"]
+
+
+def test_a_failed_run_leaves_the_earlier_result_as_it_was(tables, tmp_path, capsys, monkeypatch):
+    auto, manual = tables
+    out = tmp_path / "out"
+    assert run_agreement(auto, manual, out) == 0
+    before = snapshot(out)
+    bad = write_rows(tmp_path / "bad.csv", [*AUTO[:2], ["m2", "2,9", "640"], *AUTO[3:]])
+    assert run_agreement(bad, manual, out, "--overwrite") == 2  # bad input
+    assert snapshot(out) == before
+
+    def full_disk(path, *args, **kwargs):  # the figure, written after both tables
+        raise agreement.WriteError(path, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(agreement, "save_bland_altman", full_disk)
+    other = write_rows(tmp_path / "other.csv", [AUTO[0], *[[r[0], "3.3", r[2]] for r in AUTO[1:]]])
+    capsys.readouterr()
+    assert run_agreement(other, manual, out, "--overwrite") == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (
+        f"error: cannot write {out / 'bland_altman.png'} (No space left on device); free space "
+        "or choose another folder with --out."
+    )
+    assert snapshot(out) == before  # no new table beside the old figure, no temporary folder
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
+    assert run_agreement(other, manual, tmp_path / "new") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["auto.csv", "manual.csv", "bad.csv", "other.csv", "out"])  # fmt: skip
+
+
+def test_a_new_out_gets_the_permissions_of_a_plain_folder(tables, tmp_path):
+    mask = os.umask(0o022)
+    try:
+        assert run_agreement(*tables, tmp_path / "deep" / "out") == 0
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "deep" / "out").stat().st_mode) == 0o755
+    assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["out"]
+
+
+def test_the_key_may_be_named_otherwise_in_the_manual_table(tmp_path, capsys):
+    auto = write_rows(tmp_path / "a.csv", [["study", *AUTO[0]], *[["S", *r] for r in AUTO[1:]]])
+    manual = write_rows(tmp_path / "m.csv", [["Study", "Mouse ID", *MANUAL[0][1:]],
+                                             *[["S", *r] for r in MANUAL[1:]]])  # fmt: skip
+    plain = write_rows(tmp_path / "p.csv", [["study", *MANUAL[0]],
+                                            *[["S", *r] for r in MANUAL[1:]]])  # fmt: skip
+    assert agreement.main(["--auto", str(auto), "--manual", str(manual), "--key",
+                           'study=Study, mouse_id = Mouse ID', "--out",
+                           str(tmp_path / "mapped")]) == 0  # fmt: skip
+    assert agreement.main(["--auto", str(auto), "--manual", str(plain), "--key",
+                           "study,mouse_id", "--out", str(tmp_path / "plain")]) == 0  # fmt: skip
+    for name in ("agreement.csv", "unmatched.csv"):
+        assert (tmp_path / "mapped" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+    capsys.readouterr()
+    assert agreement.main(["--auto", str(auto), "--manual", str(manual), "--key",
+                           "study,mouse_id", "--out", str(tmp_path / "out")]) == 2  # fmt: skip
+    assert one_error(capsys).endswith(
+        "name the columns that identify a mouse with --key, as AUTO_COL=MANUAL_COL where the "
+        "two tables name one differently."
+    )
+
+
+def test_semicolons_and_latin_1_get_the_way_to_save_the_table(tmp_path, capsys):
+    auto = write_rows(tmp_path / "a.csv", AUTO)
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("\n".join(";".join(row) for row in MANUAL) + "\n")
+    assert run_agreement(auto, semicolons, tmp_path / "out") == 2
+    assert one_error(capsys) == (
+        f"error: {semicolons} looks semicolon-separated; save it as comma-separated UTF-8 "
+        "(CSV UTF-8)."
+    )
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("mouse_id,lvid_d_mm,owner\nm1,2.0,Müller\n".encode("latin-1"))
+    assert run_agreement(auto, latin, tmp_path / "out") == 2
+    assert one_error(capsys) == f"error: {latin} is not UTF-8 text; save it as CSV UTF-8."
+
+
+@pytest.mark.filterwarnings("error")  # a missing glyph's UserWarning fails the test
+def test_names_the_font_lacks_draw_without_warnings(tmp_path, capsys):
+    name = "左心室_mm"
+    rows = [[f"小鼠{i}", str(3 + i / 10)] for i in range(5)]
+    auto = write_rows(tmp_path / "a.csv", [["mouse_id", name], *rows])
+    manual = write_rows(tmp_path / "m.csv", [["mouse_id", "左心室"], *rows])
+    assert run_agreement(auto, manual, tmp_path / "out", "--column", f"{name}=左心室") == 0
+    assert "warning" not in capsys.readouterr().err.lower()
+    assert (tmp_path / "out" / "bland_altman.png").stat().st_size > 0

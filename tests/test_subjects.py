@@ -85,7 +85,13 @@ def test_unlisted_recordings_and_rows_without_a_recording_are_named(subjects, tm
         ("recording,mouse_id\n", "lists no recordings; add one row per recording."),
         ("recording,mouse_id,genotype\na,M1,ko,extra\n", "line 2 has more cells than its "
          "header (4 for 3); quote cells that hold commas"),
-        (b"recording,mouse_id\n\xff\xfe,M1\n", "as a CSV file ("),
+        ("recording,mouse_id,genotype,sex,genotype\na,M1,ko,f,wt\n", "has two columns named "
+         "'genotype' (columns 3 and 5); rename or remove one of them."),
+        ("recording;mouse_id;genotype\na;M1;ko\n", "looks semicolon-separated; save it as "
+         "comma-separated UTF-8 (CSV UTF-8)."),
+        ("recording,mouse_id,owner\na,M1,Müller\n".encode("latin-1"), "is not UTF-8 text; "
+         "save it as CSV UTF-8."),
+        (b"\xff\xferecording,mouse_id\n", "is not UTF-8 text; save it as CSV UTF-8."),
     ],
 )  # fmt: skip
 def test_a_bad_subjects_file_is_named_with_the_fix(tmp_path, text, message):
@@ -100,3 +106,10 @@ def test_a_bad_subjects_file_is_named_with_the_fix(tmp_path, text, message):
 def test_a_missing_subjects_file_is_named(tmp_path):
     with pytest.raises(SetupError, match="cannot read --subjects .*nope.csv as a CSV file"):
         read_subjects(tmp_path / "nope.csv")
+
+
+def test_repeated_empty_headings_are_read(tmp_path):
+    """A spreadsheet's trailing blank columns have empty headings; no cell is read by them."""
+    path = write(tmp_path / "subjects.csv", "recording,mouse_id,genotype,,\na,M1,ko,,\n")
+    subjects = read_subjects(path)
+    assert subjects.columns == ["genotype"] and subjects.about == {"M1": {"genotype": "ko"}}
