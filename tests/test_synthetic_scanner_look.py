@@ -1,0 +1,101 @@
+"""The scanner look: dark, low-contrast recordings whose sweep and settings vary widely."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mmode.images import read_gray
+from preprocessing import simulator, synthetic
+from preprocessing.annotations import read_annotation
+from preprocessing.masks import interpolate_trace
+
+REAL_MEDIAN_GREY = 30  # the real recording in tests/data/real; classic ones are ~125
+
+
+@pytest.fixture(scope="module")
+def scanner_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scanner")
+    assert synthetic.main(["--out", str(out), "--recordings", "6", "--look", "scanner"]) == 0
+    return out
+
+
+def sidecars(folder):
+    return [json.loads(p.read_text()) for p in sorted((folder / "recordings").glob("*.json"))]
+
+
+def test_each_recording_draws_its_own_sweep_within_the_scanners_spans(scanner_set):
+    found = sidecars(scanner_set)
+    time_res = [s["time_res_s"] for s in found]
+    depth_res = [s["depth_res_mm"] for s in found]
+    assert all(0.0005 <= t <= 0.002 for t in time_res)
+    assert all(0.01 <= d <= 0.05 for d in depth_res)
+    assert len(set(time_res)) == len(found) and len(set(depth_res)) == len(found)
+    for sidecar, truth in zip(found, sorted((scanner_set / "truth").glob("*.json")), strict=True):
+        assert json.loads(truth.read_text())["time_res_s"] == sidecar["time_res_s"]
+
+
+def test_recordings_are_as_deep_as_their_heart_and_a_second_or_more_long(scanner_set):
+    pngs = sorted((scanner_set / "recordings").glob("*.png"))
+    for sidecar, png in zip(sidecars(scanner_set), pngs, strict=True):
+        image = read_gray(png)
+        depth_mm = image.shape[0] * sidecar["depth_res_mm"]
+        assert simulator.MIN_DEPTH_MM - 1 < depth_mm < 14
+        assert image.shape[1] * sidecar["time_res_s"] == pytest.approx(1.2, abs=0.002)
+
+
+def test_scanner_recordings_are_darker_and_cover_the_real_recordings_grey(scanner_set):
+    medians = [np.median(read_gray(p)) for p in sorted((scanner_set / "recordings").glob("*.png"))]
+    assert min(medians) < REAL_MEDIAN_GREY < max(medians)
+    assert np.median(medians) < 100  # the classic look's is about 125
+
+
+def test_the_annotation_follows_the_true_cavity_and_the_cavity_is_darkest(scanner_set):
+    for png in sorted((scanner_set / "recordings").glob("*.png")):
+        image = read_gray(png).astype(float)
+        traces = read_annotation(scanner_set / "annotations" / f"{png.stem}.csv")
+        first, last = int(traces.upper[0, 0]), int(traces.upper[-1, 0])
+        columns = np.arange(first, last + 1)
+        upper = interpolate_trace(traces.upper, columns)
+        lower = interpolate_trace(traces.lower, columns)
+        rows = np.arange(image.shape[0])[:, None]
+        inside = (rows > upper + 2) & (rows < lower - 2)
+        wall = ((rows > lower + 2) & (rows < lower + 8)) | ((rows < upper - 2) & (rows > upper - 8))
+        part = image[:, columns]
+        assert np.median(part[inside]) < np.median(part[wall])
+
+
+def test_same_seed_same_recording_and_the_classic_look_is_unchanged():
+    one = simulator.simulate_recording(
+        simulator.recording_rng(4, 0), height=None, width=500, depth_res_mm=0.03, look="scanner"
+    )
+    two = simulator.simulate_recording(
+        simulator.recording_rng(4, 0), height=None, width=500, depth_res_mm=0.03, look="scanner"
+    )
+    classic = simulator.simulate_recording(simulator.recording_rng(4, 0), width=500)
+    assert np.array_equal(one.image, two.image)
+    assert classic.image.shape[0] == simulator.DEFAULT_HEIGHT
+    assert not np.array_equal(one.image[:100, :100], classic.image[:100, :100])
+
+
+def test_a_cusp_makes_end_systole_sharp_and_keeps_the_truth():
+    beats = simulator.Beats(
+        ed_s=np.array([0.0, 0.1, 0.2]),
+        lvid_d_mm=np.array([3.5, 3.5, 3.5]),
+        es_s=np.array([0.04, 0.14]),
+        lvid_s_mm=np.array([1.5, 1.5]),
+    )
+    time_s = np.linspace(0, 0.2, 2001)[:-1]  # the last ED closes the last beat
+    smooth = simulator.lvid_curve_mm(beats, time_s)
+    sharp = simulator.lvid_curve_mm(beats, time_s, cusp=1.0)
+    for curve in (smooth, sharp):  # the same ED and ES values, at the same times
+        assert curve[0] == pytest.approx(3.5) and curve[400] == pytest.approx(1.5)
+        assert curve.min() == pytest.approx(1.5) and curve.max() == pytest.approx(3.5)
+    speed = np.abs(np.diff(sharp))[395:405].max() / np.abs(np.diff(smooth))[395:405].max()
+    assert speed > 5  # the smooth curve stops at end-systole, the sharp one turns at speed
+
+
+def test_height_without_depth_res_is_refused_for_the_scanner_look(tmp_path, capsys):
+    argv = ["--out", str(tmp_path / "o"), "--look", "scanner", "--height", "300"]
+    assert synthetic.main(argv) == 2
+    assert "--height needs --depth-res" in capsys.readouterr().err
