@@ -11,7 +11,9 @@ Without -m the shipped model (measurement.inference.SHIPPED_MODEL, trained on sy
 recordings only) measures. Every output names the model that measured.
 
 Usage errors end at once with one sentence on stderr and exit status 2. A recording that
-fails is reported and skipped; the others are measured, and the exit status is 1.
+fails is reported and skipped; the others are measured, and the exit status is 1. Ctrl-C
+ends with one line and exit status 130; the recordings finished by then keep their files,
+summary.csv and index.html, and the one being measured leaves none.
 """
 
 from __future__ import annotations
@@ -21,34 +23,40 @@ import math
 import sys
 from pathlib import Path
 
-from dataset import CachedData, DataError, find_pairs, load_pairs, read_data_labels
-from measurement import inference
-from measurement.inference import Model, load_model
-from measurement.outputs import claim_output
-from measurement.recordings import Measuring, list_recordings, measure_recordings
-from measurement.scoring import (
-    check_classes,
-    evaluate,
-    metrics_table,
-    score_test_set,
-    write_evaluation,
-)
-from measurement.subjects import check_overlap, read_subjects
-from measurement.walls import check_measurable
-from mmode.images import IMAGE_SUFFIXES
-from mmode.scanner import (
-    DEFAULT_VOLUME_FORMULA,
-    TYPICAL_DEPTH_RES_MM,
-    TYPICAL_TIME_RES_S,
-    VOLUME_FORMULAS,
-    resolution_problem,
-)
-from mmode.tensors import MAX_WINDOW_PX
-from quicknat import CheckpointError
-from quicknat.flags import add_model_flags, model_settings
-from runtime.distributed import warn
-from runtime.errors import SetupError, WriteError
-from runtime.hardware import add_speed_flags, pick_device, pick_precision
+INTERRUPTED = "interrupted before any recording was measured; run again to measure them."
+
+try:  # importing torch takes seconds: a Ctrl-C then is an answer, not a traceback
+    from dataset import CachedData, DataError, find_pairs, load_pairs, read_data_labels
+    from measurement import inference
+    from measurement.inference import Model, load_model
+    from measurement.outputs import claim_output
+    from measurement.recordings import Measuring, list_recordings, measure_recordings
+    from measurement.scoring import (
+        check_classes,
+        evaluate,
+        metrics_table,
+        score_test_set,
+        write_evaluation,
+    )
+    from measurement.subjects import check_overlap, read_subjects
+    from measurement.walls import check_measurable
+    from mmode.images import IMAGE_SUFFIXES
+    from mmode.scanner import (
+        DEFAULT_VOLUME_FORMULA,
+        TYPICAL_DEPTH_RES_MM,
+        TYPICAL_TIME_RES_S,
+        VOLUME_FORMULAS,
+        resolution_problem,
+    )
+    from mmode.tensors import MAX_WINDOW_PX
+    from quicknat import CheckpointError
+    from quicknat.flags import add_model_flags, model_settings
+    from runtime.distributed import warn
+    from runtime.errors import SetupError, WriteError
+    from runtime.hardware import add_speed_flags, pick_device, pick_precision
+except KeyboardInterrupt:
+    print(f"error: {INTERRUPTED}", file=sys.stderr)
+    sys.exit(130)
 
 DEFAULT_SIZE = 256
 
@@ -78,7 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"with, else {DEFAULT_SIZE})",
     )
     p.add_argument(
-        "-o", "--output", default="./results", help="output folder (default: %(default)s)"
+        "-o",
+        "--output",
+        default="./results",
+        help="output folder, not inside a -d folder (default: %(default)s)",
     )
     p.add_argument(
         "--device",
@@ -143,7 +154,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace the results of an earlier run in -o (without it such a folder is refused)",
+        help="replace the results of an earlier run in -o: its files only, never others "
+        "(without it such a folder is refused)",
     )
     add_model_flags(p, "QuickNAT, for checkpoints of other tools (ours bring their own)")
     add_speed_flags(p)
@@ -182,6 +194,22 @@ def check_args(args: argparse.Namespace) -> None:
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise SetupError(f"output path {output} is a file; pass a folder with -o.")
+    if path.is_dir():
+        check_outside(output, path)
+
+
+def check_outside(output: Path, folder: Path) -> None:
+    """SetupError for an -o that is the -d folder or inside it. In the folder itself the
+    result images would replace a recording's namesake (a lab's a_mask.png) and be measured
+    as recordings by the next run; a folder inside it is refused too, so that results and
+    recordings stay apart however the folder is later copied or measured."""
+    out, inside = output.resolve(), folder.resolve()
+    if out == inside or inside in out.parents:
+        where = "the input folder" if out == inside else "inside the input folder"
+        raise SetupError(
+            f"-o {output} is {where} {folder}, and test.py keeps its results apart from the "
+            "recordings, so that none is taken for a recording; choose an -o outside it."
+        )
 
 
 def choose_model(given: str | None) -> tuple[Path, str]:
@@ -242,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
             lock = claim_output(out, args.overwrite, [])
             try:
                 return score_test_set_folder(model, data, how, path, out)
+            except KeyboardInterrupt:
+                print(
+                    f"error: interrupted while scoring the test set; run again with "
+                    f"--overwrite for a complete {out}.",
+                    file=sys.stderr,
+                )
+                return 130
             finally:
                 lock.release()
         check_measurable(model.config.num_class, model_labels, model_name)
@@ -249,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         subjects = read_subjects(Path(args.subjects)) if args.subjects else None
         if subjects is not None:
             check_overlap(subjects, recordings)
-        lock = claim_output(out, args.overwrite, recordings)
+        lock = claim_output(out, args.overwrite, recordings, args.export_annotations)
+    except KeyboardInterrupt:
+        print(f"error: {INTERRUPTED}", file=sys.stderr)
+        return 130
     except WriteError as err:
         print(f"error: {err.advice('-o')}", file=sys.stderr)
         return 1

@@ -1,14 +1,20 @@
 """Measure whole recordings and write their files (test.py's second mode).
 
 For each recording REC: REC_mask.png, REC_overlay.png, REC_lvid.csv, REC_beats.csv,
-REC_summary.json and REC_report.png; for a folder also summary.csv; always index.html,
-the review page; with subjects per_mouse.csv; with export_annotations annotations/REC.csv
-and .json. A recording that fails is reported and skipped; the others are measured.
-REC_summary.json, summary.csv, index.html and the printed summary name the model.
+REC_report.png, with export_annotations annotations/csv/REC.csv and
+annotations/labelme/REC.json, and last REC_summary.json; for a folder also summary.csv;
+always index.html, the review page; with subjects per_mouse.csv. A recording that fails is
+reported and skipped; the others are measured. REC_summary.json, summary.csv, index.html
+and the printed summary name the model.
+
+A recording's files are all there or none: when its measuring stops part-way (Ctrl-C, a
+full disk) the files it wrote are removed. On Ctrl-C, summary.csv, per_mouse.csv and
+index.html are written for the recordings finished, and the exit status is 130.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -30,13 +36,13 @@ from measurement.beats import (
 )
 from measurement.edges import lv_edges
 from measurement.inference import Model, segment_recording
-from measurement.outputs import ANNOTATIONS_FOLDER
+from measurement.outputs import ANNOTATIONS_FOLDER, annotation_files, earlier_results
 from measurement.quality import QUALITY_FIELDS, BeatQuality, judge_beats
 from measurement.report import recording_overlay, save_report, summary_line
 from measurement.review import write_review_page
 from measurement.subjects import Subjects, write_per_mouse
 from measurement.walls import add_walls, split_probabilities, wall_borders
-from mmode.images import IMAGE_SUFFIXES, list_files, read_gray
+from mmode.images import IMAGE_SUFFIXES, list_files, read_recording
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,
     Resolution,
@@ -45,17 +51,16 @@ from mmode.scanner import (
     teichholz_volume_ul,
 )
 from runtime import files
-from runtime.errors import RecordingError, SetupError, WriteError
+from runtime.distributed import warn
+from runtime.errors import RecordingError, SetupError, WriteError, name_some
 
 # model is last, so that a reader of summary.csv's other columns by position still works.
 SUMMARY_FIELDS = [
     "name", "status", *SUMMARY_NUMBERS, "volume_formula", "time_res_s", "depth_res_mm",
     "time_res_assumed", "depth_res_assumed", "error", "model",
 ]  # fmt: skip
-NO_MOTION = (
-    f"no cardiac motion found (LVID changes by less than {MIN_BEAT_AMPLITUDE_MM} mm); "
-    "check that the recording shows the LV in M-mode"
-)
+NO_MOTION = f"no cardiac motion found (LVID changes by less than {MIN_BEAT_AMPLITUDE_MM} mm)"
+NAMED_CLASHES = 5  # recordings named in the message about names used twice
 
 
 @dataclass(frozen=True)
@@ -79,17 +84,35 @@ class Measuring:
 def list_recordings(path: Path) -> list[Path]:
     """The image itself, or the images directly in a folder (sidecars and others skipped).
 
-    Two images with the same name are both listed, so that the second is reported.
+    Every output is named by the recording's name (its file name without the suffix), so
+    two images of one name (rec.png and rec.tif) are refused, both named, before anything
+    is measured. A folder that an earlier test.py run wrote into keeps its images
+    (NAME_mask.png, ...) out of the list, with a warning: they are results, not recordings.
     """
     if path.is_file():
         return [path]
     found, clashes = list_files(path)
-    if not found:
+    if clashes:
+        named = [f"{kept.name} and {other.name}" for kept, other in clashes]
+        raise SetupError(
+            f"{path} holds recordings of the same name ({name_some(named, NAMED_CLASHES)}), "
+            "and test.py names every output by the file name without its extension; rename "
+            "one of each."
+        )
+    results = {p.resolve() for p in earlier_results(path)}
+    recordings = sorted(p for p in found.values() if p.resolve() not in results)
+    skipped = len(found) - len(recordings)
+    if skipped:
+        warn(
+            f"{path} holds the results of an earlier test.py run; its {skipped} result "
+            "image(s) (NAME_mask.png, NAME_overlay.png, NAME_report.png) are not measured."
+        )
+    if not recordings:
         raise SetupError(
             f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no img/ and mask/ "
             "folders; pass a test set, an image or a folder of images."
         )
-    return sorted([*found.values(), *(other for _, other in clashes)])
+    return recordings
 
 
 @dataclass(frozen=True)
@@ -126,49 +149,87 @@ def measure_recordings(
     """Measure each recording; a failure is reported and the rest go on. The exit status.
 
     A file that cannot be written (a full disk, a read-only folder) stops the command at
-    once: every later recording would fail the same way.
+    once: every later recording would fail the same way. Ctrl-C stops it too, and the
+    folder's files are written for the recordings finished (exit status 130).
     """
-    rows, measured, failed, done = [], [], [], set()
+    rows, measured, failed = [], [], 0
+    interrupted = False
     try:
         for path in tqdm(recordings, desc="recordings", unit="rec", file=sys.stderr):
             name = path.stem
             try:
-                if name in done:
-                    raise RecordingError(
-                        f"{path}: another recording named {name} was measured already; rename one."
-                    )
-                result = measure_recording(model, path, how, out)
+                result = measure_complete(model, path, how, out)
             except WriteError:
                 raise
             except (RecordingError, OSError) as err:
-                failed.append(str(err))
+                failed += 1
                 rows.append(
                     {"name": name, "status": "failed", "error": str(err), "model": how.model}
                 )
                 tqdm.write(f"error: {err}", file=sys.stderr)
                 continue
-            done.add(name)
             measured.append(result)
             rows.append(result.row())
             if result.problem:
-                failed.append(result.problem)
+                failed += 1
                 tqdm.write(f"error: {result.problem}", file=sys.stderr)
             else:
                 tqdm.write(f"{name}: {summary_line(result.summary)}")
+    except WriteError as err:
+        print(f"error: {err.advice('-o')}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        interrupted = True
+    listed = folder_file_names(folder, subjects)
+    try:
         write_folder_files(out, rows, measured, folder, subjects, how.model)
     except WriteError as err:
         print(f"error: {err.advice('-o')}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            f"error: interrupted while writing {listed}; the recordings' own files are in "
+            f"{out}: run again with --overwrite for {listed}.",
+            file=sys.stderr,
+        )
+        return 130
+    if interrupted:
+        print(
+            f"error: interrupted; the recordings measured so far ({len(rows)} of "
+            f"{len(recordings)}) are in {out}, listed in {listed}; run again with --overwrite "
+            "to measure them all.",
+            file=sys.stderr,
+        )
+        return 130
     if how.model is not None:
         print(f"Model: {how.model}")
-    print(f"Measured {len(recordings) - len(failed)} of {len(recordings)} recording(s); "
+    # Each failure was printed as it happened; the count, not the list again.
+    failures = f"; {failed} failed (named above)" if failed else ""
+    print(f"Measured {len(recordings) - failed} of {len(recordings)} recording(s){failures}; "
           f"results are in {out}, to review in {out / 'index.html'}.")  # fmt: skip
-    if failed:
-        print(f"{len(failed)} recording(s) failed:", file=sys.stderr)
-        for message in failed:
-            print(f"  {message}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failed else 0
+
+
+def folder_file_names(folder: bool, subjects: Subjects | None) -> str:
+    """The folder files a run writes, as a message names them."""
+    names = [*(["summary.csv"] if folder else []), *(["per_mouse.csv"] if subjects else [])]
+    return " and ".join([", ".join(names), "index.html"] if names else ["index.html"])
+
+
+def measure_complete(model: Model, path: Path, how: Measuring, out: Path) -> Measured:
+    """measure_recording, leaving all of the recording's files or none: whatever stops it
+    part-way (Ctrl-C, a full disk) removes those it wrote."""
+    written: list[Path] = []
+    try:
+        return measure_recording(model, path, how, out, written)
+    except BaseException:
+        for written_path in reversed(written):
+            if written_path.is_dir():
+                with contextlib.suppress(OSError):  # only the folders it made, if empty
+                    written_path.rmdir()
+            else:
+                written_path.unlink(missing_ok=True)
+        raise
 
 
 def write_folder_files(
@@ -194,19 +255,24 @@ def write_folder_files(
     )
 
 
-def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> Measured:
-    """Segment and measure one recording and write its files.
+def measure_recording(
+    model: Model, path: Path, how: Measuring, out: Path, written: list[Path] | None = None
+) -> Measured:
+    """Segment and measure one recording and write its files, each path added to
+    `written` before it is written; its summary last, once the others are complete.
 
-    A recording without cardiac motion or without an accepted beat keeps its files, so
-    that the reader sees why, and comes back with its problem set.
+    A recording without cardiac motion, without a complete beat or without an accepted
+    beat keeps its files, so that the reader sees why, and comes back with its problem set.
     """
-    image = read_gray(path)
+    written = [] if written is None else written
+    image, dim_note = read_recording(path)
     try:
         sidecar = read_sidecar(path)
     except ValueError as err:
         raise RecordingError(str(err)) from None
     resolution = resolve_resolution(sidecar, how.time_res_s, how.depth_res_mm)
-    warn_assumed(path.stem, resolution)
+    name = path.stem
+    warn_assumed(name, resolution)
     probs = segment_recording(
         model, image, how.size, how.overlap, how.batch_size, how.device, how.precision
     )
@@ -233,36 +299,101 @@ def measure_recording(model: Model, path: Path, how: Measuring, out: Path) -> Me
         beats = add_walls(beats, edges, walls, time_res_s, depth_res_mm)
     judged = judge_beats(beats, edges, prob, image, time_res_s, depth_res_mm, walls)
     accepted = [j.accepted for j in judged]
+    if motionless:
+        error = no_motion(name, resolution, how)
+    elif not beats:
+        error = no_beat(name, lvid, resolution, how)
+    else:
+        error = None
+    problem = recording_problem(name, judged) if error is None else f"{name}: {error}."
+    if problem and dim_note:
+        problem = f"{problem.removesuffix('.')}; {dim_note}."
+    elif dim_note:
+        tqdm.write(f"warning: {name}: {dim_note}.", file=sys.stderr)
     summary = {
         **summarize(beats, accepted),
         "volume_formula": how.volume_formula,
         **asdict(resolution),
-        **({"error": NO_MOTION} if motionless else {}),
+        **({"error": error} if error else {}),
         "model": how.model,
     }
-    name = path.stem
-    problem = f"{name}: {NO_MOTION}." if motionless else recording_problem(name, judged)
     result = Measured(name, summary, beats, judged, problem)
     overlay = recording_overlay(image, edges, walls)
-    files.save_png(out / f"{name}_mask.png", mask.astype(np.uint8) * 255)
-    files.save_png(out / f"{name}_overlay.png", overlay)
+
+    def target(file_name: str) -> Path:
+        written.append(out / file_name)
+        return out / file_name
+
+    files.save_png(target(f"{name}_mask.png"), mask.astype(np.uint8) * 255)
+    files.save_png(target(f"{name}_overlay.png"), overlay)
     time_s = np.arange(lvid.size) * resolution.time_res_s
     columns = [
         {"time_s": t, "lvid_mm": d, "volume_ul": v}
         for t, d, v in zip(time_s.tolist(), lvid.tolist(), volume.tolist(), strict=True)
     ]
-    files.write_csv(out / f"{name}_lvid.csv", ["time_s", "lvid_mm", "volume_ul"], columns)
-    files.write_csv(out / f"{name}_beats.csv", [*BEAT_FIELDS, *QUALITY_FIELDS], result.beat_rows())
-    files.write_text(out / f"{name}_summary.json", json.dumps(summary, indent=2) + "\n")
-    save_report(
-        out / f"{name}_report.png", overlay, lvid, volume, beats, judged, resolution, name, summary
+    files.write_csv(target(f"{name}_lvid.csv"), ["time_s", "lvid_mm", "volume_ul"], columns)
+    files.write_csv(
+        target(f"{name}_beats.csv"), [*BEAT_FIELDS, *QUALITY_FIELDS], result.beat_rows()
     )
+    save_report(
+        target(f"{name}_report.png"), overlay, lvid, volume, beats, judged, resolution, name,
+        summary,
+    )  # fmt: skip
     if how.export_annotations and not result.problem:
+        annotations = annotation_files(out, name)
+        # The folders first, so that removing in reverse takes the files, then the folders
+        # this recording made (an rmdir only succeeds on an empty folder).
+        folders = [out / ANNOTATIONS_FOLDER, *(p.parent for p in annotations)]
+        written += [folder for folder in folders if not folder.exists()] + annotations
         export_annotations(
             out / ANNOTATIONS_FOLDER, name, path, image.shape, edges, beats, accepted,
             resolution.time_res_s, walls,
         )  # fmt: skip
+    # Last: a summary marks the recording's files as complete (measurement.outputs).
+    files.write_text(target(f"{name}_summary.json"), json.dumps(summary, indent=2) + "\n")
     return result
+
+
+def resolution_source(name: str, assumed: bool, flag: str, given: float | None) -> str:
+    """Where a resolution came from, as a message names it."""
+    if given is not None:
+        return f"from {flag}"
+    return f"assumed: neither {flag} nor {name}.json gives it" if assumed else f"from {name}.json"
+
+
+def no_motion(name: str, resolution: Resolution, how: Measuring) -> str:
+    """Why a recording has no beats when its LV does not move, with the depth resolution
+    used: one ten times too fine shrinks every change tenfold."""
+    depth = resolution.depth_res_mm
+    source = resolution_source(name, resolution.depth_res_assumed, "--depth-res", how.depth_res_mm)
+    rows = MIN_BEAT_AMPLITUDE_MM / depth
+    return (
+        f"{NO_MOTION}; at the {depth:g} mm per row used ({source}) that is {rows:.3g} rows, "
+        "so check that the recording shows the LV in M-mode and that its depth resolution "
+        "is right"
+    )
+
+
+def no_beat(name: str, lvid: np.ndarray, resolution: Resolution, how: Measuring) -> str:
+    """Why a recording whose LV is seen, or not, gave no complete beat (two end-diastoles)."""
+    seen = np.isfinite(lvid)
+    if not seen.any():
+        why = "the model found no cavity in any column"
+    else:
+        seconds = lvid.size * resolution.time_res_s
+        why = (
+            f"fewer than two end-diastoles in its {seconds:.3g} s, the cavity seen in "
+            f"{100 * seen.mean():.0f} % of its columns"
+        )
+    time_source = resolution_source(name, resolution.time_res_assumed, "--time-res", how.time_res_s)
+    depth_source = resolution_source(
+        name, resolution.depth_res_assumed, "--depth-res", how.depth_res_mm
+    )
+    return (
+        f"no complete heart beat was found ({why}); check that it is an M-mode recording "
+        f"through the LV and its resolution ({resolution.time_res_s:g} s per column, "
+        f"{time_source}; {resolution.depth_res_mm:g} mm per row, {depth_source})"
+    )
 
 
 def recording_problem(name: str, judged: list[BeatQuality]) -> str | None:

@@ -7,6 +7,11 @@ failed recording's row is red, one with few accepted beats (fewer than
 MIN_ACCEPTED_BEATS, or under half of its beats) amber. Below, per recording, its report
 image and its beats, rejected ones shaded with their reasons. Images load lazily and
 sections off screen are not laid out, so a page of 200 recordings opens at once.
+
+A recording's name may hold any character a file name can: every link is URL-encoded
+(a "#" or "?" would end the path, a "%" start an escape) and then HTML-escaped, and each
+section's anchor is its name made safe for an id, numbered when two names give the same
+one ("a b" and "a_b").
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
+from urllib.parse import quote
 
 from measurement.beats import BEAT_FIELDS, SUMMARY_NUMBERS, WALL_FIELDS
 from runtime import files
@@ -100,10 +106,11 @@ def write_review_page(
         '<p class="legend"><span class="failed" style="background:#f8d7d7">failed</span>'
         f'<span style="background:#fbecc8">fewer than {MIN_ACCEPTED_BEATS} or under half of '
         'the beats accepted</span><span style="background:#f3dede">rejected beat</span></p>',
-        summary_table(rows),
     ]
-    for row in rows:
-        parts.append(recording_section(path.parent, row, beats.get(row["name"])))
+    anchors = unique_anchors([row["name"] for row in rows])
+    parts.append(summary_table(rows, anchors))
+    for row, anchor in zip(rows, anchors, strict=True):
+        parts.append(recording_section(path.parent, row, beats.get(row["name"]), anchor))
     parts.append(f"<script>{SCRIPT}</script></body></html>\n")
     files.write_text(path, "\n".join(parts))
 
@@ -113,16 +120,17 @@ def shown_columns(columns: list[str], rows: list[dict]) -> list[str]:
     return [c for c in columns if c not in WALL_FIELDS or any(r.get(c) for r in rows)]
 
 
-def summary_table(rows: list[dict]) -> str:
+def summary_table(rows: list[dict], anchors: list[str]) -> str:
+    """The sortable table; each row's name links to its section (`anchors`, in row order)."""
     columns = shown_columns(SUMMARY_COLUMNS, rows)
     head = "".join(f"<th>{escape(HEADINGS[c])}</th>" for c in columns)
     body = []
-    for row in rows:
+    for row, anchor in zip(rows, anchors, strict=True):
         cells = []
         for column in columns:
             if column == "name":
                 name = escape(row["name"])
-                cells.append(f'<td class="text"><a href="#{anchor(row["name"])}">{name}</a></td>')
+                cells.append(f'<td class="text"><a href="#{anchor}">{name}</a></td>')
             elif column == "n_beats_accepted":
                 accepted, total = row.get("n_beats_accepted"), row.get("n_beats")
                 shown = "" if total is None else f"{accepted} / {total}"
@@ -145,16 +153,16 @@ def row_mark(row: dict) -> str:
     return "few" if accepted < MIN_ACCEPTED_BEATS or 2 * accepted < total else ""
 
 
-def recording_section(folder: Path, row: dict, beats: list[dict] | None) -> str:
+def recording_section(folder: Path, row: dict, beats: list[dict] | None, anchor: str) -> str:
     name = row["name"]
-    parts = [f'<section id="{anchor(name)}"><h2>{escape(name)}</h2>']
+    parts = [f'<section id="{anchor}"><h2>{escape(name)}</h2>']
     if row.get("error"):
         parts.append(f'<p style="color:#a00">{escape(row["error"])}</p>')
     report = f"{name}_report.png"
     if (folder / report).is_file():
+        link = link_to(report)
         parts.append(
-            f'<a href="{escape(report)}"><img src="{escape(report)}" loading="lazy" '
-            f'alt="report of {escape(name)}"></a>'
+            f'<a href="{link}"><img src="{link}" loading="lazy" alt="report of {escape(name)}"></a>'
         )
     if beats:
         columns = shown_columns(BEAT_COLUMNS, beats)
@@ -183,8 +191,27 @@ def cell(column: str, value: object) -> str:
     return f'<td data-value="{value!r}">{shown}</td>'
 
 
-def anchor(name: str) -> str:
-    return "rec-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+def unique_anchors(names: list[str]) -> list[str]:
+    """An id per name, in order: the name with every character but letters, digits, - and
+    _ made _, then -2, -3, ... for a name whose id an earlier one already has."""
+    taken: set[str] = set()
+    anchors = []
+    for name in names:
+        base = "rec-" + "".join(
+            c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in name
+        )
+        anchor, number = base, 1
+        while anchor in taken:
+            number += 1
+            anchor = f"{base}-{number}"
+        taken.add(anchor)
+        anchors.append(anchor)
+    return anchors
+
+
+def link_to(file_name: str) -> str:
+    """A relative link to a file next to the page, as an HTML attribute value."""
+    return escape(quote(file_name, safe=""))
 
 
 def escape(text: str) -> str:

@@ -23,6 +23,9 @@ LUMINANCE = np.array([0.2989, 0.5870, 0.1140])  # ITU-R BT.601 weights of R, G a
 MAX_PIXELS = 200_000_000
 # Pillow then warns (ignored: _check_size names the file) above it, and refuses above twice it.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# An image of more than 8 bits whose brightest pixel is below this share of its depth is
+# noted as reading nearly black (read_recording).
+DIM_SHARE = 1 / 8
 
 
 class ImageReadError(RecordingError):
@@ -151,6 +154,18 @@ def read_gray(path: str | os.PathLike) -> np.ndarray:
     negative. Float images in [0, 1] are multiplied by 255; other float images, which have
     no bit depth, by 255 / their maximum. NaN or infinite pixels are refused.
     """
+    return read_recording(path)[0]
+
+
+def read_recording(path: str | os.PathLike) -> tuple[np.ndarray, str | None]:
+    """read_gray's image, and a note when it reads nearly black because its brightest
+    pixel uses under DIM_SHARE of its file's bit depth, as a 12-bit image saved in a 16-bit
+    PNG does (None otherwise).
+
+    Such an image is still scaled by its file's depth, not by the depth its maximum
+    suggests: a 16-bit recording with one bright pixel would otherwise read darker than
+    the same recording without it. The note lets a failure name the likely cause.
+    """
     path = Path(path)
     array, bits = _read_array(path)
     if array.ndim == 3 and array.shape[2] in (3, 4):
@@ -162,17 +177,26 @@ def read_gray(path: str | os.PathLike) -> np.ndarray:
     if np.issubdtype(array.dtype, np.signedinteger):
         array, bits = _shift_signed(array)
     if array.dtype == np.uint8:
-        return array
+        return array, None
     if array.dtype == bool:
-        return array.astype(np.uint8) * 255
+        return array.astype(np.uint8) * 255, None
     array = array.astype(np.float64)
+    note = None
     if bits is not None and bits > 8:
-        array = array * (255.0 / (2**bits - 1))
+        brightest, top = int(array.max(initial=0)), 2**bits - 1
+        if brightest < top * DIM_SHARE:
+            note = (
+                f"its brightest pixel is {brightest} where its {bits}-bit file holds up to "
+                f"{top}, so it reads nearly black (a {max(brightest.bit_length(), 1)}-bit "
+                f"image saved as {bits} bits?); save it as 8 bits, or scaled to the full "
+                f"{bits} bits"
+            )
+        array = array * (255.0 / top)
     elif bits is None and array.size and array.min() >= 0.0 and array.max() <= 1.0:
         array = array * 255.0
     elif bits is None and array.size and array.max() > 255:
         array = array * (255.0 / array.max())
-    return np.clip(np.rint(array), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(array), 0, 255).astype(np.uint8), note
 
 
 def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

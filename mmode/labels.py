@@ -19,6 +19,13 @@ WALL_LABELS = {"background": 0, "septum": 1, "cavity": 2, "posterior_wall": 3}
 CAVITY = "cavity"
 
 
+def measurable(labels: list[str] | None) -> bool:
+    """Whether test.py measures recordings with a model of these classes (in value order):
+    a cavity model (binary data, None) or a wall model of WALL_LABELS. Other classes can be
+    trained and scored on test sets, but give no LV edges to measure."""
+    return labels is None or labels == list(WALL_LABELS)
+
+
 class LabelsError(ValueError):
     """A labels.json that cannot be used; the message names the file and the fix."""
 

@@ -1,6 +1,7 @@
 """Reading images: bit depths, signed and non-finite pixels, hidden files, names used twice
 and the pixel budget."""
 
+import json
 import re
 import warnings
 
@@ -11,7 +12,8 @@ from PIL import Image, ImageFile
 from dataset import find_pairs
 from measurement.recordings import list_recordings
 from mmode import images
-from mmode.images import ImageReadError, list_files, read_gray, read_mask
+from mmode.images import ImageReadError, list_files, read_gray, read_mask, read_recording
+from runtime.errors import SetupError
 
 
 def test_16_bit_images_are_scaled_by_their_bit_depth_not_their_maximum(tmp_path):
@@ -75,13 +77,39 @@ def test_hidden_files_are_never_read(tmp_path):
     assert [p.name for p in list_recordings(tmp_path / "img")] == ["a.png", "b.png"]
 
 
-def test_names_used_twice_are_reported_and_both_recordings_listed(tmp_path):
+def test_names_used_twice_are_reported_and_refused_as_recordings(tmp_path):
     for name in ("rec.png", "rec.tif", "other.png"):
         Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / name)
     found, clashes = list_files(tmp_path)
     assert sorted(found) == ["other", "rec"]
     assert [(kept.name, other.name) for kept, other in clashes] == [("rec.png", "rec.tif")]
-    assert [p.name for p in list_recordings(tmp_path)] == ["other.png", "rec.png", "rec.tif"]
+    # Every output is named by the name: both are refused before any is measured.
+    with pytest.raises(SetupError, match=re.escape("(rec.png and rec.tif)")):
+        list_recordings(tmp_path)
+
+
+def test_result_images_of_an_earlier_run_in_a_folder_are_not_recordings(tmp_path, capsys):
+    """Images test.py wrote (it left NAME_summary.json) are skipped; a user's are not."""
+    for name in ("a.png", "a_mask.png", "a_overlay.png", "a_report.png", "b_mask.png"):
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / name)
+    summary = {"n_beats": 0, "n_beats_accepted": 0, "volume_formula": "scanner"}
+    (tmp_path / "a_summary.json").write_text(json.dumps(summary))
+    assert [p.name for p in list_recordings(tmp_path)] == ["a.png", "b_mask.png"]
+    assert "its 3 result image(s)" in capsys.readouterr().err
+
+
+def test_a_dim_16_bit_image_is_read_by_its_depth_with_a_note(tmp_path):
+    twelve = np.arange(64, dtype=np.uint16).reshape(8, 8) * 65  # up to 4095: 12 bits
+    full = twelve * 16
+    for name, array in (("twelve", twelve), ("full", full)):
+        Image.fromarray(array).save(tmp_path / f"{name}.png")
+    gray, note = read_recording(tmp_path / "twelve.png")
+    assert gray.max() == 16  # scaled by the file's depth, as every 16-bit image is
+    assert note.startswith("its brightest pixel is 4095 where its 16-bit file holds up to 65535")
+    assert "a 12-bit image saved as 16 bits?" in note
+    assert read_recording(tmp_path / "full.png")[1] is None
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "black.png")
+    assert read_recording(tmp_path / "black.png")[1] is None  # 8 bits: no depth to mistake
 
 
 @pytest.mark.parametrize("suffix", [".png", ".npy"])

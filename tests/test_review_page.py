@@ -226,3 +226,79 @@ def test_the_page_names_the_model_that_measured_escaped(tmp_path):
     assert "Measured with runs/&lt;a&amp;b&gt;/best.pt." in top and "<a&b>" not in page
     write_review_page(tmp_path / "unnamed.html", rows, {}, "unnamed")
     assert "Measured with" not in (tmp_path / "unnamed.html").read_text(encoding="utf-8")
+
+
+class Links(HTMLParser):
+    """The summary table's links, the sections' ids and the report images' sources."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.ids, self.images = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and attrs.get("href", "").startswith("#"):
+            self.links.append(attrs["href"][1:])
+        elif tag == "section":
+            self.ids.append(attrs["id"])
+        elif tag == "img":
+            self.images.append(attrs["src"])
+
+
+ODD_NAMES = ["a b", "a_b", "rec#1", "50%", "what?", "x&y", "maus_ü"]
+
+
+def test_odd_recording_names_get_working_links_and_anchors_of_their_own(tmp_path):
+    from urllib.parse import unquote, urlsplit
+
+    from measurement.review import write_review_page
+
+    for name in ODD_NAMES:
+        Image.fromarray(np.full((8, 8), 200, np.uint8)).save(tmp_path / f"{name}_report.png")
+    rows = [
+        {"name": name, "status": "ok", "n_beats": 5, "n_beats_accepted": 5} for name in ODD_NAMES
+    ]
+    write_review_page(tmp_path / "index.html", rows, {}, "odd")
+    page = Links()
+    page.feed((tmp_path / "index.html").read_text(encoding="utf-8"))
+    # Each image is the file of its recording: the path part of the URL, decoded.
+    assert len(page.images) == len(ODD_NAMES)
+    for name, src in zip(ODD_NAMES, page.images, strict=True):
+        url = urlsplit(src)
+        assert not url.query and not url.fragment, src
+        assert unquote(url.path) == f"{name}_report.png"
+    assert len(set(page.ids)) == len(ODD_NAMES)  # "a b" and "a_b" apart
+    assert page.links == page.ids  # each row links to its own section
+
+
+def test_odd_recording_names_load_in_headless_chromium(tmp_path):
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="pip install playwright (in requirements-dev.txt)"
+    )
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium found: apt-get install chromium (or set CHROMIUM=/path)")
+    from measurement.review import write_review_page
+
+    for name in ODD_NAMES:
+        Image.fromarray(np.full((120, 160), 200, np.uint8)).save(tmp_path / f"{name}_report.png")
+    rows = [
+        {"name": name, "status": "ok", "n_beats": 5, "n_beats_accepted": 5} for name in ODD_NAMES
+    ]
+    write_review_page(tmp_path / "index.html", rows, {}, "odd")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto((tmp_path / "index.html").as_uri())
+        images = page.locator("section img")
+        assert images.count() == len(ODD_NAMES)
+        for k in range(images.count()):
+            images.nth(k).scroll_into_view_if_needed()
+            images.nth(k).evaluate("img => img.decode()")
+            assert images.nth(k).evaluate("img => img.naturalWidth") == 160, ODD_NAMES[k]
+        # A click on a row's name shows that recording's section.
+        page.locator("#summary a", has_text="a_b").click()
+        target = page.evaluate("decodeURIComponent(location.hash)")
+        heading = page.locator(f"section[id='{target[1:]}'] h2").inner_text()
+        assert heading == "a_b"
+        browser.close()

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import shutil
 
 import numpy as np
@@ -342,7 +343,8 @@ def test_foreign_checkpoint_loads_with_the_quicknat_flags(trained, tmp_path, run
     torch.save({"net_state_dict": state}, tmp_path / "foreign.pt")
     recording = data / "recordings" / "synth_000.png"
     argv = ["-d", recording, "-m", tmp_path / "foreign.pt", "-o", tmp_path, "-s", 48]
-    code, _, _ = run_cli(*argv, "--num-filters", 8, "--kernel", 3)
+    # A bare state_dict carries no normalisation: the flag gives the one it was trained with.
+    code, _, _ = run_cli(*argv, "--num-filters", 8, "--kernel", 3, "--input-norm", "rank")
     assert code == 0
     foreign = json.loads((tmp_path / "synth_000_summary.json").read_text())
     code, _, _ = run_cli("-d", recording, "-m", checkpoint, "-o", tmp_path, "--overwrite")
@@ -513,3 +515,252 @@ def test_an_output_folder_in_use_or_unwritable_is_refused_before_measuring(
     code, _, err = run_cli("-d", data / "recordings", "-m", checkpoint, "-o", out_dir)
     assert code == 2 and "cannot write to the output folder" in err and "(Permission denied)" in err
     assert "Traceback" not in err and list(out_dir.iterdir()) == []
+
+
+def copy_recordings(data, folder, names=("synth_000", "synth_001", "synth_002")):
+    """The trained fixture's recordings `names` (image and sidecar) in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        for suffix in ("png", "json"):
+            shutil.copy(data / "recordings" / f"{name}.{suffix}", folder)
+    return folder
+
+
+def error_lines(err):
+    return [line for line in err.splitlines() if "error: " in line]
+
+
+def test_overwrite_removes_only_the_files_the_earlier_run_wrote(trained, tmp_path, run_cli):
+    data, checkpoint = trained
+    folder, out_dir = copy_recordings(data, tmp_path / "in"), tmp_path / "out"
+    argv = ["-d", folder, "-m", checkpoint, "-o", out_dir, "--export-annotations"]
+    assert run_cli(*argv)[0] == 0
+    labelme = out_dir / "annotations" / "labelme"
+    exported = sorted(p.name for p in labelme.iterdir())
+    assert exported == ["synth_000.json", "synth_001.json", "synth_002.json"]
+    # The user's own files: a folder of theirs in annotations/, a file in test.py's folder,
+    # and a file named like a result of a recording this folder never measured.
+    (out_dir / "annotations" / "mine").mkdir()
+    (out_dir / "annotations" / "mine" / "notes.txt").write_text("the lab's notes")
+    (labelme / "reference.json").write_text("{}")
+    (out_dir / "pilot_mask.png").write_bytes(b"the lab's own mask")
+    for suffix in ("png", "json"):  # one recording fewer: its old files must not stay
+        (folder / f"synth_002.{suffix}").unlink()
+    code, _, err = run_cli(*argv, "--overwrite")
+    assert code == 0, err
+    assert (out_dir / "annotations" / "mine" / "notes.txt").read_text() == "the lab's notes"
+    assert (labelme / "reference.json").read_text() == "{}"
+    assert (out_dir / "pilot_mask.png").read_bytes() == b"the lab's own mask"
+    assert sorted(p.name for p in labelme.iterdir()) == [
+        "reference.json", "synth_000.json", "synth_001.json",
+    ]  # fmt: skip
+    assert not list(out_dir.glob("synth_002_*"))
+    assert not (out_dir / "annotations" / "csv" / "synth_002.csv").exists()
+
+    # An exported annotation corrected in LabelMe since: --overwrite would delete the work.
+    edited = labelme / "synth_001.json"
+    later = (out_dir / "index.html").stat().st_mtime_ns + 10**9
+    os.utime(edited, ns=(later, later))
+    before = {p: p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
+    code, _, err = run_cli(*argv, "--overwrite")
+    assert code == 2 and "Traceback" not in err
+    assert err == (
+        f"error: {edited} changed after test.py exported it, and --overwrite would delete the "
+        "correction; move it away (e.g. to train on it), or choose another folder with -o.\n"
+    )
+    assert {p: p.read_bytes() for p in out_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_file_of_the_users_that_this_run_would_write_is_refused(trained, tmp_path, run_cli):
+    data, checkpoint = trained
+    folder, out_dir = copy_recordings(data, tmp_path / "in"), tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "synth_001_mask.png").write_bytes(b"the lab's own mask")
+    for flags in ([], ["--overwrite"]):
+        code, _, err = run_cli("-d", folder, "-m", checkpoint, "-o", out_dir, *flags)
+        assert code == 2 and err == (
+            f"error: {out_dir / 'synth_001_mask.png'} is not a result of an earlier test.py "
+            "run, but this run would write it; move it away, or choose another folder with -o.\n"
+        )
+        assert sorted(p.name for p in out_dir.iterdir()) == ["synth_001_mask.png"]
+    assert (out_dir / "synth_001_mask.png").read_bytes() == b"the lab's own mask"
+
+
+@pytest.mark.parametrize("inside", [None, "results"])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_output_folder_that_is_or_lies_in_the_input_folder_is_refused(
+    trained, tmp_path, run_cli, inside, overwrite
+):
+    data, checkpoint = trained
+    folder = copy_recordings(data, tmp_path / "in")
+    (folder / "synth_000_mask.png").write_bytes(b"the lab's own mask")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    out_dir = folder if inside is None else folder / inside
+    flags = ["--overwrite"] if overwrite else []
+    code, _, err = run_cli("-d", folder, "-m", checkpoint, "-o", out_dir, *flags)
+    where = "the input folder" if inside is None else "inside the input folder"
+    assert code == 2 and err == (
+        f"error: -o {out_dir} is {where} {folder}, and test.py keeps its results apart from "
+        "the recordings, so that none is taken for a recording; choose an -o outside it.\n"
+    )
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_recording_among_the_earlier_results_in_the_output_is_refused(trained, tmp_path, run_cli):
+    data, checkpoint = trained
+    recording, out_dir = data / "recordings" / "synth_000.png", tmp_path / "out"
+    assert run_cli("-d", recording, "-m", checkpoint, "-o", out_dir)[0] == 0
+    overlay = out_dir / "synth_000_overlay.png"
+    before = overlay.read_bytes()
+    code, _, err = run_cli("-d", overlay, "-m", checkpoint, "-o", out_dir, "--overwrite")
+    assert code == 2 and err == (
+        f"error: {overlay} is a result of an earlier run in -o {out_dir}, which this run would "
+        "replace; copy the recordings to measure out of it first, or choose another folder "
+        "with -o.\n"
+    )
+    assert overlay.read_bytes() == before
+
+
+def test_recordings_of_the_same_name_are_refused_before_anything_is_measured(
+    trained, tmp_path, run_cli
+):
+    data, checkpoint = trained
+    folder, out_dir = copy_recordings(data, tmp_path / "in", ["synth_000"]), tmp_path / "out"
+    image = Image.open(folder / "synth_000.png")
+    image.save(folder / "synth_000.tif")
+    image.save(folder / "other.png")
+    code, _, err = run_cli("-d", folder, "-m", checkpoint, "-o", out_dir)
+    assert code == 2 and err == (
+        f"error: {folder} holds recordings of the same name (synth_000.png and synth_000.tif), "
+        "and test.py names every output by the file name without its extension; rename one "
+        "of each.\n"
+    )
+    assert not out_dir.exists()
+
+
+def test_a_recording_without_a_complete_beat_fails(trained, tmp_path, run_cli):
+    """A uniform image and a transposed recording: no beat, so failed, not 'measured'."""
+    data, checkpoint = trained
+    folder, out_dir = copy_recordings(data, tmp_path / "in", ["synth_000"]), tmp_path / "out"
+    image = np.asarray(Image.open(folder / "synth_000.png"))
+    Image.fromarray(np.full_like(image, 120)).save(folder / "uniform.png")
+    Image.fromarray(np.ascontiguousarray(image.T)).save(folder / "transposed.png")
+    for name in ("uniform", "transposed"):
+        shutil.copy(folder / "synth_000.json", folder / f"{name}.json")
+    code, out, err = run_cli("-d", folder, "-m", checkpoint, "-o", out_dir)
+    assert code == 1 and "Traceback" not in err
+    assert "Measured 1 of 3 recording(s); 2 failed (named above)" in out
+    rows = {row["name"]: row for row in read_csv(out_dir / "summary.csv")}
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "synth_000": "ok", "transposed": "failed", "uniform": "failed",
+    }  # fmt: skip
+    uniform = (
+        "uniform: no complete heart beat was found (the model found no cavity in any "
+        "column); check that it is an M-mode recording through the LV and its resolution "
+        "(0.004 s per column, from uniform.json; 0.2 mm per row, from uniform.json)."
+    )
+    assert rows["uniform"]["error"] == uniform
+    assert rows["transposed"]["error"].startswith(
+        "transposed: no complete heart beat was found (fewer than two end-diastoles in its "
+    )
+    # Each failure is printed once, as it happens, and not listed again at the end.
+    assert error_lines(err) == [f"error: {rows[n]['error']}" for n in ("transposed", "uniform")]
+    assert err.count(uniform) == 1
+    page = (out_dir / "index.html").read_text(encoding="utf-8")
+    assert page.count('<tr class="failed">') == 2
+    summary = json.loads((out_dir / "uniform_summary.json").read_text())
+    assert summary["n_beats"] == 0 and summary["error"] in uniform
+
+
+def interrupted_cli(run_cli, *argv):
+    """run_cli, failing the test (not ending the session) when the Ctrl-C escapes test.py."""
+    try:
+        return run_cli(*argv)
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt escaped test.py's main")
+
+
+def test_ctrl_c_mid_recording_leaves_it_absent_and_the_finished_ones_listed(
+    trained, tmp_path, run_cli, monkeypatch
+):
+    from measurement import recordings
+
+    data, checkpoint = trained
+    folder, out_dir = copy_recordings(data, tmp_path / "in"), tmp_path / "out"
+    real_save_report, reports = recordings.save_report, []
+
+    def save_report(path, *args, **kwargs):  # Ctrl-C while the second report is drawn
+        reports.append(path)
+        if len(reports) == 2:
+            raise KeyboardInterrupt
+        real_save_report(path, *args, **kwargs)
+
+    monkeypatch.setattr(recordings, "save_report", save_report)
+    argv = ["-d", folder, "-m", checkpoint, "-o", out_dir, "--export-annotations"]
+    code, _, err = interrupted_cli(run_cli, *argv)
+    assert code == 130 and "Traceback" not in err
+    assert error_lines(err) == [
+        f"error: interrupted; the recordings measured so far (1 of 3) are in {out_dir}, "
+        "listed in summary.csv and index.html; run again with --overwrite to measure them all."
+    ]
+    for suffix in RECORDING_FILES:
+        assert (out_dir / f"synth_000_{suffix}").is_file()
+    assert not list(out_dir.glob("synth_001*")) and not list(out_dir.glob("synth_002*"))
+    assert [p.stem for p in (out_dir / "annotations" / "labelme").iterdir()] == ["synth_000"]
+    assert [row["name"] for row in read_csv(out_dir / "summary.csv")] == ["synth_000"]
+    assert "synth_001" not in (out_dir / "index.html").read_text(encoding="utf-8")
+    monkeypatch.setattr(recordings, "save_report", real_save_report)
+    code, _, _ = run_cli("-d", folder, "-m", checkpoint, "-o", out_dir, "--overwrite")
+    assert code == 0  # the interrupted folder is an earlier run's, replaced as a whole
+
+
+def test_ctrl_c_before_measuring_is_one_line(trained, tmp_path, run_cli, monkeypatch, measure_cli):
+    data, checkpoint = trained
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(measure_cli, "load_model", interrupted)
+    argv = ["-d", data / "recordings", "-m", checkpoint, "-o", tmp_path / "out"]
+    code, _, err = interrupted_cli(run_cli, *argv)
+    assert code == 130
+    assert err == (
+        "error: interrupted before any recording was measured; run again to measure them.\n"
+    )
+
+
+def test_a_dim_16_bit_recording_is_named_as_such(trained, tmp_path, run_cli):
+    """A 12-bit image in a 16-bit PNG reads nearly black: measured, it gets a warning;
+    failed, its error says why."""
+    data, checkpoint = trained
+    folder, out_dir = copy_recordings(data, tmp_path / "in", []), tmp_path / "out"
+    image = np.asarray(Image.open(data / "recordings" / "synth_000.png")).astype(np.uint16)
+    Image.fromarray(image * 16).save(folder / "twelve.png")  # 12 bits of 16
+    Image.fromarray(np.full_like(image, 2000)).save(folder / "blank.png")
+    for name in ("twelve", "blank"):
+        shutil.copy(data / "recordings" / "synth_000.json", folder / f"{name}.json")
+    code, _, err = run_cli("-d", folder, "-m", checkpoint, "-o", out_dir)
+    assert code == 1
+    note = "where its 16-bit file holds up to 65535, so it reads nearly black (a "
+    assert error_lines(err) == [
+        "error: blank: no complete heart beat was found (the model found no cavity in any "
+        "column); check that it is an M-mode recording through the LV and its resolution "
+        "(0.004 s per column, from blank.json; 0.2 mm per row, from blank.json); its "
+        f"brightest pixel is 2000 {note}11-bit image saved as 16 bits?); save it as 8 bits, "
+        "or scaled to the full 16 bits."
+    ]
+    brightest = int(image.max()) * 16
+    assert f"warning: twelve: its brightest pixel is {brightest} {note}12-bit image" in err
+
+
+def test_no_motion_names_the_depth_resolution_used(trained, tmp_path, run_cli):
+    """A depth resolution 20 times too fine shrinks the heart's motion below a beat's."""
+    data, checkpoint = trained
+    recording = data / "recordings" / "synth_000.png"
+    code, _, err = run_cli("-d", recording, "-m", checkpoint, "-o", tmp_path, "--depth-res", 0.01)
+    assert code == 1
+    assert error_lines(err) == [
+        "error: synth_000: no cardiac motion found (LVID changes by less than 0.1 mm); at the "
+        "0.01 mm per row used (from --depth-res) that is 10 rows, so check that the "
+        "recording shows the LV in M-mode and that its depth resolution is right."
+    ]

@@ -173,6 +173,52 @@ def test_binary_masks_with_a_labels_json_are_named(tmp_path, make_data):
     assert f"remove {data / 'labels.json'} to train on binary cavity masks" in message
 
 
+def test_binary_0_1_masks_with_a_four_class_labels_json_are_refused(tmp_path, make_data, call_main):
+    """Read as classes, 0/1 masks would teach the cavity as the septum without a word."""
+    data = make_data()
+    for path in (data / "mask").iterdir():
+        mask = np.asarray(Image.open(path))
+        Image.fromarray((mask != 0).astype(np.uint8)).save(path)
+    write_labels(data)
+    result = call_main(run.main, "-d", data, "-o", tmp_path / "out", "-e", "1", *TINY)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert result.err == (
+        f"error: {data / 'mask'} holds binary masks (0 and 1), but {data / 'labels.json'} "
+        f"names 4 classes; remove {data / 'labels.json'} to train on binary cavity masks, or "
+        "write label masks (0-3).\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_many_masks_with_values_labels_json_does_not_name_are_counted_not_listed(tmp_path):
+    data = write_label_data(tmp_path / "data", n=40)
+    write_labels(data, {"background": 0, "septum": 1, "cavity": 2})  # the masks hold 0-3
+    with pytest.raises(DataError) as err:
+        load_pairs(find_pairs(data), 32, labels=["background", "septum", "cavity"])
+    message = str(err.value)
+    assert message == (
+        f"40 masks in {data / 'mask'} hold values 3, which {data / 'labels.json'} does not "
+        "name (0-2): rec0.png, rec1.png, rec10.png and 37 more; fix the masks or name the "
+        f"values in {data / 'labels.json'}."
+    )
+
+
+def test_classes_test_py_cannot_measure_with_train_with_a_warning(tmp_path, call_main):
+    data = write_label_data(tmp_path / "data")
+    write_labels(data, {"background": 0, "septum": 1, "lumen": 2, "posterior_wall": 3})
+    result = call_main(run.main, "-d", data, "-o", tmp_path / "out", "-e", "1", *TINY)
+    assert result.code == 0
+    assert (
+        f"warning: {data / 'labels.json'} names the classes background, septum, lumen, "
+        "posterior_wall; test.py measures hearts only with a cavity model (binary masks, no "
+        "labels.json) or one of background, septum, cavity, posterior_wall, so this model can "
+        "be scored on test sets but cannot measure recordings."
+    ) in result.err
+    measurable = call_main(run.main, "-d", write_label_data(tmp_path / "walls"), "-o",
+                           tmp_path / "walls_out", "-e", "1", *TINY)  # fmt: skip
+    assert measurable.code == 0 and "cannot measure recordings" not in measurable.err
+
+
 # ---- a tiny four-class run -----------------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
 Label data trains QuickNAT with num_class = the number of labels (background included), and
 the class names go into the checkpoint; a resume, and a new run started from its weights,
-must bring data of the same classes.
+must bring data of the same classes. Classes that test.py cannot measure recordings with
+(mmode.labels.measurable, e.g. a "lumen") train, with a warning.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset import read_data_labels
-from mmode.labels import LABELS_FILE
+from mmode.labels import LABELS_FILE, WALL_LABELS, measurable
 from quicknat import CheckpointError, TrainingCheckpoint
 from runtime.distributed import warn
 from training.config import TrainConfig
@@ -32,6 +33,15 @@ def run_classes(
         raise CheckpointError(
             f"{source} was trained on {describe(ours.labels)}, but {config.datapath} holds "
             f"{describe(labels)}; {fix}"
+        )
+    if not measurable(labels):
+        # Warned, not refused: such a model still segments and scores test sets; only
+        # test.py's measuring needs the cavity (and walls) under the names it knows.
+        warn(
+            f"{Path(config.datapath) / LABELS_FILE} names the classes {', '.join(labels)}; "
+            "test.py measures hearts only with a cavity model (binary masks, no "
+            f"{LABELS_FILE}) or one of {', '.join(WALL_LABELS)}, so this model can be "
+            "scored on test sets but cannot measure recordings."
         )
     if labels and config.loss != "bce":
         warn(
