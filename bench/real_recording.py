@@ -143,7 +143,7 @@ def report(model_path: str, columns: slice | None) -> dict:
         for b, c in zip(beats, ed_col, strict=True)
         if OFF_HEART_COLUMNS[0] <= c <= OFF_HEART_COLUMNS[1]
     ]
-    accepted = [b for b in clean if b["accepted"] == "True"]
+    accepted = [b for b in clean if b["accepted"] == "true"]
     # Heart rate as beats per time over the accepted beats, as test.py reports it.
     rr_s = [60 / float(b["heart_rate_bpm"]) for b in accepted]
     hand_rr_s = np.array([end - ed for ed, end in beats_by_hand]) * TIME_RES_S
@@ -151,7 +151,7 @@ def report(model_path: str, columns: slice | None) -> dict:
         "clean_found": len(clean),
         "clean_accepted": len(accepted),
         "off_heart_found": len(off),
-        "off_heart_accepted": sum(b["accepted"] == "True" for b in off),
+        "off_heart_accepted": sum(b["accepted"] == "true" for b in off),
         "reasons": dict(Counter(w for b in beats for w in b["reasons"].split(";") if w)),
     }
     result["numbers"] = {
