@@ -28,13 +28,13 @@ from mmode.images import (
     read_label_mask,
     read_mask,
 )
+from mmode.label_checks import label_problems
 from mmode.labels import LABELS_FILE, LabelsError, read_labels
 from mmode.tensors import gaussian_blur, resize_image, resize_mask
 from runtime.errors import RecordingError, name_some
 
 MASK_SUFFIXES = ("", "_mask", "_m")  # tried in this order for image NAME
 MAX_NAMED = 10
-NAMED_LABEL_MASKS = 3  # masks named when many hold values labels.json does not name
 
 
 class DataError(ValueError):
@@ -242,50 +242,6 @@ def load_pairs(
         return CachedData(names, kept, size, None, None, warnings, labels)
     stacked = torch.stack(images), torch.stack(masks)
     return CachedData(names, kept, size, *stacked, warnings, labels)
-
-
-def label_problems(values: dict[Path, np.ndarray], labels: list[str]) -> list[str]:
-    """What keeps label masks (their distinct `values`, by path) from being the classes
-    labels.json names, one problem each:
-    - a folder of binary masks, 0 and 255 or 0 and 1, though labels.json names more than
-      two classes: read as classes 0 and 1, the cavity would be learned as the septum;
-    - a folder mixing binary masks (0 and 255) with label masks;
-    - masks with values labels.json does not name (a few named, then a count).
-    """
-    if not values:
-        return []
-    k = len(labels)
-    folder = next(iter(values)).parent
-    names = folder.parent / LABELS_FILE
-    fix = f"remove {names} to train on binary cavity masks, or write label masks (0-{k - 1})"
-    if k > 2 and all(set(v.tolist()) <= {0, 1} for v in values.values()):
-        return [f"{folder} holds binary masks (0 and 1), but {names} names {k} classes; {fix}"]
-    bad = {path: v for path, v in values.items() if v.size and (v.min() < 0 or v.max() >= k)}
-    binary = [path for path, v in bad.items() if set(v.tolist()) <= {0, 255}]
-    if binary and len(binary) == len(bad) == len(values):
-        return [f"{folder} holds binary masks (0 and 255), but {names} names {k} classes; {fix}"]
-    if binary and len(bad) < len(values):
-        good = [path.name for path in values if path not in bad]
-        return [
-            f"{folder} mixes binary masks (0 and 255: {_name_some([p.name for p in binary])}) "
-            f"with label masks (0-{k - 1}: {_name_some(good)}); make them all label masks, as "
-            f"{names} says, or all binary and remove {names}"
-        ]
-    if len(bad) == 1:
-        [(path, v)] = bad.items()
-        return [
-            f"{path} holds the value(s) {v[(v < 0) | (v >= k)][:6].tolist()}, which {names} "
-            f"does not name (0-{k - 1}); fix the mask or name the value in {names}"
-        ]
-    if bad:
-        # Listing every mask would bury the one sentence (a wrong labels.json: all of them).
-        unnamed = sorted({int(x) for v in bad.values() for x in v[(v < 0) | (v >= k)]})
-        named = name_some([path.name for path in bad], NAMED_LABEL_MASKS)
-        return [
-            f"{len(bad)} masks in {folder} hold values {name_some(unnamed, 6)}, which {names} "
-            f"does not name (0-{k - 1}): {named}; fix the masks or name the values in {names}"
-        ]
-    return []
 
 
 def split_names(names: list[str], val_percent: float, seed: int) -> dict[str, list[str]]:

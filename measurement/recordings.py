@@ -27,7 +27,6 @@ from tqdm import tqdm
 from measurement.annotation_export import export_annotations
 from measurement.beats import (
     BEAT_FIELDS,
-    MIN_BEAT_AMPLITUDE_MM,
     SUMMARY_NUMBERS,
     Beat,
     find_beats,
@@ -38,6 +37,7 @@ from measurement.edges import lv_edges
 from measurement.inference import Model, segment_recording
 from measurement.outputs import ANNOTATIONS_FOLDER, annotation_files, earlier_results
 from measurement.quality import QUALITY_FIELDS, BeatQuality, judge_beats
+from measurement.recording_messages import no_beat, no_motion, recording_problem, warn_assumed
 from measurement.report import recording_overlay, save_report, summary_line
 from measurement.review import write_review_page
 from measurement.subjects import Subjects, write_per_mouse
@@ -45,7 +45,6 @@ from measurement.walls import add_walls, split_probabilities, wall_borders
 from mmode.images import IMAGE_SUFFIXES, list_files, read_recording
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,
-    Resolution,
     read_sidecar,
     resolve_resolution,
     teichholz_volume_ul,
@@ -59,7 +58,6 @@ SUMMARY_FIELDS = [
     "name", "status", *SUMMARY_NUMBERS, "volume_formula", "time_res_s", "depth_res_mm",
     "time_res_assumed", "depth_res_assumed", "error", "model",
 ]  # fmt: skip
-NO_MOTION = f"no cardiac motion found (LVID changes by less than {MIN_BEAT_AMPLITUDE_MM} mm)"
 NAMED_CLASHES = 5  # recordings named in the message about names used twice
 
 
@@ -300,9 +298,9 @@ def measure_recording(
     judged = judge_beats(beats, edges, prob, image, time_res_s, depth_res_mm, walls)
     accepted = [j.accepted for j in judged]
     if motionless:
-        error = no_motion(name, resolution, how)
+        error = no_motion(name, resolution, how.depth_res_mm)
     elif not beats:
-        error = no_beat(name, lvid, resolution, how)
+        error = no_beat(name, lvid, resolution, how.time_res_s, how.depth_res_mm)
     else:
         error = None
     problem = recording_problem(name, judged) if error is None else f"{name}: {error}."
@@ -352,71 +350,3 @@ def measure_recording(
     # Last: a summary marks the recording's files as complete (measurement.outputs).
     files.write_text(target(f"{name}_summary.json"), json.dumps(summary, indent=2) + "\n")
     return result
-
-
-def resolution_source(name: str, assumed: bool, flag: str, given: float | None) -> str:
-    """Where a resolution came from, as a message names it."""
-    if given is not None:
-        return f"from {flag}"
-    return f"assumed: neither {flag} nor {name}.json gives it" if assumed else f"from {name}.json"
-
-
-def no_motion(name: str, resolution: Resolution, how: Measuring) -> str:
-    """Why a recording has no beats when its LV does not move, with the depth resolution
-    used: one ten times too fine shrinks every change tenfold."""
-    depth = resolution.depth_res_mm
-    source = resolution_source(name, resolution.depth_res_assumed, "--depth-res", how.depth_res_mm)
-    rows = MIN_BEAT_AMPLITUDE_MM / depth
-    return (
-        f"{NO_MOTION}; at the {depth:g} mm per row used ({source}) that is {rows:.3g} rows, "
-        "so check that the recording shows the LV in M-mode and that its depth resolution "
-        "is right"
-    )
-
-
-def no_beat(name: str, lvid: np.ndarray, resolution: Resolution, how: Measuring) -> str:
-    """Why a recording whose LV is seen, or not, gave no complete beat (two end-diastoles)."""
-    seen = np.isfinite(lvid)
-    if not seen.any():
-        why = "the model found no cavity in any column"
-    else:
-        seconds = lvid.size * resolution.time_res_s
-        why = (
-            f"fewer than two end-diastoles in its {seconds:.3g} s, the cavity seen in "
-            f"{100 * seen.mean():.0f} % of its columns"
-        )
-    time_source = resolution_source(name, resolution.time_res_assumed, "--time-res", how.time_res_s)
-    depth_source = resolution_source(
-        name, resolution.depth_res_assumed, "--depth-res", how.depth_res_mm
-    )
-    return (
-        f"no complete heart beat was found ({why}); check that it is an M-mode recording "
-        f"through the LV and its resolution ({resolution.time_res_s:g} s per column, "
-        f"{time_source}; {resolution.depth_res_mm:g} mm per row, {depth_source})"
-    )
-
-
-def recording_problem(name: str, judged: list[BeatQuality]) -> str | None:
-    """Why a recording whose beats were all rejected has no result; None when one passed."""
-    if not judged or any(j.accepted for j in judged):
-        return None
-    reasons = sorted({word for j in judged for word in j.reasons.split(";")})
-    return (
-        f"{name}: no beat passed the quality checks (reasons: {', '.join(reasons)}); "
-        "check the recording or the model."
-    )
-
-
-def warn_assumed(name: str, resolution: Resolution) -> None:
-    assumed = []
-    if resolution.time_res_assumed:
-        assumed.append(f"{resolution.time_res_s} s per column (--time-res)")
-    if resolution.depth_res_assumed:
-        assumed.append(f"{resolution.depth_res_mm} mm per row (--depth-res)")
-    if assumed:
-        tqdm.write(
-            f"warning: {name}: no resolution given by flag or {name}.json sidecar; ASSUMING "
-            f"{' and '.join(assumed)}. Millimetres, volumes and heart rates are only as right "
-            "as this guess.",
-            file=sys.stderr,
-        )

@@ -18,7 +18,7 @@ from PIL import Image
 from scipy import stats
 
 from bench import reference
-from measurement import agreement
+from measurement import agreement, agreement_tables
 from measurement.bland_altman import bland_altman_figure
 
 TOLERANCE = 1e-9
@@ -415,7 +415,7 @@ def test_a_column_in_another_unit_is_refused_with_its_factor(
             for row in MANUAL[1:]]  # fmt: skip
     manual = write_rows(tmp_path / "m.csv", [MANUAL[0], *rows])
     assert run_agreement(write_rows(tmp_path / "a.csv", AUTO), manual, tmp_path / "out") == 2
-    low, high = agreement.PLAUSIBLE[measure]
+    low, high = agreement_tables.PLAUSIBLE[measure]
     unit = agreement.unit(measure)
     assert one_error(capsys) == (
         f"error: {manual}: the median of column {measure!r} is {median}, which looks like "
@@ -455,10 +455,10 @@ def test_unusual_mice_in_the_right_unit_are_compared(tmp_path):
 def test_no_plausible_median_is_taken_for_another_units():
     """Each unit's factor exceeds the span of its ranges times SLIP_MARGIN squared: a median
     up to SLIP_MARGIN off its range never converts to within SLIP_MARGIN of it."""
-    margin = agreement.SLIP_MARGIN
-    for measure, (low, high) in agreement.PLAUSIBLE.items():
+    margin = agreement_tables.SLIP_MARGIN
+    for measure, (low, high) in agreement_tables.PLAUSIBLE.items():
         assert measure in agreement.SUMMARY_MEASURES, measure
-        for _, factor in agreement.UNIT_SLIPS.get(agreement.unit(measure), ()):
+        for _, factor in agreement_tables.UNIT_SLIPS.get(agreement.unit(measure), ()):
             assert max(factor, 1 / factor) > high / low * margin**2, (measure, factor)
 
 
