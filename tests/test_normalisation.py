@@ -1,11 +1,16 @@
 """Per-image input normalisation: the model sees the same input whatever the gain."""
 
 import torch
+from conftest import write_band_data
+from helpers import TINY, load_checkpoint
 
+import run
+import trainer
 from dataset import augment_batch
 from mmode.tensors import gaussian_blur, normalise_input
 from quicknat import QuickNat, QuickNatConfig, stored_config
 from quicknat.schema import choose_config
+from training.config import parse_config
 
 
 def dark_images(seed: int = 0) -> torch.Tensor:
@@ -73,3 +78,22 @@ def test_augmentation_changes_gain_and_keeps_masks_binary():
     means = out.mean(dim=(1, 2, 3))
     assert means.max() - means.min() > 0.1  # gain, gamma and contrast differ per image
     assert set(moved.unique().tolist()) <= {0.0, 1.0}
+
+
+def prepare(*argv: object):
+    """The Trainer run.py would build for these flags, before its first step."""
+    return trainer.prepare_training(parse_config([str(a) for a in argv]))
+
+
+def test_run_py_trains_rank_models_and_a_resumed_unit_checkpoint_stays_unit(tmp_path):
+    data = write_band_data(tmp_path / "data", n=4, size=32)
+    fresh = prepare("-d", data, "-o", tmp_path / "new", *TINY)
+    assert fresh.model.config.input_norm == "rank"
+    unit = prepare("-d", data, "-o", tmp_path / "unit", *TINY, "--input-norm", "unit")
+    assert unit.model.config.input_norm == "unit"
+    assert run.main(["-d", str(data), "-o", str(tmp_path / "unit"), *TINY, "--input-norm",
+                     "unit", "-e", "1"]) == 0  # fmt: skip
+    saved = load_checkpoint(tmp_path / "unit" / "last.pt")
+    assert saved["model_config"]["input_norm"] == "unit"
+    resumed = prepare("-d", data, "-o", tmp_path / "unit", "-f", tmp_path / "unit" / "last.pt")
+    assert resumed.model.config.input_norm == "unit"

@@ -50,7 +50,10 @@ def trained(tmp_path_factory):
 
     12 epochs: after 4 the tiny model's LVIDd was up to 0.9 mm off the truth. Trained on
     the CPU in fp32 wherever the tests run, so that the tolerances measured for it hold.
-    Clean recordings (--no-artefacts), the ones those tolerances were measured on.
+    Clean recordings (--no-artefacts), the ones those tolerances were measured on, and
+    grey / 255 input (--input-norm unit), the one they were measured with: with rank input
+    this 8-filter model at 48 px accepted fewer beats of synth_000 (101 of its 240 columns
+    exported, against more than half).
     """
     root = tmp_path_factory.mktemp("cli")
     data = root / "data"
@@ -66,8 +69,8 @@ def trained(tmp_path_factory):
     assert (
         run.main(
             ["-d", str(data), "-e", "12", "-b", "4", "-p", "48", "-l", "0.01",
-             "--num-filters", "8", "--kernel", "3", "--device", "cpu", "--precision", "fp32",
-             "-o", str(root / "model")]
+             "--num-filters", "8", "--kernel", "3", "--input-norm", "unit", "--device", "cpu",
+             "--precision", "fp32", "-o", str(root / "model")]
         )
         == 0
     )  # fmt: skip
@@ -344,7 +347,7 @@ def test_foreign_checkpoint_loads_with_the_quicknat_flags(trained, tmp_path, run
     recording = data / "recordings" / "synth_000.png"
     argv = ["-d", recording, "-m", tmp_path / "foreign.pt", "-o", tmp_path, "-s", 48]
     # A bare state_dict carries no normalisation: the flag gives the one it was trained with.
-    code, _, _ = run_cli(*argv, "--num-filters", 8, "--kernel", 3, "--input-norm", "rank")
+    code, _, _ = run_cli(*argv, "--num-filters", 8, "--kernel", 3, "--input-norm", "unit")
     assert code == 0
     foreign = json.loads((tmp_path / "synth_000_summary.json").read_text())
     code, _, _ = run_cli("-d", recording, "-m", checkpoint, "-o", tmp_path, "--overwrite")
@@ -742,15 +745,18 @@ def test_a_dim_16_bit_recording_is_named_as_such(trained, tmp_path, run_cli):
     code, _, err = run_cli("-d", folder, "-m", checkpoint, "-o", out_dir)
     assert code == 1
     note = "where its 16-bit file holds up to 65535, so it reads nearly black (a "
-    assert error_lines(err) == [
-        "error: blank: no complete heart beat was found (the model found no cavity in any "
-        "column); check that it is an M-mode recording through the LV and its resolution "
-        "(0.004 s per column, from blank.json; 0.2 mm per row, from blank.json); its "
-        f"brightest pixel is 2000 {note}11-bit image saved as 16 bits?); save it as 8 bits, "
-        "or scaled to the full 16 bits."
-    ]
+    # Whatever the model makes of them (a uniform image fails; the 12-bit one may measure,
+    # with a warning, or fail), each one's line on stderr ends with the note on its depth.
+    blank = [line for line in err.splitlines() if line.startswith("error: blank: no ")]
+    assert len(blank) == 1
+    assert blank[0].endswith(
+        f"; its brightest pixel is 2000 {note}11-bit image saved as 16 bits?); save it as 8 "
+        "bits, or scaled to the full 16 bits."
+    )
     brightest = int(image.max()) * 16
-    assert f"warning: twelve: its brightest pixel is {brightest} {note}12-bit image" in err
+    twelve = [line for line in err.splitlines() if "twelve: " in line]
+    assert len(twelve) == 1
+    assert f"its brightest pixel is {brightest} {note}12-bit image" in twelve[0]
 
 
 def test_no_motion_names_the_depth_resolution_used(trained, tmp_path, run_cli):
