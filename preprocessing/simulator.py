@@ -669,7 +669,12 @@ def draw_sweep(rng: np.random.Generator) -> Sweep:
         float(np.exp(rng.uniform(np.log(low), np.log(high))))
         for low, high in (SCANNER_TIME_RES_S, SCANNER_DEPTH_RES_MM)
     )
-    return Sweep(None, int(round(SCANNER_DURATION_S / time_res_s)), time_res_s, depth_res_mm)
+    return Sweep(None, scanner_width(time_res_s), time_res_s, depth_res_mm)
+
+
+def scanner_width(time_res_s: float) -> int:
+    """Columns of a scanner-look recording: SCANNER_DURATION_S at this sweep speed."""
+    return int(round(SCANNER_DURATION_S / time_res_s))
 
 
 def simulate_recording(

@@ -32,6 +32,7 @@ from preprocessing.simulator import (
     artefact_rng,
     draw_sweep,
     recording_rng,
+    scanner_width,
     simulate_recording,
     sweep_rng,
 )
@@ -103,9 +104,9 @@ def recording_sweep(look: str, seed: int, index: int, given: Sweep) -> Sweep:
     else:
         defaults = draw_sweep(sweep_rng(seed, index))
     time_res_s = given.time_res_s or defaults.time_res_s
-    width = given.width or (
-        defaults.width if given.time_res_s is None else round(SCANNER_DURATION_S / time_res_s)
-    )
+    # A scanner-look recording lasts SCANNER_DURATION_S at whatever sweep speed; a classic
+    # one keeps its columns.
+    width = given.width or (scanner_width(time_res_s) if look == "scanner" else defaults.width)
     return Sweep(
         given.height or defaults.height,
         width,
@@ -176,9 +177,9 @@ def check_args(args: argparse.Namespace) -> None:
             "--height needs --depth-res with --look scanner (its depth resolution is drawn "
             "per recording); give both, or neither."
         )
-    sweep = recording_sweep(args.look, 0, 0, flag_sweep(args))
     if args.look == "scanner" and None in (args.height, args.width):
         return  # drawn per recording: always as deep and as long as a heart needs
+    sweep = recording_sweep(args.look, 0, 0, flag_sweep(args))
     depth_mm = sweep.height * sweep.depth_res_mm
     if depth_mm < MIN_DEPTH_MM:
         raise SetupError(

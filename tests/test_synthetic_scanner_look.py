@@ -99,3 +99,12 @@ def test_height_without_depth_res_is_refused_for_the_scanner_look(tmp_path, caps
     argv = ["--out", str(tmp_path / "o"), "--look", "scanner", "--height", "300"]
     assert synthetic.main(argv) == 2
     assert "--height needs --depth-res" in capsys.readouterr().err
+
+
+def test_a_sweep_flag_fixes_its_part_and_the_classic_look_keeps_its_columns():
+    given = simulator.Sweep(None, None, 0.002, None)
+    classic = synthetic.recording_sweep("classic", 0, 0, given)
+    assert (classic.width, classic.time_res_s) == (simulator.DEFAULT_WIDTH, 0.002)
+    scanner = synthetic.recording_sweep("scanner", 0, 0, given)
+    assert (scanner.width, scanner.time_res_s, scanner.height) == (600, 0.002, None)
+    assert 0.01 <= scanner.depth_res_mm <= 0.05
