@@ -90,7 +90,7 @@ def prepare_training(config: TrainConfig) -> Trainer:
     config = resume.start_config(config, ours)  # -p settled for --start-from
     resumed = ours if config.load is not None else None  # --start-from takes only the model
     labels = run_classes(config, ours, source)  # num_class: 1, or the labels of labels.json
-    # A resumed checkpoint of ours keeps its normalisation; any other run trains a rank model.
+    # Our checkpoints (resumed or started from) bring their normalisation; others train rank.
     settings = config.model_settings(None if ours is not None else TRAINED_INPUT_NORM)
     model_cfg = model_config(checkpoint, class_settings(settings, labels), warn)
     data = load_data(config, labels)

@@ -44,10 +44,11 @@ def to_unit_float(images: torch.Tensor) -> torch.Tensor:
 
 
 # How a model normalises each input image, written in its checkpoint's model_config:
-# "unit" takes the grey levels / 255 as they are (the original tool's input, and ours
-# before per-image normalisation), "rank" replaces each grey level by its mid-rank among
-# the image's pixels, so that any monotone change of brightness (gain, gamma, contrast,
-# dynamic range) gives the network the same input: real scanners differ in all of them.
+# "unit" takes the grey levels / 255 as they are (the original tool's input, and that of
+# every checkpoint whose model_config has no input_norm), "rank" replaces each grey level
+# by its mid-rank among the image's pixels, so that any monotone change of brightness
+# (gain, gamma, contrast, dynamic range) gives the network the same input: real scanners
+# differ in all of them.
 INPUT_NORMS = ("unit", "rank")
 GREY_LEVELS = 256
 

@@ -697,7 +697,7 @@ def simulate_recording(
     heart = draw_heart(rng, look)
     beats = draw_beats(heart, time_s[-1], rng)
     if height is None:
-        # Tissue below the pericardium, as deep as the chest wall's minimum.
+        # As deep as this heart needs, and SCANNER_SLACK_MM of tissue below it.
         slack_mm = rng.uniform(*SCANNER_SLACK_MM)
         fitted_mm = required_depth_mm(
             heart, lvid_curve_mm(beats, time_s, heart.cusp), breathing_mm(heart, time_s)

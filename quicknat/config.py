@@ -31,8 +31,8 @@ class QuickNatConfig:
     se_block: str = "NONE"
     drop_out: float = 0.2
     # Ours, not the original's: how each input image is normalised (mmode.tensors). The
-    # default is the original's /255, so its checkpoints and our earlier ones measure as
-    # they were trained; run.py trains "rank" models.
+    # default is the original's /255, so that its checkpoints, and ours without this field,
+    # measure as they were trained; run.py trains "rank" models.
     input_norm: str = "unit"
 
     def __post_init__(self) -> None:
