@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -29,7 +30,6 @@ from measurement.inference import load_model, segment_recording
 from mmode.images import read_gray
 from preprocessing.annotations import read_annotation
 from preprocessing.masks import interpolate_trace
-from runtime.files import save_png
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DIR = ROOT / "tests" / "data" / "real"
@@ -109,7 +109,7 @@ def measure_with_cli(model_path: str, out: Path) -> list[dict]:
     """test.py's beats of the recording, with the estimated resolution."""
     recordings = out / "in"
     recordings.mkdir()
-    save_png(recordings / RECORDING.name, read_gray(RECORDING))
+    shutil.copyfile(RECORDING, recordings / RECORDING.name)
     test_cli.main(
         ["-d", str(recordings), "-m", model_path, "-o", str(out / "out"), "--time-res",
          str(TIME_RES_S), "--depth-res", str(DEPTH_RES_MM)]
@@ -122,7 +122,7 @@ def report(model_path: str, columns: slice | None) -> dict:
     torch.manual_seed(0)
     image = read_gray(RECORDING)
     model, size, _ = load_model(model_path, {}, torch.device("cpu"))
-    size = size or 256
+    size = size or test_cli.DEFAULT_SIZE
     reference = reference_rows(image.shape[1])
     annotated = np.flatnonzero(np.isfinite(reference[0]) & np.isfinite(reference[1]))
     if columns is not None:
