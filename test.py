@@ -10,15 +10,23 @@
 Without -m the shipped model (measurement.inference.SHIPPED_MODEL, trained on synthetic
 recordings only) measures. Every output names the model that measured.
 
+A study goes faster spread out: --workers N processes draw and write one recording while
+the network measures the next (default: one per CPU core), --no-report skips the report
+images, and `torchrun --nproc-per-node K test.py -d FOLDER ...` (on one machine or
+several) shares the recordings among K processes; rank 0 writes summary.csv, per_mouse.csv
+and index.html once all have finished. The outputs are the same, byte for byte, however the
+work is spread.
+
 Usage errors end at once with one sentence on stderr and exit status 2. A recording that
 fails is reported and skipped; the others are measured, and the exit status is 1. Ctrl-C
 ends with one line and exit status 130; the recordings finished by then keep their files,
-summary.csv and index.html, and the one being measured leaves none.
+summary.csv and index.html, and the ones being measured leave none.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import math
 import sys
 from pathlib import Path
@@ -30,7 +38,7 @@ try:  # importing torch takes seconds: a Ctrl-C then is an answer, not a traceba
     from measurement import inference
     from measurement.inference import Model, load_model
     from measurement.outputs import claim_output
-    from measurement.recordings import Measuring, list_recordings, measure_recordings
+    from measurement.recordings import Measuring, list_recordings
     from measurement.scoring import (
         check_classes,
         evaluate,
@@ -38,6 +46,7 @@ try:  # importing torch takes seconds: a Ctrl-C then is an answer, not a traceba
         score_test_set,
         write_evaluation,
     )
+    from measurement.study import default_workers, measure_recordings
     from measurement.subjects import check_overlap, read_subjects
     from measurement.walls import check_measurable
     from mmode.images import IMAGE_SUFFIXES
@@ -51,7 +60,16 @@ try:  # importing torch takes seconds: a Ctrl-C then is an answer, not a traceba
     from mmode.tensors import MAX_WINDOW_PX
     from quicknat import CheckpointError
     from quicknat.flags import add_model_flags, model_settings
-    from runtime.distributed import warn
+    from runtime.distributed import (
+        distributed_rank,
+        first_failure,
+        is_main_process,
+        process_device,
+        say,
+        start_processes,
+        stop_processes,
+        warn,
+    )
     from runtime.errors import SetupError, WriteError
     from runtime.hardware import add_speed_flags, pick_device, pick_precision
 except KeyboardInterrupt:
@@ -59,6 +77,7 @@ except KeyboardInterrupt:
     sys.exit(130)
 
 DEFAULT_SIZE = 256
+STUDY_TIMEOUT = datetime.timedelta(days=1)  # a torchrun process waits this long for the others
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -158,7 +177,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(without it such a folder is refused)",
     )
     add_model_flags(p, "QuickNAT, for checkpoints of other tools (ours bring their own)")
-    add_speed_flags(p)
+    speed = add_speed_flags(p)
+    speed.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that draw and write the recordings while the network measures the "
+        "next (default: one per CPU core, shared among torchrun's processes; 1: all in one)",
+    )
+    speed.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw NAME_report.png for each recording, most of the time after the network "
+        "(default: on; --no-report writes the tables, masks, overlays and review page only)",
+    )
     return p.parse_args(argv)
 
 
@@ -168,6 +201,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise SetupError(f"-s must be 16 to {MAX_WINDOW_PX} pixels, got {args.size}.")
     if args.batch_size < 1:
         raise SetupError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    if args.workers is not None and args.workers < 1:
+        raise SetupError(f"--workers must be at least 1, got {args.workers}.")
     if not 0 < args.threshold < 1:
         raise SetupError(f"--threshold must be between 0 and 1, got {args.threshold:g}.")
     if not 0 <= args.overlap < 1:
@@ -223,7 +258,7 @@ def choose_model(given: str | None) -> tuple[Path, str]:
             f"the shipped model {name} is missing from this copy of the tool ({path}); "
             "pass your own checkpoint with -m."
         )
-    print(
+    say(
         f"Using the shipped model {name} (trained on synthetic recordings only); "
         "pass -m for your own."
     )
@@ -232,10 +267,21 @@ def choose_model(given: str | None) -> tuple[Path, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # torchrun's processes share flags and results, not tensors: gloo, on the CPU, with
+    # time for one process to finish its share long after another.
+    start_processes(pick_device("cpu"), timeout=STUDY_TIMEOUT)
+    try:
+        return measure_or_score(args)
+    finally:
+        stop_processes()
+
+
+def measure_or_score(args: argparse.Namespace) -> int:
+    lock = None
     try:
         check_args(args)
         checkpoint, model_name = choose_model(args.model)
-        device = pick_device(args.device)
+        device = process_device(pick_device(args.device))
         settings = model_settings(
             args.num_filters, args.kernel, args.se, args.dropout, args.input_norm
         )
@@ -256,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             volume_formula=args.volume_formula,
             export_annotations=args.export_annotations,
             model=model_name,
+            report=args.report,
+            workers=args.workers or default_workers(),
         )
         if trained_size and how.size != trained_size:
             warn(
@@ -264,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         path, out = Path(args.datapath), Path(args.output)
         if (path / "img").is_dir() and (path / "mask").is_dir():
+            if distributed_rank()[1] > 1:
+                raise SetupError(
+                    f"{path} is a test set (img/ and mask/), which test.py scores in one "
+                    "process; run it without torchrun."
+                )
             labels = read_data_labels(path)  # label masks of several classes, or binary
             check_classes(model.config.num_class, labels, model_name, str(path), model_labels)
             data = load_pairs(find_pairs(path, min_pairs=1), how.size, labels=labels)
@@ -284,23 +337,32 @@ def main(argv: list[str] | None = None) -> int:
         subjects = read_subjects(Path(args.subjects)) if args.subjects else None
         if subjects is not None:
             check_overlap(subjects, recordings)
-        lock = claim_output(out, args.overwrite, recordings, args.export_annotations)
+        if is_main_process():  # the one process that removes earlier results and locks
+            lock = claim_output(out, args.overwrite, recordings, args.export_annotations)
+        failure = None
     except KeyboardInterrupt:
-        print(f"error: {INTERRUPTED}", file=sys.stderr)
-        return 130
+        failure = (INTERRUPTED, 130)
     except WriteError as err:
-        print(f"error: {err.advice('-o')}", file=sys.stderr)
-        return 1
+        failure = (err.advice("-o"), 1)
     except (SetupError, DataError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        failure = (str(err), 2)
     except OSError as err:
-        print(f"error: cannot use output folder {args.output} ({err.strerror}).", file=sys.stderr)
-        return 2
+        failure = (f"cannot use output folder {args.output} ({err.strerror}).", 2)
+    # Under torchrun all processes stop when one fails, and rank 0 says why.
+    agreed = first_failure(failure)
+    if agreed is not None:
+        rank, (message, code) = agreed
+        if lock is not None:
+            lock.release()
+        if is_main_process():
+            where = f"process {rank} of {distributed_rank()[1]}: " if rank else ""
+            print(f"error: {where}{message}", file=sys.stderr)
+        return code
     try:
         return measure_recordings(model, recordings, how, out, path.is_dir(), subjects)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def score_test_set_folder(

@@ -31,6 +31,7 @@ from quicknat.flags import model_config
 from runtime.distributed import (
     any_process,
     distributed_rank,
+    process_device,
     say,
     share_buffers,
     start_processes,
@@ -78,11 +79,8 @@ class Run:
 def prepare_training(config: TrainConfig) -> Trainer:
     """Check flags, checkpoint, data and output folder; build the Trainer. Writes nothing."""
     config.check()
-    rank, world, local_rank = distributed_rank()
-    device = pick_device(config.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
+    rank, world, _ = distributed_rank()
+    device = process_device(pick_device(config.device))
     precision = pick_precision(config.precision, device)
     source = config.checkpoint_path
     checkpoint = read_checkpoint(source) if source is not None else None

@@ -3,10 +3,7 @@ complete beat or no accepted beat, each with what to check, and a resolution ass
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
-from tqdm import tqdm
 
 from measurement.beats import MIN_BEAT_AMPLITUDE_MM
 from measurement.quality import BeatQuality
@@ -80,16 +77,17 @@ def recording_problem(name: str, judged: list[BeatQuality]) -> str | None:
     )
 
 
-def warn_assumed(name: str, resolution: Resolution) -> None:
+def assumed_resolution(name: str, resolution: Resolution) -> str | None:
+    """The warning for a resolution neither a flag nor a sidecar gave; None when both were."""
     assumed = []
     if resolution.time_res_assumed:
         assumed.append(f"{resolution.time_res_s} s per column (--time-res)")
     if resolution.depth_res_assumed:
         assumed.append(f"{resolution.depth_res_mm} mm per row (--depth-res)")
-    if assumed:
-        tqdm.write(
-            f"warning: {name}: no resolution given by flag or {name}.json sidecar; ASSUMING "
-            f"{' and '.join(assumed)}. Millimetres, volumes and heart rates are only as right "
-            "as this guess.",
-            file=sys.stderr,
-        )
+    if not assumed:
+        return None
+    return (
+        f"{name}: no resolution given by flag or {name}.json sidecar; ASSUMING "
+        f"{' and '.join(assumed)}. Millimetres, volumes and heart rates are only as right "
+        "as this guess."
+    )

@@ -1,28 +1,25 @@
-"""Measure whole recordings and write their files (test.py's second mode).
+"""Measure one whole recording and write its files (test.py's second mode).
 
 For each recording REC: REC_mask.png, REC_overlay.png, REC_lvid.csv, REC_beats.csv,
-REC_report.png, with export_annotations annotations/csv/REC.csv and
-annotations/labelme/REC.json, and last REC_summary.json; for a folder also summary.csv;
-always index.html, the review page; with subjects per_mouse.csv. A recording that fails is
-reported and skipped; the others are measured. REC_summary.json, summary.csv, index.html
-and the printed summary name the model.
+REC_report.png (unless the report is off), with export_annotations annotations/csv/REC.csv
+and annotations/labelme/REC.json, and last REC_summary.json, which names the model.
+measurement.study measures a folder of them.
 
-A recording's files are all there or none: when its measuring stops part-way (Ctrl-C, a
-full disk) the files it wrote are removed. On Ctrl-C, summary.csv, per_mouse.csv and
-index.html are written for the recordings finished, and the exit status is 130.
+Measuring is two steps: `segment` reads the recording and runs the network; the steps
+after it (`finish_recording`: edges, beats, quality, the files) can run in another
+process. A recording's files are all there or none: when its measuring stops part-way
+(Ctrl-C, a full disk) the files it wrote are removed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from measurement.annotation_export import export_annotations
 from measurement.beats import (
@@ -37,21 +34,20 @@ from measurement.edges import lv_edges
 from measurement.inference import Model, segment_recording
 from measurement.outputs import ANNOTATIONS_FOLDER, annotation_files, earlier_results
 from measurement.quality import QUALITY_FIELDS, BeatQuality, judge_beats
-from measurement.recording_messages import no_beat, no_motion, recording_problem, warn_assumed
-from measurement.report import recording_overlay, save_report, summary_line
-from measurement.review import write_review_page
-from measurement.subjects import Subjects, write_per_mouse
+from measurement.recording_messages import assumed_resolution, no_beat, no_motion, recording_problem
+from measurement.report import recording_overlay, save_report
 from measurement.walls import add_walls, split_probabilities, wall_borders
 from mmode.images import IMAGE_SUFFIXES, list_files, read_recording
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,
+    Resolution,
     read_sidecar,
     resolve_resolution,
     teichholz_volume_ul,
 )
 from runtime import files
 from runtime.distributed import warn
-from runtime.errors import RecordingError, SetupError, WriteError, name_some
+from runtime.errors import RecordingError, SetupError, name_some
 
 # model is last, so that a reader of summary.csv's other columns by position still works.
 SUMMARY_FIELDS = [
@@ -77,6 +73,8 @@ class Measuring:
     volume_formula: str = DEFAULT_VOLUME_FORMULA  # one of mmode.scanner.VOLUME_FORMULAS
     export_annotations: bool = False  # write the accepted edges as annotation files
     model: str | None = None  # the checkpoint as the outputs name it; None: not named
+    report: bool = True  # draw REC_report.png (most of the time after the network)
+    workers: int = 1  # processes for the steps after the network; 1: all in this one
 
 
 def list_recordings(path: Path) -> list[Path]:
@@ -122,6 +120,7 @@ class Measured:
     beats: list[Beat]
     judged: list[BeatQuality]
     problem: str | None = None  # why it counts as failed although its files were written
+    warnings: tuple[str, ...] = ()  # what the reader should know although it was measured
 
     def row(self) -> dict:
         """Its row of summary.csv."""
@@ -136,90 +135,45 @@ class Measured:
         ]
 
 
-def measure_recordings(
-    model: Model,
-    recordings: list[Path],
-    how: Measuring,
-    out: Path,
-    folder: bool,
-    subjects: Subjects | None = None,
-) -> int:
-    """Measure each recording; a failure is reported and the rest go on. The exit status.
+@dataclass(frozen=True)
+class Segmented:
+    """A recording read and segmented: all that the steps after the network need, small
+    enough to hand to a worker process."""
 
-    A file that cannot be written (a full disk, a read-only folder) stops the command at
-    once: every later recording would fail the same way. Ctrl-C stops it too, and the
-    folder's files are written for the recordings finished (exit status 130).
-    """
-    rows, measured, failed = [], [], 0
-    interrupted = False
+    path: Path
+    image: np.ndarray  # uint8 (H, W)
+    dim_note: str | None  # how the image was read, when the reader should know
+    resolution: Resolution
+    warnings: tuple[str, ...]  # for the reader, once the recording's result is printed
+    probs: np.ndarray  # the network's probabilities: (H, W), or (K, H, W) for K classes
+
+
+def segment(model: Model, path: Path, how: Measuring) -> Segmented:
+    """Read a recording and its resolution, and run the network over it."""
+    image, dim_note = read_recording(path)
     try:
-        for path in tqdm(recordings, desc="recordings", unit="rec", file=sys.stderr):
-            name = path.stem
-            try:
-                result = measure_complete(model, path, how, out)
-            except WriteError:
-                raise
-            except (RecordingError, OSError) as err:
-                failed += 1
-                rows.append(
-                    {"name": name, "status": "failed", "error": str(err), "model": how.model}
-                )
-                tqdm.write(f"error: {err}", file=sys.stderr)
-                continue
-            measured.append(result)
-            rows.append(result.row())
-            if result.problem:
-                failed += 1
-                tqdm.write(f"error: {result.problem}", file=sys.stderr)
-            else:
-                tqdm.write(f"{name}: {summary_line(result.summary)}")
-    except WriteError as err:
-        print(f"error: {err.advice('-o')}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        interrupted = True
-    listed = folder_file_names(folder, subjects)
-    try:
-        write_folder_files(out, rows, measured, folder, subjects, how.model)
-    except WriteError as err:
-        print(f"error: {err.advice('-o')}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(
-            f"error: interrupted while writing {listed}; the recordings' own files are in "
-            f"{out}: run again with --overwrite for {listed}.",
-            file=sys.stderr,
-        )
-        return 130
-    if interrupted:
-        print(
-            f"error: interrupted; the recordings measured so far ({len(rows)} of "
-            f"{len(recordings)}) are in {out}, listed in {listed}; run again with --overwrite "
-            "to measure them all.",
-            file=sys.stderr,
-        )
-        return 130
-    if how.model is not None:
-        print(f"Model: {how.model}")
-    # Each failure was printed as it happened; the count, not the list again.
-    failures = f"; {failed} failed (named above)" if failed else ""
-    print(f"Measured {len(recordings) - failed} of {len(recordings)} recording(s){failures}; "
-          f"results are in {out}, to review in {out / 'index.html'}.")  # fmt: skip
-    return 1 if failed else 0
-
-
-def folder_file_names(folder: bool, subjects: Subjects | None) -> str:
-    """The folder files a run writes, as a message names them."""
-    names = [*(["summary.csv"] if folder else []), *(["per_mouse.csv"] if subjects else [])]
-    return " and ".join([", ".join(names), "index.html"] if names else ["index.html"])
+        sidecar = read_sidecar(path)
+    except ValueError as err:
+        raise RecordingError(str(err)) from None
+    resolution = resolve_resolution(sidecar, how.time_res_s, how.depth_res_mm)
+    assumed = assumed_resolution(path.stem, resolution)
+    probs = segment_recording(
+        model, image, how.size, how.overlap, how.batch_size, how.device, how.precision
+    )
+    return Segmented(path, image, dim_note, resolution, (assumed,) if assumed else (), probs)
 
 
 def measure_complete(model: Model, path: Path, how: Measuring, out: Path) -> Measured:
-    """measure_recording, leaving all of the recording's files or none: whatever stops it
+    """Segment and measure one recording, and write its files."""
+    return finish_complete(segment(model, path, how), how, out)
+
+
+def finish_complete(segmented: Segmented, how: Measuring, out: Path) -> Measured:
+    """finish_recording, leaving all of the recording's files or none: whatever stops it
     part-way (Ctrl-C, a full disk) removes those it wrote."""
     written: list[Path] = []
     try:
-        return measure_recording(model, path, how, out, written)
+        return finish_recording(segmented, how, out, written)
     except BaseException:
         for written_path in reversed(written):
             if written_path.is_dir():
@@ -230,52 +184,19 @@ def measure_complete(model: Model, path: Path, how: Measuring, out: Path) -> Mea
         raise
 
 
-def write_folder_files(
-    out: Path,
-    rows: list[dict],
-    measured: list[Measured],
-    folder: bool,
-    subjects: Subjects | None,
-    model: str | None = None,
-) -> None:
-    """summary.csv (for a folder), per_mouse.csv (with subjects) and index.html."""
-    if folder:
-        files.write_csv(out / "summary.csv", SUMMARY_FIELDS, rows)
-    if subjects is not None:
-        beats = {m.name: (m.beats, [j.accepted for j in m.judged]) for m in measured}
-        write_per_mouse(out / "per_mouse.csv", subjects, beats, [row["name"] for row in rows])
-    write_review_page(
-        out / "index.html",
-        rows,
-        {m.name: m.beat_rows() for m in measured},
-        out.resolve().name,
-        model,
-    )
-
-
-def measure_recording(
-    model: Model, path: Path, how: Measuring, out: Path, written: list[Path] | None = None
+def finish_recording(
+    segmented: Segmented, how: Measuring, out: Path, written: list[Path]
 ) -> Measured:
-    """Segment and measure one recording and write its files, each path added to
-    `written` before it is written; its summary last, once the others are complete.
+    """Measure a segmented recording and write its files, each path added to `written`
+    before it is written; its summary last, once the others are complete.
 
     A recording without cardiac motion, without a complete beat or without an accepted
     beat keeps its files, so that the reader sees why, and comes back with its problem set.
     """
-    written = [] if written is None else written
-    image, dim_note = read_recording(path)
-    try:
-        sidecar = read_sidecar(path)
-    except ValueError as err:
-        raise RecordingError(str(err)) from None
-    resolution = resolve_resolution(sidecar, how.time_res_s, how.depth_res_mm)
-    name = path.stem
-    warn_assumed(name, resolution)
-    probs = segment_recording(
-        model, image, how.size, how.overlap, how.batch_size, how.device, how.precision
-    )
+    image, dim_note, resolution = segmented.image, segmented.dim_note, segmented.resolution
+    name = segmented.path.stem
     # A cavity model's map is the cavity's; a wall model's classes also give the walls.
-    prob, classes = split_probabilities(probs)
+    prob, classes = split_probabilities(segmented.probs)
     time_res_s, depth_res_mm = resolution.time_res_s, resolution.depth_res_mm
     edges = lv_edges(prob, how.threshold, time_res_s, depth_res_mm)
     walls = (
@@ -304,10 +225,11 @@ def measure_recording(
     else:
         error = None
     problem = recording_problem(name, judged) if error is None else f"{name}: {error}."
+    warnings = segmented.warnings
     if problem and dim_note:
         problem = f"{problem.removesuffix('.')}; {dim_note}."
     elif dim_note:
-        tqdm.write(f"warning: {name}: {dim_note}.", file=sys.stderr)
+        warnings += (f"{name}: {dim_note}.",)
     summary = {
         **summarize(beats, accepted),
         "volume_formula": how.volume_formula,
@@ -315,7 +237,7 @@ def measure_recording(
         **({"error": error} if error else {}),
         "model": how.model,
     }
-    result = Measured(name, summary, beats, judged, problem)
+    result = Measured(name, summary, beats, judged, problem, warnings)
     overlay = recording_overlay(image, edges, walls)
 
     def target(file_name: str) -> Path:
@@ -333,10 +255,11 @@ def measure_recording(
     files.write_csv(
         target(f"{name}_beats.csv"), [*BEAT_FIELDS, *QUALITY_FIELDS], result.beat_rows()
     )
-    save_report(
-        target(f"{name}_report.png"), overlay, lvid, volume, beats, judged, resolution, name,
-        summary,
-    )  # fmt: skip
+    if how.report:
+        save_report(
+            target(f"{name}_report.png"), overlay, lvid, volume, beats, judged, resolution,
+            name, summary,
+        )  # fmt: skip
     if how.export_annotations and not result.problem:
         annotations = annotation_files(out, name)
         # The folders first, so that removing in reverse takes the files, then the folders
@@ -344,8 +267,8 @@ def measure_recording(
         folders = [out / ANNOTATIONS_FOLDER, *(p.parent for p in annotations)]
         written += [folder for folder in folders if not folder.exists()] + annotations
         export_annotations(
-            out / ANNOTATIONS_FOLDER, name, path, image.shape, edges, beats, accepted,
-            resolution.time_res_s, walls,
+            out / ANNOTATIONS_FOLDER, name, segmented.path, image.shape, edges, beats,
+            accepted, resolution.time_res_s, walls,
         )  # fmt: skip
     # Last: a summary marks the recording's files as complete (measurement.outputs).
     files.write_text(target(f"{name}_summary.json"), json.dumps(summary, indent=2) + "\n")

@@ -5,6 +5,7 @@ A plain run is a job of one process, so every helper here is a no-op there.
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 
@@ -38,10 +39,33 @@ def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
 
-def start_processes(device: torch.device) -> None:
-    """Join the torchrun job, if this is one."""
+def process_device(device: torch.device) -> torch.device:
+    """The GPU of this process in a torchrun job of several (its local rank's), else `device`."""
+    rank, world, local_rank = distributed_rank()
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def first_failure(failure: object | None) -> tuple[int, object] | None:
+    """The lowest rank whose `failure` is not None, with it, the same in every process
+    (so that all stop together, and one says why); None where none failed."""
+    failures = [failure]
+    if dist.is_initialized():
+        failures = [None] * dist.get_world_size()
+        dist.all_gather_object(failures, failure)
+    for rank, value in enumerate(failures):
+        if value is not None:
+            return rank, value
+    return None
+
+
+def start_processes(device: torch.device, timeout: datetime.timedelta | None = None) -> None:
+    """Join the torchrun job, if this is one; `timeout`: how long a process waits for the
+    others at a meeting point (None: torch's default)."""
     if distributed_rank()[1] > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
 
 
 def stop_processes() -> None:

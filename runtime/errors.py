@@ -33,6 +33,10 @@ class WriteError(OSError):
     def __str__(self) -> str:
         return f"cannot write {self.filename} ({self.strerror})"
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from what __init__ takes, so that it crosses from a worker process.
+        return type(self), (self.filename, OSError(self.errno, self.strerror))
+
     def advice(self, flag: str) -> str:
         """This error as one sentence with its fix, for a command whose folder flag is `flag`."""
         if self.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):

@@ -8,11 +8,14 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 # run.py flags for a model that trains in a blink: 32 px windows, 8 filters, 3x3 kernels.
 TINY = ["-p", "32", "--num-filters", "8", "--kernel", "3", "-b", "4"]
+# The recordings of the shared `trained` fixture: 48 rows of 0.2 mm, 240 columns of 4 ms.
+TRAINED_TIME_RES_S, TRAINED_DEPTH_RES_MM = 0.004, 0.2
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -23,6 +26,17 @@ def same_weights(a: dict, b: dict) -> bool:
     """Whether two checkpoints hold bit-identical network weights."""
     sa, sb = a["net_state_dict"], b["net_state_dict"]
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# heart_mask's recording: 723 bpm at 0.00083 s per column; LVID is widest at column 75 + 100 k.
+HEART_HEIGHT, HEART_WIDTH, HEART_BEAT_COLUMNS = 200, 1200, 100
+
+
+def heart_mask(amplitude_rows: float) -> np.ndarray:
+    """A mask image, which exact_model segments as it is: LVID 120 +- 2 x amplitude rows."""
+    wave = amplitude_rows * np.sin(2 * np.pi * np.arange(HEART_WIDTH) / HEART_BEAT_COLUMNS)
+    rows = np.arange(HEART_HEIGHT)[:, None]
+    return ((rows > 40 + wave) & (rows < 160 - wave)).astype(np.uint8) * 255
 
 
 def exact_model(batch: torch.Tensor) -> torch.Tensor:

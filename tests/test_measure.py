@@ -13,8 +13,9 @@ from helpers import exact_model
 from scipy import ndimage
 
 from measurement.beats import find_beats, lacks_motion, summarize
-from measurement.recordings import Measuring, list_recordings, measure_recordings
+from measurement.recordings import Measuring, list_recordings
 from measurement.scoring import score_batch, score_test_set
+from measurement.study import measure_recordings
 from measurement.traces import cavity_mask, edge_rows
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,

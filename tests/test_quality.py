@@ -10,7 +10,8 @@ from PIL import Image
 from measurement.beats import find_beats, make_beat, summarize
 from measurement.edges import lv_edges
 from measurement.quality import judge_beats, rr_irregular, within_limits
-from measurement.recordings import Measuring, measure_recordings
+from measurement.recordings import Measuring
+from measurement.study import measure_recordings
 
 TIME_RES_S, DEPTH_RES_MM = 0.00083, 0.025
 HEIGHT, WIDTH, BEAT_COLUMNS = 200, 1200, 100  # 723 bpm

@@ -9,21 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import exact_model
+from helpers import HEART_HEIGHT as HEIGHT
+from helpers import exact_model, heart_mask
 from PIL import Image
 
-from measurement.recordings import Measuring, measure_recordings
+from measurement.recordings import Measuring
+from measurement.study import measure_recordings
 
 TIME_RES_S, DEPTH_RES_MM = 0.00083, 0.025
-HEIGHT, WIDTH, BEAT_COLUMNS = 200, 1200, 100  # 723 bpm; LVID is widest at column 75 + 100 k
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def heart_mask(amplitude_rows: float) -> np.ndarray:
-    """A mask image, which exact_model segments as it is: LVID 120 +- 2 x amplitude rows."""
-    wave = amplitude_rows * np.sin(2 * np.pi * np.arange(WIDTH) / BEAT_COLUMNS)
-    rows = np.arange(HEIGHT)[:, None]
-    return ((rows > 40 + wave) & (rows < 160 - wave)).astype(np.uint8) * 255
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,17 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from helpers import TRAINED_DEPTH_RES_MM as DEPTH_RES_MM
+from helpers import TRAINED_TIME_RES_S as TIME_RES_S
 from PIL import Image
 
-import run
 from measurement.beats import BEAT_FIELDS
 from measurement.quality import QUALITY_FIELDS
 from mmode import images
 from mmode.scanner import TYPICAL_DEPTH_RES_MM as DEFAULT_DEPTH_RES_MM
 from mmode.scanner import TYPICAL_TIME_RES_S as DEFAULT_TIME_RES_S
-from preprocessing import synthetic
 from quicknat import QuickNat
 
-TIME_RES_S = 0.004
-DEPTH_RES_MM = 0.2
 RECORDING_FILES = ("mask.png", "overlay.png", "lvid.csv", "beats.csv", "summary.json", "report.png")
 
 
@@ -42,50 +40,6 @@ def assert_near_truth(measured: dict, truth: dict, name: str) -> None:
         truth["heart_rate_bpm"], rel=HEART_RATE_TOLERANCE
     ), name
     assert abs(measured["n_beats"] - truth["n_beats"]) <= BEATS_TOLERANCE, name
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Three small synthetic recordings, their windows, and a model trained on them.
-
-    12 epochs: after 4 the tiny model's LVIDd was up to 0.9 mm off the truth. Trained on
-    the CPU in fp32 wherever the tests run, so that the tolerances measured for it hold.
-    Clean recordings (--no-artefacts), the ones those tolerances were measured on, and
-    grey / 255 input (--input-norm unit), the one they were measured with: with rank input
-    this 8-filter model at 48 px accepted fewer beats of synth_000 (101 of its 240 columns
-    exported, against more than half).
-    """
-    root = tmp_path_factory.mktemp("cli")
-    data = root / "data"
-    assert (
-        synthetic.main(
-            ["--out", str(data), "--recordings", "3", "--height", "48", "--width", "240",
-             "--depth-res", str(DEPTH_RES_MM), "--time-res", str(TIME_RES_S),
-             "--no-artefacts"]
-        )
-        == 0
-    )  # fmt: skip
-    torch.manual_seed(0)
-    assert (
-        run.main(
-            ["-d", str(data), "-e", "12", "-b", "4", "-p", "48", "-l", "0.01",
-             "--num-filters", "8", "--kernel", "3", "--input-norm", "unit", "--device", "cpu",
-             "--precision", "fp32", "-o", str(root / "model")]
-        )
-        == 0
-    )  # fmt: skip
-    return data, root / "model" / "best.pt"
-
-
-@pytest.fixture
-def run_cli(call_main, measure_cli):
-    """run_cli(*argv): test.py's main in this process; (exit status, stdout, stderr)."""
-
-    def run(*argv):
-        result = call_main(measure_cli.main, *argv)
-        return result.code, result.out, result.err
-
-    return run
 
 
 def read_csv(path):
@@ -699,7 +653,8 @@ def test_ctrl_c_mid_recording_leaves_it_absent_and_the_finished_ones_listed(
         real_save_report(path, *args, **kwargs)
 
     monkeypatch.setattr(recordings, "save_report", save_report)
-    argv = ["-d", folder, "-m", checkpoint, "-o", out_dir, "--export-annotations"]
+    # One process: the third recording is not begun (with workers it may be, and is kept).
+    argv = ["-d", folder, "-m", checkpoint, "-o", out_dir, "--export-annotations", "--workers", "1"]
     code, _, err = interrupted_cli(run_cli, *argv)
     assert code == 130 and "Traceback" not in err
     assert error_lines(err) == [

@@ -15,8 +15,9 @@ from measurement.edges import lv_edges
 from measurement.inference import segment_recording
 from measurement.outputs import PER_RECORDING
 from measurement.quality import judge_beats
-from measurement.recordings import Measuring, measure_recordings
+from measurement.recordings import Measuring
 from measurement.report import IVS_TOP_RGB, LVPW_BOTTOM_RGB, recording_overlay
+from measurement.study import measure_recordings
 from measurement.walls import add_walls, relative_wall_thickness, wall_borders
 from mmode.scanner import lv_mass_corrected_mg, lv_mass_mg
 
