@@ -16,6 +16,11 @@ from mmode.scanner import Resolution
 from runtime import files
 
 HEADING_CHARS = 170  # a report title line, at 10 pt across the 14-inch figure
+REPORT_SIZE_IN = (14, 9)
+# The report's margins in inches: room for the tick labels and axis titles at their font
+# sizes, and at the top for the heading's first line; each further line adds one.
+REPORT_SIDE_IN, REPORT_RIGHT_IN, REPORT_BOTTOM_IN = 0.75, 0.2, 0.55
+REPORT_TOP_IN, REPORT_LINE_IN = 0.35, 0.17
 
 UPPER_RGB = (255, 200, 0)  # septum side of the cavity: amber
 LOWER_RGB = (0, 200, 255)  # posterior wall side: cyan
@@ -126,7 +131,7 @@ def save_report(
 
     height, width = overlay.shape[:2]
     time_s = np.arange(width) * resolution.time_res_s
-    fig, axes = plt.subplots(3, 1, figsize=(14, 9), sharex=True, height_ratios=(1.4, 1, 1))
+    fig, axes = plt.subplots(3, 1, figsize=REPORT_SIZE_IN, sharex=True, height_ratios=(1.4, 1, 1))
     extent = (0, width * resolution.time_res_s, height * resolution.depth_res_mm, 0)
     axes[0].imshow(overlay, extent=extent, aspect="auto", interpolation="antialiased")
     axes[0].set_ylabel("depth (mm)")
@@ -183,6 +188,13 @@ def save_report(
         )
     axes[1].legend(loc="upper right", fontsize=8, title="shaded: rejected beat")
     axes[2].set_xlabel("time (s)")
-    fig.tight_layout()
+    # Fixed margins, the top one as tall as the heading: tight_layout would draw the
+    # figure once more only to find them (a fifth of the report's time).
+    top_in = REPORT_TOP_IN + REPORT_LINE_IN * heading.count("\n")
+    fig.subplots_adjust(
+        left=REPORT_SIDE_IN / REPORT_SIZE_IN[0], right=1 - REPORT_RIGHT_IN / REPORT_SIZE_IN[0],
+        bottom=REPORT_BOTTOM_IN / REPORT_SIZE_IN[1], top=1 - top_in / REPORT_SIZE_IN[1],
+        hspace=0.08,
+    )  # fmt: skip
     files.save_figure(path, fig, dpi=100)
     plt.close(fig)

@@ -187,6 +187,11 @@ def _cell(key: str, value: object, exact: bool) -> object:
     return f"{value:.6g}"
 
 
+# zlib level of figures: a recording's report (14 x 9 inches at 100 dpi) encodes in 0.08 s
+# instead of 0.18 s at the default 6, and is 7 % larger; plots compress well either way.
+FIGURE_PNG_LEVEL = 3
+
+
 def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
     """Save a uint8 array (H, W) or (H, W, 3) as PNG, atomically."""
     buffer = io.BytesIO()
@@ -197,7 +202,8 @@ def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
 def save_figure(path: str | os.PathLike, figure: Any, **savefig_kwargs: Any) -> None:
     """Save a matplotlib figure as PNG, atomically."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", **savefig_kwargs)
+    pil_kwargs = {"compress_level": FIGURE_PNG_LEVEL}
+    figure.savefig(buffer, format="png", pil_kwargs=pil_kwargs, **savefig_kwargs)
     write_bytes(path, buffer.getvalue())
 
 
