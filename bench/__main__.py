@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench import limits
+from bench import commands, limits
 from bench.baseline import original_loader, train_epoch
 from bench.limits import synchronize
 from bench.report import render
@@ -80,7 +80,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds a variant may take, compilation included (default: %(default)s)",
     )
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "cpu", help="where RESULTS.md goes")
-    p.add_argument("--quick", action="store_true", help="tiny model and images, one round")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny model and images, one round; commands not timed as processes run in this one",
+    )
     return p.parse_args(argv)
 
 
@@ -162,7 +166,9 @@ def time_training(data: Path, work: Path, size: int, cfg) -> dict:
                 memory[name] = max(memory[name], peak["mb"])
     inference = time_inference(ours, base_model, cfg.batch_size, size, device)
     return {
-        "profile": limits.profile_steps(ours),
+        # The profiler spends about half a second on each step of a tiny model; one step
+        # shows a quick run's ops.
+        "profile": limits.profile_steps(ours, steps=1 if cfg.quick else 3),
         "size": size,
         "precision": ours.run.precision,
         "train_img_s": {k: statistics.median(v) for k, v in timings.items()},
@@ -220,18 +226,14 @@ def time_processes(data: Path, work: Path, cfg) -> dict:
 
 
 def accuracy_check(data: Path, work: Path, cfg) -> dict:
-    """Final validation Dice with --precision auto and with fp32, after the same epochs."""
+    """Final validation Dice with --precision auto and with fp32, after the same epochs:
+    run.py in a process of its own, or, in a quick run, in this one (bench.commands)."""
     dice = {}
     for precision in ("auto", "fp32"):
         out = work / f"accuracy_{precision}"
         argv = ["-d", str(data), "-o", str(out), "-e", str(cfg.accuracy_epochs), "-b", "4"]
         argv += ["-p", str(cfg.sizes[0]), "--precision", precision, "--device", cfg.device]
-        subprocess.run(
-            [sys.executable, "run.py", *argv, *cfg.model_flags, "--overwrite"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
+        commands.check(["run.py", *argv, *cfg.model_flags, "--overwrite"], in_process=cfg.quick)
         dice[precision] = limits.run_metric(out, "val_dice")[-1]
     return {"epochs": cfg.accuracy_epochs, "val_dice": dice}
 
@@ -297,12 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = work / "data"
-        subprocess.run(
-            [sys.executable, "-m", "preprocessing.synthetic", "--out", str(data), *synthetic],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
+        synthesis = ["-m", "preprocessing.synthetic", "--out", str(data), *synthetic]
+        commands.check(synthesis, in_process=cfg.quick)
         subset = first_windows(data, work / "subset", cfg.timed_windows)
         results = {"machine": machine(device), "sizes": []}
         print("measuring the matrix-multiply peak ...", flush=True)

@@ -1,29 +1,30 @@
 """Train on one seed's synthetic recordings, measure another seed's: the steps shared by the
 benchmarks that compare training choices (bench.schedules, bench.model_sizes).
 
-Every step is a command a user could type, each in its own process.
+Every step is a command a user could type, each in its own process; a quick run (the
+tests') runs them all in the benchmark's (bench.commands).
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench import commands
 from bench.accuracy import load_recordings, recording_errors
 from bench.limits import run_metric
 from runtime import files
 
-ROOT = Path(__file__).resolve().parents[1]
 # The README's accuracy data: 24 training recordings of seed 1, 8 held-out ones of seed 2.
 FULL_DATA = {
     "train": ["--seed", "1", "--recordings", "24"],
     "test": ["--seed", "2", "--recordings", "8"],
 }
-SMALL = ["--height", "128", "--depth-res", "0.07"]
+# The quick runs (the tests'): recordings of 0.4 s, a few beats, seven windows each.
+SMALL = ["--height", "128", "--depth-res", "0.07", "--width", "480"]
 QUICK_DATA = {
     "train": ["--seed", "1", "--recordings", "2", *SMALL],
     "test": ["--seed", "2", "--recordings", "1", *SMALL],
@@ -35,20 +36,20 @@ ERROR_KEYS = (  # (bench.accuracy's key, the row's name)
 )
 
 
-def command(*args: str | Path, allowed: tuple[int, ...] = (0,)) -> None:
-    """Run one of the project's commands in its own process; stop the benchmark if it
-    exits with another status than `allowed`."""
-    argv = [sys.executable, *map(str, args)]
-    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode not in allowed:
-        sys.exit(f"bench: `{' '.join(argv[1:])}` failed:\n{result.stderr[-2000:]}")
+def command(*args: str | Path, allowed: tuple[int, ...] = (0,), in_process: bool = False) -> None:
+    """Run one of the project's commands (bench.commands); stop the benchmark if it exits
+    with another status than `allowed`."""
+    argv = [str(arg) for arg in args]
+    status, stderr = commands.run(argv, in_process)
+    if status not in allowed:
+        sys.exit(f"bench: `{' '.join(argv)}` failed:\n{stderr[-2000:]}")
 
 
-def make_data(data: Path, settings: dict[str, list[str]]) -> None:
+def make_data(data: Path, settings: dict[str, list[str]], in_process: bool = False) -> None:
     """data/train and data/test: synthetic recordings with their windows and truth."""
     for part in ("train", "test"):
         command("-m", "preprocessing.synthetic", "--out", data / part, "--overwrite",
-                *settings[part])  # fmt: skip
+                *settings[part], in_process=in_process)  # fmt: skip
 
 
 def epochs_to_reach(dice: list[float], share: float) -> int:
@@ -56,19 +57,22 @@ def epochs_to_reach(dice: list[float], share: float) -> int:
     return next(i for i, d in enumerate(dice, start=1) if d >= share * dice[-1])
 
 
-def train_and_measure(data: Path, runs: Path, results: Path, run_flags: list[str]) -> dict:
+def train_and_measure(
+    data: Path, runs: Path, results: Path, run_flags: list[str], in_process: bool = False
+) -> dict:
     """Train with `run.py ... RUN_FLAGS` into `runs`, measure the held-out windows and
     recordings with test.py into `results`; validation and held-out Dice, the LVID and
     heart-rate errors per recording (median and worst), the training minutes."""
     started = time.perf_counter()
-    command("run.py", "-d", data / "train", "-o", runs, "--overwrite", *run_flags)
+    train = ("run.py", "-d", data / "train", "-o", runs, "--overwrite", *run_flags)
+    command(*train, in_process=in_process)
     minutes = (time.perf_counter() - started) / 60
     model = runs / "best.pt"
     measure = ("test.py", "-m", model, "--overwrite", "-d")  # --overwrite: a rerun's folders
-    command(*measure, data / "test", "-o", results / "windows")
+    command(*measure, data / "test", "-o", results / "windows", in_process=in_process)
     # Exit 1: some recordings could not be measured; the row counts them.
     recordings = data / "test" / "recordings"
-    command(*measure, recordings, "-o", results / "recs", allowed=(0, 1))
+    command(*measure, recordings, "-o", results / "recs", allowed=(0, 1), in_process=in_process)
     val_dice = run_metric(runs, "val_dice")
     errs = [recording_errors(r) for r in load_recordings(data / "test" / "truth", results / "recs")]
     row = {

@@ -9,6 +9,8 @@ recordings of another seed (artefacts on): held-out Dice and the LVID errors. Th
 costs, in alternating rounds over all configurations so that a busy machine slows them
 alike: training images/s (the Trainer's steps on the training windows, augmentation on,
 as in the training run) and the seconds test.py takes to measure one held-out recording.
+The trainings and held-out measurements are commands, each in a process of its own; with
+--quick, all in this one (bench.commands).
 """
 
 from __future__ import annotations
@@ -138,7 +140,9 @@ def parameters(size: Size) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Held-out accuracy and CPU cost of QuickNAT sizes.")
     p.add_argument("--out", type=Path, required=True, help="work and output folder")
-    p.add_argument("--quick", action="store_true", help="tiny data and models, two epochs")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny data and models, two epochs, all in this process"
+    )
     p.add_argument(
         "--sizes", nargs="+", type=parse_size, metavar="F,K,P",
         help="filters,kernel,px of each size (default: the six of the table)",
@@ -151,11 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         run_flags = [*run_flags]
         run_flags[run_flags.index("-e") + 1] = str(args.epochs)
     data = args.out / "data"
-    make_data(data, QUICK_DATA if args.quick else FULL_DATA)
+    make_data(data, QUICK_DATA if args.quick else FULL_DATA, in_process=args.quick)
     rows = []
     for size in sizes:
         runs, results = args.out / "runs" / size.name, args.out / "results" / size.name
-        row = train_and_measure(data, runs, results, [*size.flags(), *run_flags])
+        row = train_and_measure(data, runs, results, [*size.flags(), *run_flags], args.quick)
         rows.append({"filters": size.filters, "kernel": size.kernel, "im_size": size.im_size,
                      "parameters": parameters(size), **row})  # fmt: skip
         print(f"{size.name}: held-out Dice {row['heldout_dice']:.4f}", flush=True)
