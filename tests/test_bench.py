@@ -3,21 +3,18 @@
 import argparse
 import json
 import subprocess
-import sys
 
 import pytest
 from helpers import ROOT
 
-from bench import limits
+from bench import limits, model_sizes, schedules
 
 
-def quick_run(module: str, out) -> None:
-    """`python -m MODULE --quick --out OUT` in its own process; it must succeed."""
-    result = subprocess.run(
-        [sys.executable, "-m", module, "--quick", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
+def quick_run(call_main, main, out) -> None:
+    """`python -m BENCHMARK --quick --out OUT`, its main run in this process, where torch
+    and the project are imported already; it must succeed."""
+    result = call_main(main, "--quick", "--out", out)
+    assert result.code == 0, (result.code, result.err[-2000:])  # sys.exit's message, stderr
 
 
 @pytest.mark.slow  # trains, times and compares whole processes
@@ -58,9 +55,9 @@ def test_a_variant_that_fails_or_runs_too_long_gets_a_note(tmp_path, make_data):
     assert rows[0]["note"].startswith("failed: ") and "kernel" in rows[0]["note"]
 
 
-@pytest.mark.slow  # three small trainings and their measurements, each a process
-def test_schedule_comparison_reports_every_schedule(tmp_path):
-    quick_run("bench.schedules", tmp_path)
+@pytest.mark.slow  # three small trainings and their measurements
+def test_schedule_comparison_reports_every_schedule(tmp_path, call_main):
+    quick_run(call_main, schedules.main, tmp_path)
     rows = json.loads((tmp_path / "schedules.json").read_text())
     assert [r["schedule"] for r in rows] == ["constant", "poly", "cosine"]
     for r in rows:
@@ -71,8 +68,8 @@ def test_schedule_comparison_reports_every_schedule(tmp_path):
 
 
 @pytest.mark.slow  # a small training, its measurements and timings
-def test_model_size_table_has_accuracy_and_cost_for_every_size(tmp_path):
-    quick_run("bench.model_sizes", tmp_path)
+def test_model_size_table_has_accuracy_and_cost_for_every_size(tmp_path, call_main):
+    quick_run(call_main, model_sizes.main, tmp_path)
     rows = json.loads((tmp_path / "model_sizes.json").read_text())
     (row,) = rows
     assert (row["filters"], row["kernel"], row["im_size"]) == (8, 3, 32)
