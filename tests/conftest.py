@@ -1,8 +1,7 @@
 """Fixtures shared by the test modules.
 
-Two tests run whole training processes for minutes of CPU time and are marked slow
-(the benchmark and torchrun). Everything runs by default; `python -m pytest -m "not slow"`
-skips those two while editing.
+The tests that start whole extra processes (the benchmarks, torchrun) are marked slow.
+Everything runs by default; `python -m pytest -m "not slow"` skips them while editing.
 """
 
 import importlib.util

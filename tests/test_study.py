@@ -208,3 +208,19 @@ def test_torchrun_shares_the_recordings_and_writes_what_one_process_writes(train
     page = two["index.html"].decode()
     assert all(f"{name}_report.png" in page for name in ("synth_000", "synth_001", "synth_002"))
     assert runs["two"].stdout.count("Measured 3 of 4 recording(s)") == 1  # rank 0 sums up
+
+
+def test_the_study_benchmark_times_each_worker_count_against_one(tmp_path, capsys):
+    from bench import study as study_bench
+
+    argv = ["--quick", "--workers", "2", "1", "--rounds", "1", "--out", str(tmp_path)]
+    assert study_bench.main(argv) == 0
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0].startswith("| workers | recordings/s | vs 1 worker |")
+    assert [row.split("|")[1].strip() for row in rows[1:]] == ["1", "2"]
+    assert rows[1].split("|")[3].strip() == "1.00x"
+    for row in rows[1:]:
+        per_second, outside = float(row.split("|")[2]), row.split("|")[4].strip()
+        assert per_second > 0 and 0 <= int(outside.rstrip("%")) <= 100
+    assert (tmp_path / "study.md").read_text() in printed + "\n"
