@@ -176,7 +176,9 @@ def test_the_default_workers_share_the_cores_among_torchruns_processes(monkeypat
 
 
 @pytest.mark.slow  # two torchrun processes, each importing torch
-def test_torchrun_shares_the_recordings_and_writes_what_one_process_writes(trained, tmp_path):
+def test_torchrun_shares_the_recordings_and_writes_what_one_process_writes(
+    trained, tmp_path, run_cli
+):
     data, checkpoint = trained
     folder = tmp_path / "in"
     folder.mkdir()
@@ -188,26 +190,29 @@ def test_torchrun_shares_the_recordings_and_writes_what_one_process_writes(train
     (folder / "broken.png").write_bytes(b"not a png")  # fails on whichever process: listed
     flags = ["-d", folder, "-m", checkpoint, "--device", "cpu", "--precision", "fp32"]
     flags += ["--time-res", TRAINED_TIME_RES_S, "--depth-res", TRAINED_DEPTH_RES_MM]
-    test_py = [sys.executable, str(ROOT / "test.py"), *map(str, flags)]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    # One thread each, as torchrun gives its processes: the network's sums then round alike
-    # (index.html keeps every digit; the CSVs' 6 agree for any thread count).
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    runs = {}
-    for name, command in (("one", test_py), ("two", [*torchrun, *test_py[1:]])):
-        command = [*command, "-o", str(tmp_path / name / "out"), "--workers", "2"]
-        runs[name] = subprocess.run(
-            command, capture_output=True, text=True, cwd=ROOT, timeout=240, env=env
-        )
-    assert runs["one"].returncode == 1, runs["one"].stderr[-3000:]  # broken.png failed
-    assert runs["two"].returncode == 1, runs["two"].stderr[-3000:]
+    # One thread, as torchrun gives each of its processes: the network's sums then round
+    # alike (index.html keeps every digit; the CSVs' six agree for any thread count).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code, _, _ = run_cli(*flags, "-o", tmp_path / "one" / "out", "--workers", "2")
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 1  # broken.png failed
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(ROOT / "test.py"), *map(str, flags), "-o", str(tmp_path / "two" / "out"),
+        "--workers", "2",
+    ]  # fmt: skip
+    two_processes = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert two_processes.returncode == 1, two_processes.stderr[-3000:]
     one, two = contents(tmp_path / "one" / "out"), contents(tmp_path / "two" / "out")
     assert sorted(one) == sorted(two)
     for name, data_bytes in one.items():
         assert two[name] == data_bytes, name
     page = two["index.html"].decode()
     assert all(f"{name}_report.png" in page for name in ("synth_000", "synth_001", "synth_002"))
-    assert runs["two"].stdout.count("Measured 3 of 4 recording(s)") == 1  # rank 0 sums up
+    assert two_processes.stdout.count("Measured 3 of 4 recording(s)") == 1  # rank 0 sums up
 
 
 def test_the_study_benchmark_times_each_worker_count_against_one(tmp_path, capsys):

@@ -36,7 +36,9 @@ def save_curves(history: list[dict[str, float]], path: Path) -> None:
     axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     axes[2].set_title("learning rate")
     axes[2].grid(alpha=0.3)
-    fig.tight_layout()
+    # Fixed margins (room for the tick labels, axis titles and the rate's 1e-3): run.py
+    # draws this every epoch, and tight_layout would draw it twice.
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.13, top=0.9, wspace=0.22)
     files.save_figure(path, fig, dpi=100)
     plt.close(fig)
 
@@ -56,6 +58,7 @@ def save_samples(images: torch.Tensor, masks: torch.Tensor, logits: torch.Tensor
                 ax.contour(outline.float().numpy(), levels=levels, colors=color, linewidths=1)
         ax.set_axis_off()
     fig.suptitle("validation: true (green) and predicted (red) outlines", fontsize=9)
-    fig.tight_layout()
+    # Images without axes: fixed margins, the top one for the title (see save_curves).
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9, wspace=0.04)
     files.save_figure(path, fig, dpi=80)
     plt.close(fig)
