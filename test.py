@@ -38,6 +38,7 @@ try:  # importing torch takes seconds: a Ctrl-C then is an answer, not a traceba
     from measurement import inference
     from measurement.inference import Model, load_model
     from measurement.outputs import claim_output
+    from measurement.pipeline import MeasureSettings
     from measurement.recordings import Measuring, list_recordings
     from measurement.scoring import (
         check_classes,
@@ -289,26 +290,29 @@ def measure_or_score(args: argparse.Namespace) -> int:
         model, trained_size, model_labels = load_model(
             checkpoint, settings, device, args.channels_last, precision
         )
-        how = Measuring(
+        settings = MeasureSettings(
             size=args.size or trained_size or DEFAULT_SIZE,
             overlap=args.overlap,
             batch_size=args.batch_size,
             threshold=args.threshold,
             device=device,
             precision=precision,
-            time_res_s=args.time_res,
-            depth_res_mm=args.depth_res,
             max_hr_bpm=args.max_hr,
             volume_formula=args.volume_formula,
+        )
+        how = Measuring(
+            settings=settings,
+            time_res_s=args.time_res,
+            depth_res_mm=args.depth_res,
             export_annotations=args.export_annotations,
             model=model_name,
             report=args.report,
             workers=args.workers or default_workers(),
         )
-        if trained_size and how.size != trained_size:
+        if trained_size and settings.size != trained_size:
             warn(
                 f"the model was trained on {trained_size} px windows (-p), but -s is "
-                f"{how.size}; it may segment worse at another scale."
+                f"{settings.size}; it may segment worse at another scale."
             )
         path, out = Path(args.datapath), Path(args.output)
         if (path / "img").is_dir() and (path / "mask").is_dir():
@@ -319,7 +323,7 @@ def measure_or_score(args: argparse.Namespace) -> int:
                 )
             labels = read_data_labels(path)  # label masks of several classes, or binary
             check_classes(model.config.num_class, labels, model_name, str(path), model_labels)
-            data = load_pairs(find_pairs(path, min_pairs=1), how.size, labels=labels)
+            data = load_pairs(find_pairs(path, min_pairs=1), settings.size, labels=labels)
             lock = claim_output(out, args.overwrite, [])
             try:
                 return score_test_set_folder(model, data, how, path, out)
@@ -371,15 +375,18 @@ def score_test_set_folder(
     """Mode 1: scores, per-image rows and overlays of a test set."""
     for message in data.warnings:
         warn(message)
-    rows, preds = evaluate(model, data, how.threshold, how.batch_size, how.device, how.precision)
+    settings = how.settings
+    rows, preds = evaluate(
+        model, data, settings.threshold, settings.batch_size, settings.device, settings.precision
+    )
     metrics = {
         **score_test_set(rows),
-        "size": how.size,
-        "threshold": how.threshold,
+        "size": settings.size,
+        "threshold": settings.threshold,
         "model": how.model,
     }
     write_evaluation(out, data, rows, preds, metrics)
-    print(f"Test set {path} at {how.size} px:")
+    print(f"Test set {path} at {settings.size} px:")
     print(metrics_table(metrics))
     print(f"metrics.json, per_image.csv and overlays/ are in {out}.")
     return 0

@@ -61,8 +61,8 @@ def shipped_model_path() -> Path:
 
 def load_model(
     path: str | os.PathLike,
-    settings: dict[str, Any],
-    device: torch.device,
+    settings: dict[str, Any] | None = None,
+    device: torch.device | str = "cpu",
     channels_last: bool | None = None,
     precision: str = "fp32",
 ) -> tuple[QuickNat, int | None, list[str] | None]:
@@ -70,10 +70,11 @@ def load_model(
     names it was trained on (each None when the checkpoint does not say).
 
     Our checkpoint's stored config wins over `settings` (QuickNAT params from the flags,
-    None meaning not given), with a warning where they differ.
+    None meaning not given; quicknat.flags.model_settings), with a warning where they differ.
     """
     checkpoint = read_checkpoint(path)
-    model = QuickNat(model_config(checkpoint, settings, warn))
+    device = torch.device(device)
+    model = QuickNat(model_config(checkpoint, settings or {}, warn))
     load_weights(model, checkpoint, str(path))
     # A one-channel input batch has the same layout either way, so only the model converts.
     model = model.to(device, memory_format=memory_format(channels_last, device, precision))

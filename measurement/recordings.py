@@ -19,32 +19,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from measurement.annotation_export import export_annotations
-from measurement.beats import (
-    BEAT_FIELDS,
-    SUMMARY_NUMBERS,
-    Beat,
-    find_beats,
-    lacks_motion,
-    summarize,
-)
-from measurement.edges import lv_edges
+from measurement.beats import BEAT_FIELDS, SUMMARY_NUMBERS, Beat
 from measurement.inference import Model, segment_recording
 from measurement.outputs import ANNOTATIONS_FOLDER, annotation_files, earlier_results
-from measurement.quality import QUALITY_FIELDS, BeatQuality, judge_beats
+from measurement.pipeline import MeasureSettings, measure_probabilities
+from measurement.quality import QUALITY_FIELDS, BeatQuality
 from measurement.recording_messages import assumed_resolution, no_beat, no_motion, recording_problem
 from measurement.report import recording_overlay, save_report
-from measurement.walls import add_walls, split_probabilities, wall_borders
 from mmode.images import IMAGE_SUFFIXES, list_files, read_recording
-from mmode.scanner import (
-    DEFAULT_VOLUME_FORMULA,
-    Resolution,
-    read_sidecar,
-    resolve_resolution,
-    teichholz_volume_ul,
-)
+from mmode.scanner import Resolution, read_sidecar, resolve_resolution
 from runtime import files
 from runtime.distributed import warn
 from runtime.errors import RecordingError, SetupError, name_some
@@ -59,18 +44,11 @@ NAMED_CLASHES = 5  # recordings named in the message about names used twice
 
 @dataclass(frozen=True)
 class Measuring:
-    """How recordings are measured: test.py's flags, resolved."""
+    """How recordings are measured and what test.py writes: its flags, resolved."""
 
-    size: int  # windows are resized to size x size, as in training
-    overlap: float
-    batch_size: int
-    threshold: float
-    device: torch.device
-    precision: str
-    time_res_s: float | None  # None: from the sidecar, else assumed
+    settings: MeasureSettings  # the measuring itself (measurement.pipeline)
+    time_res_s: float | None  # given by --time-res; None: from the sidecar, else assumed
     depth_res_mm: float | None
-    max_hr_bpm: float
-    volume_formula: str = DEFAULT_VOLUME_FORMULA  # one of mmode.scanner.VOLUME_FORMULAS
     export_annotations: bool = False  # write the accepted edges as annotation files
     model: str | None = None  # the checkpoint as the outputs name it; None: not named
     report: bool = True  # draw REC_report.png (most of the time after the network)
@@ -157,9 +135,11 @@ def segment(model: Model, path: Path, how: Measuring) -> Segmented:
         raise RecordingError(str(err)) from None
     resolution = resolve_resolution(sidecar, how.time_res_s, how.depth_res_mm)
     assumed = assumed_resolution(path.stem, resolution)
+    settings = how.settings
     probs = segment_recording(
-        model, image, how.size, how.overlap, how.batch_size, how.device, how.precision
-    )
+        model, image, settings.size, settings.overlap, settings.batch_size, settings.device,
+        settings.precision,
+    )  # fmt: skip
     return Segmented(path, image, dim_note, resolution, (assumed,) if assumed else (), probs)
 
 
@@ -195,30 +175,10 @@ def finish_recording(
     """
     image, dim_note, resolution = segmented.image, segmented.dim_note, segmented.resolution
     name = segmented.path.stem
-    # A cavity model's map is the cavity's; a wall model's classes also give the walls.
-    prob, classes = split_probabilities(segmented.probs)
-    time_res_s, depth_res_mm = resolution.time_res_s, resolution.depth_res_mm
-    edges = lv_edges(prob, how.threshold, time_res_s, depth_res_mm)
-    walls = (
-        None
-        if classes is None
-        else wall_borders(classes, edges, how.threshold, time_res_s, depth_res_mm)
-    )
-    lvid = edges.lvid_mm(resolution.depth_res_mm)
-    mask = edges.mask(prob.shape[0])
-    volume = teichholz_volume_ul(lvid, how.volume_formula)
-    motionless = lacks_motion(lvid, resolution.time_res_s)
-    # A still curve's beats would be made of stitching ripple or glitches: none are reported.
-    beats = (
-        []
-        if motionless
-        else find_beats(lvid, resolution.time_res_s, how.max_hr_bpm, how.volume_formula)
-    )
-    if walls is not None:
-        beats = add_walls(beats, edges, walls, time_res_s, depth_res_mm)
-    judged = judge_beats(beats, edges, prob, image, time_res_s, depth_res_mm, walls)
-    accepted = [j.accepted for j in judged]
-    if motionless:
+    measured = measure_probabilities(segmented.probs, image, resolution, how.settings)
+    edges, walls, beats, judged = measured.edges, measured.walls, measured.beats, measured.judged
+    lvid, volume, accepted = measured.lvid_mm, measured.volume_ul, measured.accepted
+    if measured.motionless:
         error = no_motion(name, resolution, how.depth_res_mm)
     elif not beats:
         error = no_beat(name, lvid, resolution, how.time_res_s, how.depth_res_mm)
@@ -231,8 +191,8 @@ def finish_recording(
     elif dim_note:
         warnings += (f"{name}: {dim_note}.",)
     summary = {
-        **summarize(beats, accepted),
-        "volume_formula": how.volume_formula,
+        **measured.summary(),
+        "volume_formula": how.settings.volume_formula,
         **asdict(resolution),
         **({"error": error} if error else {}),
         "model": how.model,
@@ -244,6 +204,7 @@ def finish_recording(
         written.append(out / file_name)
         return out / file_name
 
+    mask = edges.mask(image.shape[0])
     files.save_png(target(f"{name}_mask.png"), mask.astype(np.uint8) * 255)
     files.save_png(target(f"{name}_overlay.png"), overlay)
     time_s = np.arange(lvid.size) * resolution.time_res_s

@@ -13,6 +13,7 @@ from helpers import exact_model
 from scipy import ndimage
 
 from measurement.beats import find_beats, lacks_motion, summarize
+from measurement.pipeline import MeasureSettings
 from measurement.recordings import Measuring, list_recordings
 from measurement.scoring import score_batch, score_test_set
 from measurement.study import measure_recordings
@@ -329,17 +330,9 @@ def oracle(tmp_path_factory):
     for name in made.done:
         shutil.copy(synthetic_dir / "recordings" / f"{name}.json", masks / f"{name}.json")
     results.mkdir()
-    how = Measuring(
-        size=ORACLE_ROWS,  # windows are not resized: the model sees the mask as it is
-        overlap=0.5,
-        batch_size=8,
-        threshold=0.5,
-        device=torch.device("cpu"),
-        precision="fp32",
-        time_res_s=None,  # from the sidecars
-        depth_res_mm=None,
-        max_hr_bpm=900.0,
-    )
+    # Windows are not resized: the model sees the mask as it is.
+    settings = MeasureSettings(size=ORACLE_ROWS, device=torch.device("cpu"))
+    how = Measuring(settings, time_res_s=None, depth_res_mm=None)  # from the sidecars
     assert measure_recordings(exact_model, list_recordings(masks), how, results, folder=True) == 0
     return synthetic_dir, results, made.done
 

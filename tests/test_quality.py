@@ -9,6 +9,7 @@ from PIL import Image
 
 from measurement.beats import find_beats, make_beat, summarize
 from measurement.edges import lv_edges
+from measurement.pipeline import MeasureSettings
 from measurement.quality import judge_beats, rr_irregular, within_limits
 from measurement.recordings import Measuring
 from measurement.study import measure_recordings
@@ -158,10 +159,7 @@ def test_a_recording_without_an_accepted_beat_fails_but_keeps_its_files(tmp_path
         Image.fromarray((mask * 255).astype(np.uint8)).save(folder / f"{name}.png")
         sidecar = {"time_res_s": TIME_RES_S, "depth_res_mm": DEPTH_RES_MM}
         (folder / f"{name}.json").write_text(json.dumps(sidecar))
-    how = Measuring(
-        size=HEIGHT, overlap=0.5, batch_size=4, threshold=0.5, device="cpu",
-        precision="fp32", time_res_s=None, depth_res_mm=None, max_hr_bpm=900.0,
-    )  # fmt: skip
+    how = Measuring(MeasureSettings(size=HEIGHT, batch_size=4), time_res_s=None, depth_res_mm=None)
     out.mkdir()
     recordings = [folder / "good.png", folder / "weak.png"]
     assert measure_recordings(exact_model, recordings, how, out, folder=True) == 1
@@ -179,10 +177,7 @@ def test_a_recording_without_cardiac_motion_says_so_and_fails(tmp_path, capsys):
     )
     sidecar = {"time_res_s": TIME_RES_S, "depth_res_mm": DEPTH_RES_MM}
     (tmp_path / "still.json").write_text(json.dumps(sidecar))
-    how = Measuring(
-        size=HEIGHT, overlap=0.5, batch_size=4, threshold=0.5, device="cpu",
-        precision="fp32", time_res_s=None, depth_res_mm=None, max_hr_bpm=900.0,
-    )  # fmt: skip
+    how = Measuring(MeasureSettings(size=HEIGHT, batch_size=4), time_res_s=None, depth_res_mm=None)
     out = tmp_path / "out"
     out.mkdir()
     assert measure_recordings(exact_model, [tmp_path / "still.png"], how, out, folder=False) == 1

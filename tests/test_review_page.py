@@ -13,6 +13,7 @@ from helpers import HEART_HEIGHT as HEIGHT
 from helpers import exact_model, heart_mask
 from PIL import Image
 
+from measurement.pipeline import MeasureSettings
 from measurement.recordings import Measuring
 from measurement.study import measure_recordings
 
@@ -35,10 +36,7 @@ def measured(tmp_path_factory):
         sidecar = {"time_res_s": TIME_RES_S, "depth_res_mm": DEPTH_RES_MM}
         (folder / f"{name}.json").write_text(json.dumps(sidecar))
     (folder / "broken.png").write_bytes(b"not a png")
-    how = Measuring(
-        size=HEIGHT, overlap=0.5, batch_size=4, threshold=0.5, device="cpu",
-        precision="fp32", time_res_s=None, depth_res_mm=None, max_hr_bpm=900.0,
-    )  # fmt: skip
+    how = Measuring(MeasureSettings(size=HEIGHT, batch_size=4), time_res_s=None, depth_res_mm=None)
     out.mkdir()
     recordings = sorted(folder.glob("*.png"))
     assert measure_recordings(exact_model, recordings, how, out, folder=True) == 1
@@ -180,10 +178,7 @@ def test_a_full_disk_stops_measuring_with_one_sentence_naming_the_file(
             raise WriteError(path, OSError(errno.ENOSPC, "No space left on device"))
         written.append(path)
 
-    how = Measuring(
-        size=HEIGHT, overlap=0.5, batch_size=4, threshold=0.5, device="cpu",
-        precision="fp32", time_res_s=TIME_RES_S, depth_res_mm=DEPTH_RES_MM, max_hr_bpm=900.0,
-    )  # fmt: skip
+    how = Measuring(MeasureSettings(size=HEIGHT, batch_size=4), TIME_RES_S, DEPTH_RES_MM)
     monkeypatch.setattr(recordings.files, "save_png", save_png)
     code = measure_recordings(exact_model, sorted(folder.glob("*.png")), how, out, True)
     err = capsys.readouterr().err

@@ -21,6 +21,7 @@ from helpers import (
 from PIL import Image
 
 from measurement import recordings, study
+from measurement.pipeline import MeasureSettings
 from measurement.recordings import Measuring
 from measurement.study import Share, measure_recordings, merge_shares, sigterm_as_interrupt
 from runtime import files
@@ -49,11 +50,8 @@ def folder(tmp_path_factory) -> Path:
 
 
 def measuring(workers: int, report: bool = True) -> Measuring:
-    return Measuring(
-        size=HEART_HEIGHT, overlap=0.5, batch_size=4, threshold=0.5, device=torch.device("cpu"),
-        precision="fp32", time_res_s=None, depth_res_mm=None, max_hr_bpm=900.0,
-        report=report, workers=workers, model="exact",
-    )  # fmt: skip
+    settings = MeasureSettings(size=HEART_HEIGHT, batch_size=4)
+    return Measuring(settings, None, None, report=report, workers=workers, model="exact")
 
 
 def measure(folder: Path, out: Path, how: Measuring) -> int:

@@ -14,6 +14,7 @@ from measurement.beats import WALL_FIELDS, find_beats, make_beat
 from measurement.edges import lv_edges
 from measurement.inference import segment_recording
 from measurement.outputs import PER_RECORDING
+from measurement.pipeline import MeasureSettings
 from measurement.quality import judge_beats
 from measurement.recordings import Measuring
 from measurement.report import IVS_TOP_RGB, LVPW_BOTTOM_RGB, recording_overlay
@@ -56,10 +57,7 @@ def exact_wall_model(batch: torch.Tensor) -> torch.Tensor:
 
 
 def measuring():
-    return Measuring(
-        size=HEIGHT, overlap=0.5, batch_size=4, threshold=0.5, device="cpu",
-        precision="fp32", time_res_s=TIME_RES_S, depth_res_mm=DEPTH_RES_MM, max_hr_bpm=900.0,
-    )  # fmt: skip
+    return Measuring(MeasureSettings(size=HEIGHT, batch_size=4), TIME_RES_S, DEPTH_RES_MM)
 
 
 def read_rows(path):
