@@ -36,6 +36,7 @@ INTERRUPTED = "interrupted before any recording was measured; run again to measu
 try:  # importing torch takes seconds: a Ctrl-C then is an answer, not a traceback
     from dataset import CachedData, DataError, find_pairs, load_pairs, read_data_labels
     from measurement import inference
+    from measurement.beats import MAX_HR_BPM
     from measurement.inference import Model, load_model
     from measurement.outputs import claim_output
     from measurement.pipeline import MeasureSettings
@@ -72,7 +73,7 @@ try:  # importing torch takes seconds: a Ctrl-C then is an answer, not a traceba
         warn,
     )
     from runtime.errors import SetupError, WriteError
-    from runtime.hardware import add_speed_flags, pick_device, pick_precision
+    from runtime.hardware import add_device_flag, add_speed_flags, pick_device, pick_precision
 except KeyboardInterrupt:
     print(f"error: {INTERRUPTED}", file=sys.stderr)
     sys.exit(130)
@@ -111,11 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="./results",
         help="output folder, not inside a -d folder (default: %(default)s)",
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (cuda, then mps, then cpu), cuda, mps or cpu (default: auto)",
-    )
+    add_device_flag(p)
     p.add_argument(
         "--batch-size", type=int, default=8, help="windows predicted at once (default: %(default)s)"
     )
@@ -148,7 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--max-hr",
         type=float,
-        default=900.0,
+        default=MAX_HR_BPM,
         help="highest heart rate in bpm; end-diastoles are at least 60/MAX_HR s apart "
         "(default: %(default)s)",
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import find_peaks, savgol_filter
 
-from mmode.runs import true_runs
+from mmode.runs import odd_window, true_runs
 from mmode.scanner import DEFAULT_VOLUME_FORMULA, teichholz_volume_ul
 
 SMOOTH_S = 0.008  # Savitzky-Golay window; a mouse beat lasts ~80-120 ms
@@ -33,6 +33,9 @@ PROMINENCE_SHARE = 0.25  # of the LVID curve's robust range (5th to 95th percent
 # rejected as not_contracting by the quality check. Window stitching moves a still
 # edge by ~0.0001 mm.
 MIN_BEAT_AMPLITUDE_MM = 0.1
+# The highest heart rate a beat may have (test.py --max-hr): conscious mice reach about
+# 800 bpm; end-diastoles are at least 60 / MAX_HR_BPM s apart.
+MAX_HR_BPM = 900.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ class Beat:
     lv_mass_corrected_mg: float | None = None  # x 0.8
     rwt: float | None = None  # relative wall thickness, 2 x LVPWd / LVIDd
 
+    @property
+    def rr_s(self) -> float:
+        """Its ED-to-ED interval, from which its heart rate came."""
+        return 60.0 / self.heart_rate_bpm
+
 
 BEAT_FIELDS = tuple(Beat.__dataclass_fields__)
 WALL_FIELDS = (
@@ -68,7 +76,7 @@ def beat_columns(beat: Beat, time_res_s: float) -> tuple[int, int, int]:
     """The column of the beat's ED, its ES and the next ED."""
     ed = int(round(beat.t_ed_s / time_res_s))
     es = int(round(beat.t_es_s / time_res_s))
-    return ed, es, ed + int(round(60.0 / beat.heart_rate_bpm / time_res_s))
+    return ed, es, ed + int(round(beat.rr_s / time_res_s))
 
 
 def finite_segments(values: np.ndarray) -> list[tuple[int, int]]:
@@ -76,14 +84,9 @@ def finite_segments(values: np.ndarray) -> list[tuple[int, int]]:
     return true_runs(np.isfinite(values))
 
 
-def smoothing_window(time_res_s: float) -> int:
-    """Columns in SMOOTH_S, odd, at least 3."""
-    return max(3, int(round(SMOOTH_S / time_res_s)) | 1)
-
-
 def smooth_lvid(lvid: np.ndarray, time_res_s: float) -> np.ndarray:
     """Savitzky-Golay smoothing over ~SMOOTH_S, each gap-free stretch on its own."""
-    window = smoothing_window(time_res_s)
+    window = odd_window(SMOOTH_S, time_res_s)
     smooth = np.array(lvid, dtype=np.float64)
     for start, stop in finite_segments(smooth):
         if stop - start >= window:
@@ -109,7 +112,7 @@ def lacks_motion(lvid: np.ndarray, time_res_s: float) -> bool:
 def find_beats(
     lvid: np.ndarray,
     time_res_s: float,
-    max_hr_bpm: float = 900.0,
+    max_hr_bpm: float = MAX_HR_BPM,
     volume_formula: str = DEFAULT_VOLUME_FORMULA,
 ) -> list[Beat]:
     """Beats of an LVID curve in mm (NaN = no cavity), columns time_res_s apart.
@@ -122,7 +125,7 @@ def find_beats(
         return []
     prominence = max(PROMINENCE_SHARE * swing_mm, MIN_BEAT_AMPLITUDE_MM)
     min_distance = max(1, int(60.0 / max_hr_bpm / time_res_s))
-    margin = smoothing_window(time_res_s)
+    margin = odd_window(SMOOTH_S, time_res_s)
     beats = []
     for start, stop in finite_segments(smooth):
         segment = smooth[start:stop]

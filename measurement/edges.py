@@ -28,7 +28,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from measurement.traces import cavity_mask, edge_rows
-from mmode.runs import true_runs
+from mmode.runs import odd_window, true_runs
 
 MEDIAN_S = 0.010  # rolling median window; a spike must be shorter than half of it
 JUMP_MM = 0.1  # farther than this from the rolling median is an outlier,
@@ -57,32 +57,25 @@ class Edges:
 def lv_edges(prob: np.ndarray, threshold: float, time_res_s: float, depth_res_mm: float) -> Edges:
     """The two filtered edges of a cavity probability map (H, W)."""
     upper, lower = edge_rows(cavity_mask(prob, threshold), prob, threshold)
-    window, limit_rows = median_window(time_res_s), jump_limit_rows(depth_res_mm)
-    upper_out = outliers(upper, window, limit_rows)
-    lower_out = outliers(lower, window, limit_rows)
-    replaced = upper_out | lower_out
+    replaced = jumps(upper, time_res_s, depth_res_mm) | jumps(lower, time_res_s, depth_res_mm)
     empty = np.isnan(upper) | np.isnan(lower)
     # A column is measured only with both edges: LVID needs both.
     missing = replaced | empty
-    max_gap = max_gap_columns(time_res_s)
-    upper = bridge_gaps(np.where(missing, np.nan, upper), max_gap)
-    lower = bridge_gaps(np.where(missing, np.nan, lower), max_gap)
+    upper, lower = bridged(upper, missing, time_res_s), bridged(lower, missing, time_res_s)
     return Edges(upper, lower, replaced, empty & np.isfinite(upper))
 
 
-def median_window(time_res_s: float) -> int:
-    """Columns in MEDIAN_S, odd, at least 3."""
-    return max(3, int(round(MEDIAN_S / time_res_s)) | 1)
+def jumps(rows: np.ndarray, time_res_s: float, depth_res_mm: float) -> np.ndarray:
+    """(W,) bool: the columns of an edge or border more than JUMP_MM (at least
+    MIN_JUMP_ROWS) from its rolling median over MEDIAN_S."""
+    limit_rows = max(JUMP_MM / depth_res_mm, MIN_JUMP_ROWS)
+    return outliers(rows, odd_window(MEDIAN_S, time_res_s), limit_rows)
 
 
-def jump_limit_rows(depth_res_mm: float) -> float:
-    """Rows from the rolling median beyond which an edge is an outlier."""
-    return max(JUMP_MM / depth_res_mm, MIN_JUMP_ROWS)
-
-
-def max_gap_columns(time_res_s: float) -> int:
-    """The longest gap, in columns, that is bridged."""
-    return int(round(MAX_GAP_S / time_res_s))
+def bridged(rows: np.ndarray, dropped: np.ndarray, time_res_s: float) -> np.ndarray:
+    """(W,) rows with the dropped columns removed, and gaps up to MAX_GAP_S bridged."""
+    max_gap = int(round(MAX_GAP_S / time_res_s))
+    return bridge_gaps(np.where(dropped, np.nan, rows), max_gap)
 
 
 def rolling_median(values: np.ndarray, window: int) -> np.ndarray:

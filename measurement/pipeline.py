@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from measurement.beats import Beat, find_beats, lacks_motion, summarize
+from measurement.beats import MAX_HR_BPM, Beat, find_beats, lacks_motion, summarize
 from measurement.edges import Edges, lv_edges
 from measurement.inference import Model, segment_recording
 from measurement.quality import BeatQuality, judge_beats
@@ -34,7 +34,7 @@ class MeasureSettings:
     threshold: float = 0.5  # cavity probability threshold
     device: torch.device | str = "cpu"
     precision: str = "fp32"
-    max_hr_bpm: float = 900.0  # end-diastoles are at least 60 / max_hr_bpm s apart
+    max_hr_bpm: float = MAX_HR_BPM  # end-diastoles are at least 60 / max_hr_bpm s apart
     volume_formula: str = DEFAULT_VOLUME_FORMULA  # one of mmode.scanner.VOLUME_FORMULAS
 
 

@@ -152,7 +152,7 @@ def judge_beats(
         return []
     margin = margin_per_column(prob, edges, depth_res_mm)
     disturbed = disturbed_columns(image)
-    rr_s = np.array([60.0 / b.heart_rate_bpm for b in beats])
+    rr_s = np.array([b.rr_s for b in beats])
     irregular = rr_irregular(rr_s)
     moved = heart_moved(beats, edges, time_res_s, depth_res_mm)
     near = int(round(NEAR_S / time_res_s))

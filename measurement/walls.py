@@ -38,14 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from measurement.beats import Beat, beat_columns
-from measurement.edges import (
-    Edges,
-    bridge_gaps,
-    jump_limit_rows,
-    max_gap_columns,
-    median_window,
-    outliers,
-)
+from measurement.edges import Edges, bridged, jumps
 from measurement.traces import edge_rows
 from mmode.labels import CAVITY, WALL_LABELS
 from mmode.scanner import lv_mass_corrected_mg, lv_mass_mg
@@ -118,8 +111,8 @@ def filter_border(
     border: np.ndarray, time_res_s: float, depth_res_mm: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A border filtered as the cavity's edges are: (rows, replaced, bridged), each (W,)."""
-    jumped = outliers(border, median_window(time_res_s), jump_limit_rows(depth_res_mm))
-    rows = bridge_gaps(np.where(jumped, np.nan, border), max_gap_columns(time_res_s))
+    jumped = jumps(border, time_res_s, depth_res_mm)
+    rows = bridged(border, jumped, time_res_s)
     return rows, jumped, np.isnan(border) & np.isfinite(rows)
 
 

@@ -11,6 +11,11 @@ from scipy import ndimage
 _VERTICAL = np.array([[0, 1, 0], [0, 1, 0], [0, 1, 0]])  # joins pixels within a column only
 
 
+def odd_window(seconds: float, time_res_s: float) -> int:
+    """Columns in `seconds`, odd (so that a window centres on a column), at least 3."""
+    return max(3, int(round(seconds / time_res_s)) | 1)
+
+
 def true_runs(values: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) index ranges of the runs of True in a 1-D array."""
     labels, _ = ndimage.label(np.asarray(values, dtype=bool))

@@ -13,6 +13,15 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    """--device, as pick_device reads it."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda, then mps, then cpu), cuda, mps or cpu (default: %(default)s)",
+    )
+
+
 def pick_device(name: str) -> torch.device:
     """'auto' picks cuda, then mps, then cpu; a named device (cpu, cuda, cuda:N, mps) must
     parse and exist."""

@@ -17,7 +17,7 @@ from typing import Any
 from mmode.tensors import MAX_WINDOW_PX
 from quicknat.flags import add_model_flags, model_settings
 from runtime.errors import SetupError
-from runtime.hardware import add_speed_flags
+from runtime.hardware import add_device_flag, add_speed_flags
 from training.losses import LOSSES
 from training.schedule import SCHEDULES
 
@@ -225,11 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="seed for the split, weights and batches (default: %(default)s)",
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (cuda, then mps, then cpu), cuda, mps or cpu (default: %(default)s)",
-    )
+    add_device_flag(p)
     p.add_argument(
         "--workers",
         type=int,
