@@ -403,12 +403,16 @@ def test_sigterm_writes_interrupted_checkpoint_that_resumes_exactly(tmp_path, ma
     )
 
 
-def test_help_and_readme_name_the_model_size_measured_for_cpu_only_labs(capsys):
+def test_help_and_docs_name_the_model_size_measured_for_cpu_only_labs(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["-h"])
     text = " ".join(capsys.readouterr().out.split())
     assert f"On a CPU without a GPU, train with {CPU_MODEL_FLAGS}" in text
-    assert CPU_MODEL_FLAGS in (ROOT / "README.md").read_text()
+    speed, readme = (
+        " ".join((ROOT / page).read_text().split()) for page in ("docs/speed.md", "README.md")
+    )
+    assert f"Train with **`{CPU_MODEL_FLAGS}`** instead" in speed
+    assert f"On a CPU without a GPU, add `{CPU_MODEL_FLAGS}`" in readme  # the workflow's step 4
     assert "Model sizes for CPU-only labs" in (ROOT / "bench" / "RESULTS.md").read_text()
 
 
