@@ -18,7 +18,7 @@ from bench.accuracy import load_recordings, recording_errors
 from bench.limits import run_metric
 from runtime import files
 
-# The README's accuracy data: 24 training recordings of seed 1, 8 held-out ones of seed 2.
+# docs/accuracy.md's data: 24 training recordings of seed 1, 8 held-out ones of seed 2.
 FULL_DATA = {
     "train": ["--seed", "1", "--recordings", "24"],
     "test": ["--seed", "2", "--recordings", "8"],

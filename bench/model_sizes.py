@@ -62,7 +62,7 @@ FULL_SIZES = [Size(16, 3, 128), Size(16, 5, 128), Size(32, 3, 128), Size(32, 5, 
               Size(64, 5, 128), Size(16, 3, 256)]  # fmt: skip
 QUICK_SIZES = [Size(8, 3, 32)]  # one, to keep the test suite short
 # The same steps for every size: 8 epochs of the 128 training windows of 24 recordings,
-# batches of 8 (128 steps), the README's accuracy settings otherwise. The held-out
+# batches of 8 (128 steps), the settings of docs/accuracy.md otherwise. The held-out
 # recordings are of a seed no other benchmark or rule was tuned on.
 FULL_DATA = {
     "train": ["--seed", "1", "--recordings", "24"],

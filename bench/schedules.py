@@ -1,6 +1,6 @@
 """Compare the learning-rate schedules on held-out synthetic recordings.
 
-    python -m bench.schedules --out runs/schedules          # the README's accuracy settings
+    python -m bench.schedules --out runs/schedules          # the settings of docs/accuracy.md
     python -m bench.schedules --out /tmp/s --quick          # a tiny end-to-end run
 
 For each schedule: train with run.py on one seed's recordings, then measure another
@@ -31,7 +31,7 @@ from bench.heldout import (
 )
 from training.schedule import SCHEDULES
 
-# The README's accuracy settings.
+# The settings of docs/accuracy.md.
 FULL_RUN = ["-p", "128", "--num-filters", "16", "-b", "8", "-e", "20", "--augment"]
 QUICK_RUN = ["-p", "32", "--num-filters", "8", "--kernel", "3", "-b", "4", "-e", "2"]
 

@@ -41,7 +41,7 @@ from runtime.errors import SetupError
 
 # The simulated sweep: the typical scanner's time resolution, and a depth resolution a
 # little coarser than its 0.02 mm, so that a 384-row image holds the whole 9.6 mm heart
-# and the README's demo cuts 28 training windows from 4 recordings.
+# and the quickstart's demo cuts 23 training windows from 4 recordings.
 DEFAULT_HEIGHT = 384
 DEFAULT_WIDTH = 1440  # 1.2 s
 DEFAULT_DEPTH_RES_MM = 0.025
