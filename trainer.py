@@ -14,10 +14,9 @@ and only rank 0 prints and writes files.
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,6 @@ from dataset import CachedData, FileChanged, make_dataset
 from quicknat import Progress, QuickNat, TrainingCheckpoint, is_ours, read_checkpoint
 from quicknat.flags import model_config
 from runtime.distributed import (
-    any_process,
     distributed_rank,
     process_device,
     say,
@@ -55,10 +53,10 @@ from training.data import (
 from training.losses import LossWatch, add_scores, metric_names, segmentation_loss
 from training.outputs import RunOutputs, check_output_folder
 from training.schedule import LrPlan, plan_schedule
+from training.stopping import Stopping
 
 N_SAMPLES = 4  # validation images drawn in samples/epoch_NNN.png
 LOG_EVERY = 20  # steps between the progress bar's loss and the check for a non-finite loss
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @dataclass
@@ -161,8 +159,7 @@ class Trainer:
         self.progress = run.progress
         self.labels, self.metrics = data.labels, metric_names(data.labels)
         self.last_epoch = self.progress.epoch + config.epochs
-        self.stop_signal: int | None = None
-        self.read_error: FileChanged | None = None  # a streamed file that no longer reads
+        self.stopping = Stopping(self.device, run.world)
 
     # ---- the loop -------------------------------------------------------------------
     def run_training(self) -> int:
@@ -170,26 +167,21 @@ class Trainer:
         if self.is_main:
             outputs = RunOutputs(self.config, self.split, self.progress)
         resume.seed_process(self.run.rng_state, self.config.seed, self.run.rank, self.progress)
-        previous = {s: signal.signal(s, self._on_signal) for s in EXIT_CODES}
         try:
-            return self._run_epochs(outputs)
+            with self.stopping.catching_signals():
+                return self._run_epochs(outputs)
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
             if outputs is not None:
                 outputs.close()
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self.stop_signal = signum
 
     def _run_epochs(self, outputs: RunOutputs | None) -> int:
         p = self.progress
         for epoch in range(p.epoch + 1, self.last_epoch + 1):
             started = time.perf_counter()
             train = self.train_epoch(epoch, p.step, p.partial if self.is_main else {})
-            if self.stop_signal is None and self.read_error is None:
+            if not self.stopping.asked:
                 val, samples = self.validate()
-            if self.stop_signal is not None or self.read_error is not None:
+            if self.stopping.asked:
                 return self._interrupt(epoch, train, outputs)
             row = {"epoch": epoch}
             row.update({f"train_{k}": train[k] / train["n"] for k in self.metrics})
@@ -210,7 +202,7 @@ class Trainer:
         sums = dict.fromkeys(("n", *self.metrics), 0.0)
         sums.update(partial or {})
         bar = tqdm(
-            self._until_stop(self._loader(self.train_set, batches[first_step:])),
+            self.stopping.batches(self._loader(self.train_set, batches[first_step:])),
             total=len(batches),
             initial=first_step,
             desc=f"epoch {epoch}",
@@ -233,19 +225,6 @@ class Trainer:
         bar.close()
         watch.check(epoch, self.config.output)
         return sum_over_processes(sums, self.device)
-
-    def _until_stop(self, loader: Iterable) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The loader's batches until a process is asked to stop or cannot read (read_error) its
-        next one: checked before each step, so all stop at the same step, with its RNG state."""
-        batches = iter(loader)
-        while True:
-            try:
-                batch = next(batches, None)
-            except FileChanged as err:
-                self.read_error, batch = err, None
-            if self._check_stop() or batch is None:
-                return
-            yield batch
 
     def train_step(
         self, images: torch.Tensor, masks: torch.Tensor
@@ -293,28 +272,24 @@ class Trainer:
         A file that no longer reads here stops the run as a signal would: interrupted.pt
         holds the whole epoch's training, and its resume validates again.
         """
-        try:
+        with self.stopping.reading():  # stops below, after the collectives all processes join
             self.refresh_batch_norm()
-        except FileChanged as err:  # stop below, after the collectives every process joins
-            self.read_error = err
         self.model.eval()
         # Every process evaluates the weights rank 0 will save, batch-norm statistics included.
         share_buffers(self.model)
         share = list(range(self.run.rank, len(self.val_set), self.run.world))
         sums = dict.fromkeys(("n", *self.metrics), 0.0)
         samples = None
-        try:
+        with self.stopping.reading():
             # After a failed refresh, no validation pass: the run stops below anyway.
-            batches = [] if self.read_error else in_batches(share, self.config.batch_size)
+            batches = [] if self.stopping.asked else in_batches(share, self.config.batch_size)
             for images, masks in self._loader(self.val_set, batches):
                 images, logits, masks = self.validation_step(images, masks, sums)
                 if samples is None:
                     samples = tuple(t[:N_SAMPLES].float().cpu() for t in (images, masks, logits))
-                if self.stop_signal is not None:
+                if self.stopping.asked:
                     break
-        except FileChanged as err:
-            self.read_error = err
-        if self._check_stop():  # all processes together; _run_epochs then interrupts
+        if self.stopping.agreed():  # all processes together; _run_epochs then interrupts
             return {}, None
         sums = sum_over_processes(sums, self.device)
         return {k: sums[k] / sums["n"] for k in self.metrics}, samples
@@ -329,17 +304,6 @@ class Trainer:
         loss = segmentation_loss(logits, masks, self.config.loss)
         add_scores(sums, loss, logits, masks, self.labels)
         return images, logits, masks
-
-    def _check_stop(self) -> bool:
-        """Whether any process was asked to stop or cannot read a file; then all stop."""
-        stop, failed = any_process(
-            [self.stop_signal is not None, self.read_error is not None], self.device
-        )
-        if failed and self.read_error is None:  # the process that failed names the file
-            self.read_error = FileChanged("another process's file no longer reads.")
-        if stop and self.stop_signal is None:
-            self.stop_signal = signal.SIGTERM  # another process's
-        return stop or failed
 
     def _loader(self, dataset: torch.utils.data.Dataset, batches: list[list[int]]) -> Iterable:
         pin = self.device.type == "cuda"
@@ -384,15 +348,10 @@ class Trainer:
         FileChanged (run.py's exit 1) naming the file and how to resume."""
         self.progress.partial = dict(train_sums)
         if outputs is None:  # rank 0 saves and says why
-            return 1 if self.read_error is not None else EXIT_CODES[self.stop_signal]
+            return self.stopping.exit_code()
         # Should a file fail here, training's own statistics: the next epoch recomputes them.
         with contextlib.suppress(FileChanged):
             self.refresh_batch_norm()
         path = outputs.interrupted(self.checkpoint())
         command = self.config.resume_command(path, self.last_epoch - epoch + 1)
-        stopped = f"in epoch {epoch}; saved {path}. Resume with:\n  {command}"
-        if self.read_error is not None:
-            raise FileChanged(f"{self.read_error}\nStopped {stopped}")
-        name = signal.Signals(self.stop_signal).name
-        print(f"\nStopped by {name} {stopped}", file=sys.stderr)
-        return EXIT_CODES[self.stop_signal]
+        return self.stopping.report(f"in epoch {epoch}; saved {path}. Resume with:\n  {command}")

@@ -73,7 +73,7 @@ def test_resuming_mid_schedule_is_exact(schedule, tmp_path, make_data, monkeypat
         nonlocal steps
         steps += 1
         if steps == 5:
-            self.stop_signal = signal.SIGTERM
+            self.stopping.signal = signal.SIGTERM
         return train_step(self, *args)
 
     monkeypatch.setattr(trainer.Trainer, "train_step", stop_after_five)
