@@ -5,7 +5,7 @@ Rows are depth (down), columns are time; NaN where there is no LV.
 Method: per column candidates, then a robust filter on each edge over time.
 1. Per column (measurement/traces.py): the thresholded map with holes filled, its
    longest run, the run's ends at the sub-pixel threshold crossings. On a clean map this
-   is exact, and holes inside the cavity no longer split it.
+   is exact, and holes inside the cavity do not split it.
 2. Per edge, over time, a Hampel-style filter: a column whose edge lies more than
    JUMP_MM (and MIN_JUMP_ROWS) from the rolling median over MEDIAN_S is an outlier and is
    dropped. A wall moves at most ~0.02 mm per column, so on a clean edge the median stays

@@ -1,13 +1,13 @@
 """Binary or label masks: which kind a run makes, and keeping each folder to one kind.
 
-Two-border annotations give binary masks (0/255), exactly as before walls existed; four-border
+Two-border annotations give binary masks (0/255) of the cavity; four-border
 ones give label masks (mmode.labels.WALL_LABELS, saved with their values 0-3) and a
 labels.json beside them. A folder of masks or windows holds one kind only, because training
 reads a folder with labels.json as label masks and one without as binary cavity masks.
 
 Decisions where the issue is silent:
 - The kind is decided before anything is written, from every annotation that can be read;
-  an unreadable one is reported per recording later, as before.
+  an unreadable one is reported with its recording later.
 - labels.json is written before the first mask, so a run stopped half way still leaves a
   folder whose masks and labels.json agree.
 - A label run into a folder that already holds masks but no labels.json, or a binary run
@@ -49,7 +49,7 @@ def read_run_annotations(
         try:
             traces[name] = read_annotation(annotation_path, units)
         except AnnotationError:
-            continue  # reported with its recording, as before
+            continue  # reported with its recording
         example.setdefault(traces[name].has_walls, annotation_path)
     if len(example) == 2:
         raise SetupError(

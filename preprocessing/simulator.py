@@ -6,9 +6,9 @@ The heart is a stack of tissue layers whose borders move with the beat; speckle 
 in tissue coordinates and moves with the tissue, so it forms streaks along time as in a
 real M-mode image. Rows are depth (down), columns are time. The artefacts of real
 recordings (chordae, dropouts, noise bursts, probe motion, irregular beats) are drawn from a
-separate random stream (preprocessing/artefacts.py), so without them a recording is the same
-as before they existed. The command line that writes recordings, annotations and truth is
-preprocessing/synthetic.py.
+separate random stream (preprocessing/artefacts.py), so that a recording without them is the
+same recording, byte for byte, as the one with them, less the artefacts. The command line
+that writes recordings, annotations and truth is preprocessing/synthetic.py.
 
 Two looks: "classic", bright walls on a dark cavity at one sweep speed and depth resolution,
 and "scanner", drawn to cover what real scanners show (measured on a real Vevo recording,
@@ -53,7 +53,7 @@ MIN_DEPTH_MM = 8.5
 EDGE_MARGIN_COLS = 4
 
 LOOKS = ("classic", "scanner")
-# The scanner look's sweeps: the issue's span of scanners' sweep speeds and depth
+# The scanner look's sweeps: the span of real scanners' sweep speeds and depth
 # resolutions, drawn log-uniformly, and recordings of 1.2 s.
 SCANNER_TIME_RES_S = (0.0005, 0.002)
 SCANNER_DEPTH_RES_MM = (0.01, 0.05)

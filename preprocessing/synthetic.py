@@ -321,8 +321,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--artefacts",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="add the artefacts of real recordings; --no-artefacts makes clean ones, the "
-        "same as before artefacts existed (default: on)",
+        help="add the artefacts of real recordings; --no-artefacts makes clean ones, "
+        "otherwise the same recordings (default: on)",
     )
     parser.add_argument(
         "--look",

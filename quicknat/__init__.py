@@ -1,4 +1,5 @@
-"""QuickNAT for binary segmentation of M-mode echocardiograms.
+"""QuickNAT for segmenting M-mode echocardiograms: the cavity alone, or every class of a
+label mask (septum, cavity, posterior wall).
 
 Our own implementation of QuickNAT (Roy, Conjeti, Navab, Wachinger: "QuickNAT: A
 fully convolutional network for quick and accurate segmentation of neuroanatomy",

@@ -7,7 +7,7 @@ loads with `torch.load(..., weights_only=True)`. It keeps the original tool's ke
 original's scripts read it, and adds ours. format_version 1 files (before `im_size` had
 its own field) and other tools' checkpoints still load. A model trained on label masks
 (DATA/labels.json) also keeps its class names under `labels`, one per output channel;
-binary models have no `labels` key, as before it existed.
+a binary model has no `labels` key.
 """
 
 from __future__ import annotations

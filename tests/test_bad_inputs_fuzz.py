@@ -1,4 +1,4 @@
-"""Every command against a list of bad inputs (issue 14's acceptance): each ends with the
+"""Every command against a list of bad inputs: each ends with the
 exit status it should, no traceback, and, when it refuses to run, one `error:` line and
 an output folder it has not touched.
 

@@ -1,5 +1,5 @@
 """run.py against careless users and failing machines: its output folder's history and
-lock, --overwrite, a full disk, unparseable flags, unreadable data, Ctrl-C (issue 14)."""
+lock, --overwrite, a full disk, unparseable flags, unreadable data, Ctrl-C."""
 
 import errno
 import os

@@ -62,7 +62,7 @@ def test_the_longest_run_alone_jumps_at_spikes_and_holes():
     upper, lower = edge_rows(longest_run_per_column(prob > 0.5), prob, 0.5)
     true_upper, true_lower = true_edges()
     keep = away_from_missing()
-    keep[SHORT_GAP] = False  # the old method leaves it NaN
+    keep[SHORT_GAP] = False  # the longest run alone leaves it NaN
     error = np.fmax(np.abs(upper - true_upper), np.abs(lower - true_lower))[keep]
     assert np.nanmax(error) > 5
     assert np.nanmean(error > 0.5) > 0.01

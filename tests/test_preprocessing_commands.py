@@ -287,7 +287,7 @@ def test_windows_refuse_masks_of_another_size_or_empty(folders):
     assert "rec_b.png: the mask has no foreground" in summary.problems[1]
 
 
-# ---- outputs that cannot be written (issue 14, item 7) ------------------------------------
+# ---- outputs that cannot be written ------------------------------------------------------
 
 
 def _inputs(folders, command) -> list:

@@ -1,4 +1,4 @@
-"""Training several classes (issue 10, item 3): label masks named by DATA/labels.json, the
+"""Training several classes: label masks named by DATA/labels.json, the
 combined loss and per-class Dice, the class names in the checkpoint, and test-set scoring."""
 
 import csv

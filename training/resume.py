@@ -1,6 +1,6 @@
 """Bringing a run back: its optimizer and random state; adopting the optimizer of another
 tool's checkpoint when it fits; and starting a new run from a checkpoint's weights
-(--start-from), which takes nothing of the old run but the model."""
+(--start-from), which takes nothing of that run but the model."""
 
 from __future__ import annotations
 
