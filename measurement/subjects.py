@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from measurement.beats import SUMMARY_NUMBERS, Beat, summarize
-from mmode.images import IMAGE_SUFFIXES
+from mmode.images import recording_name
 from runtime import files
 from runtime.distributed import warn
 from runtime.errors import SetupError, name_some
@@ -97,12 +97,6 @@ def check_overlap(subjects: Subjects, recordings: list[Path]) -> None:
             f"measure (it has {listed!r}, they are e.g. {names[0]!r}); its recording column "
             "holds the file names without extension."
         )
-
-
-def recording_name(cell: str) -> str:
-    """A recording's name as test.py names its files: a trailing image suffix is dropped."""
-    path = Path(cell)
-    return path.stem if path.suffix.lower() in IMAGE_SUFFIXES else cell
 
 
 def per_mouse_rows(subjects: Subjects, measured: BeatsByName, names: list[str]) -> list[dict]:

@@ -17,6 +17,7 @@ from PIL import Image
 from runtime.errors import RecordingError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+DICOM_SUFFIXES = (".dcm", ".dicom")  # converted to PNG by preprocessing.dicom_to_png
 LUMINANCE = np.array([0.2989, 0.5870, 0.1140])  # ITU-R BT.601 weights of R, G and B
 # The most pixels an image may have. A 2-minute recording at 1200 columns/s and 1000 rows is
 # 144 million; 200 million admits it and keeps one 16-bit read (as float64) under 2 GB.
@@ -26,6 +27,15 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 # An image of more than 8 bits whose brightest pixel is below this share of its depth is
 # noted as reading nearly black (read_recording).
 DIM_SHARE = 1 / 8
+
+
+def recording_name(text: str) -> str:
+    """The name a recording goes by in every file the tool writes and every table it reads:
+    `dir/REC.png`, `REC.dcm` and `REC` are all `REC`. Folders and a recording file's suffix
+    (any case) are dropped; a dotted name without one, such as a DICOM UID, stays whole."""
+    name = Path(text.strip().replace("\\", "/")).name
+    stem, dot, suffix = name.rpartition(".")
+    return stem if dot and f".{suffix.lower()}" in (*IMAGE_SUFFIXES, *DICOM_SUFFIXES) else name
 
 
 class ImageReadError(RecordingError):

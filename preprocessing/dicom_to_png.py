@@ -34,7 +34,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder, iter_pixels
 
-from mmode.images import to_gray
+from mmode.images import DICOM_SUFFIXES, recording_name, to_gray
 from mmode.scanner import resolution_problem, sidecar_text
 from preprocessing import cli
 from preprocessing.stitch import stitch_frames
@@ -45,7 +45,6 @@ from runtime.files import make_output_folder, save_png, write_text
 MMODE_FORMAT = 2  # RegionSpatialFormat of an M-mode region
 SECONDS = 4  # PhysicalUnitsXDirection / YDirection codes
 CENTIMETRES = 3
-DICOM_SUFFIXES = (".dcm", ".dicom")
 # Colour data that pydicom's decoders hand over as RGB (YBR_FULL* converted, ICT/RCT by JPEG 2000).
 COLOUR_PHOTOMETRICS = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
 PIP_NAMES = {"gdcm": "python-gdcm"}  # where a decoder's import name is not its pip name
@@ -72,10 +71,6 @@ def is_dicom_file(path: Path) -> bool:
             return f.read(132)[128:] == b"DICM"
     except OSError:
         return False
-
-
-def recording_name(path: Path) -> str:
-    return path.stem if path.suffix.lower() in DICOM_SUFFIXES else path.name
 
 
 def find_mmode_region(ds: pydicom.Dataset, region_index: int | None = None) -> MModeRegion:
@@ -243,7 +238,7 @@ def convert_dicom(
     path: Path, out_dir: Path, *, region_index: int | None = None, overwrite: bool = False
 ) -> list[str]:
     """Write out_dir/NAME.png and NAME.json for one DICOM file; return its warnings."""
-    name = recording_name(path)
+    name = recording_name(path.name)
     png_path, json_path = out_dir / f"{name}.png", out_dir / f"{name}.json"
     existing = [p for p in (png_path, json_path) if p.exists()]
     if existing and not overwrite:
@@ -289,7 +284,7 @@ def dicom_to_png(
     summary = Summary()
     names: dict[str, Path] = {}
     for path in cli.progress(paths, progress):
-        name = recording_name(path)
+        name = recording_name(path.name)
         if name in names:
             summary.problems.append(f"{path}: {names[name].name} gives the same name {name}.")
             continue

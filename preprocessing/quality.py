@@ -27,11 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mmode.images import IMAGE_SUFFIXES
+from mmode.images import recording_name
 from mmode.runs import true_runs
 from runtime.errors import RecordingError, SetupError
-
-RECORDING_SUFFIXES = (*IMAGE_SUFFIXES, ".dcm", ".dicom")
 
 
 @dataclass
@@ -60,13 +58,6 @@ class QualityTable:
 
 def _key(header: str) -> str:
     return "".join(ch for ch in header.lower() if ch not in " -_")
-
-
-def recording_name(cell: str) -> str:
-    """`dir/REC.png` -> `REC`: the name recordings are matched by."""
-    name = Path(cell.strip().replace("\\", "/")).name
-    stem, dot, suffix = name.rpartition(".")
-    return stem if dot and f".{suffix.lower()}" in RECORDING_SUFFIXES else name
 
 
 def read_quality_csv(path: Path) -> QualityTable:

@@ -3,13 +3,9 @@
 import numpy as np
 import pytest
 
+from mmode.images import recording_name
 from mmode.windows import window_starts
-from preprocessing.quality import (
-    QualityRegions,
-    allowed_segments,
-    read_quality_csv,
-    recording_name,
-)
+from preprocessing.quality import QualityRegions, allowed_segments, read_quality_csv
 from preprocessing.windows import Window, cut, lv_centre_row, mask_span, plan_windows
 from runtime.errors import RecordingError
 
