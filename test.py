@@ -297,7 +297,7 @@ def measure_or_score(args: argparse.Namespace) -> int:
             max_hr_bpm=args.max_hr,
             volume_formula=args.volume_formula,
         )
-        how = Measuring(
+        measuring = Measuring(
             settings=settings,
             time_res_s=args.time_res,
             depth_res_mm=args.depth_res,
@@ -323,7 +323,7 @@ def measure_or_score(args: argparse.Namespace) -> int:
             data = load_pairs(find_pairs(path, min_pairs=1), settings.size, labels=labels)
             lock = claim_output(out, args.overwrite, [])
             try:
-                return score_test_set_folder(model, data, how, path, out)
+                return score_test_set_folder(model, data, measuring, path, out)
             except KeyboardInterrupt:
                 print(
                     f"error: interrupted while scoring the test set; run again with "
@@ -360,19 +360,19 @@ def measure_or_score(args: argparse.Namespace) -> int:
             print(f"error: {where}{message}", file=sys.stderr)
         return code
     try:
-        return measure_recordings(model, recordings, how, out, path.is_dir(), subjects)
+        return measure_recordings(model, recordings, measuring, out, path.is_dir(), subjects)
     finally:
         if lock is not None:
             lock.release()
 
 
 def score_test_set_folder(
-    model: Model, data: CachedData, how: Measuring, path: Path, out: Path
+    model: Model, data: CachedData, measuring: Measuring, path: Path, out: Path
 ) -> int:
     """Mode 1: scores, per-image rows and overlays of a test set."""
     for message in data.warnings:
         warn(message)
-    settings = how.settings
+    settings = measuring.settings
     rows, preds = evaluate(
         model, data, settings.threshold, settings.batch_size, settings.device, settings.precision
     )
@@ -380,7 +380,7 @@ def score_test_set_folder(
         **score_test_set(rows),
         "size": settings.size,
         "threshold": settings.threshold,
-        "model": how.model,
+        "model": measuring.model,
     }
     write_evaluation(out, data, rows, preds, metrics)
     print(f"Test set {path} at {settings.size} px:")

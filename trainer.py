@@ -60,7 +60,7 @@ LOG_EVERY = 20  # steps between the progress bar's loss and the check for a non-
 
 
 @dataclass
-class Run:
+class TrainingSetup:
     """Where and how this process trains, and what a resumed run brings back."""
 
     device: torch.device
@@ -82,12 +82,16 @@ def prepare_training(config: TrainConfig) -> Trainer:
     precision = pick_precision(config.precision, device)
     source = config.checkpoint_path
     checkpoint = read_checkpoint(source) if source is not None else None
-    ours = TrainingCheckpoint.from_dict(checkpoint, str(source)) if is_ours(checkpoint) else None
-    config = resume.start_config(config, ours)  # -p settled for --start-from
-    resumed = ours if config.load is not None else None  # --start-from takes only the model
-    labels = run_classes(config, ours, source)  # num_class: 1, or the labels of labels.json
+    our_checkpoint = (
+        TrainingCheckpoint.from_dict(checkpoint, str(source)) if is_ours(checkpoint) else None
+    )
+    config = resume.start_config(config, our_checkpoint)  # -p settled for --start-from
+    # --start-from takes only the model.
+    resumed = our_checkpoint if config.load is not None else None
+    # num_class: 1, or the labels of labels.json.
+    labels = run_classes(config, our_checkpoint, source)
     # Our checkpoints (resumed or started from) bring their normalisation; others train rank.
-    settings = config.model_settings(None if ours is not None else TRAINED_INPUT_NORM)
+    settings = config.model_settings(None if our_checkpoint is not None else TRAINED_INPUT_NORM)
     model_cfg = model_config(checkpoint, class_settings(settings, labels), warn)
     data = load_data(config, labels)
     split = choose_split(config, data, resumed.split if resumed else None)
@@ -100,16 +104,24 @@ def prepare_training(config: TrainConfig) -> Trainer:
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, betas=(0.9, 0.999), fused=fused
     )
-    run = Run(device, precision, rank, world, Progress())
+    run = TrainingSetup(device, precision, rank, world, Progress())
     if config.start_from is not None:
-        run.started_from = resume.load_start_weights(checkpoint, ours, config.start_from, model)
+        run.started_from = resume.load_start_weights(
+            checkpoint, our_checkpoint, config.start_from, model
+        )
     elif checkpoint is not None:
         run.progress = resume.restore_checkpoint(
-            checkpoint, ours, str(source), model, optimizer, config.learning_rate, config.im_size
+            checkpoint,
+            our_checkpoint,
+            str(source),
+            model,
+            optimizer,
+            config.learning_rate,
+            config.im_size,
         )
-        if ours is not None:
-            run.rng_state, run.scaler_state = ours.rng_state, ours.scaler
-            run.started_from = resume.started_from(ours)
+        if our_checkpoint is not None:
+            run.rng_state, run.scaler_state = our_checkpoint.rng_state, our_checkpoint.scaler
+            run.started_from = resume.started_from(our_checkpoint)
     stored_plan = resumed.lr_plan if resumed is not None else None
     run.lr_plan = plan_schedule(
         config.lr_schedule, config.learning_rate, run.progress.epoch, config.epochs, stored_plan
@@ -129,7 +141,7 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         data: CachedData,
         split: dict,
-        run: Run,
+        run: TrainingSetup,
     ) -> None:
         self.config = config
         self.run = run

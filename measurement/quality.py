@@ -160,14 +160,14 @@ def judge_beats(
     for beat, beat_irregular, beat_moved in zip(beats, irregular, moved, strict=True):
         ed, es, next_ed = beat_columns(beat, time_res_s)
         span = slice(ed, next_ed + 1)
-        keys = keys_of((ed, es, next_ed), near, margin.size)
+        near_columns = columns_near((ed, es, next_ed), near, margin.size)
         reasons = []
-        if edges.bridged[span].mean() > MAX_BRIDGED_SHARE or edges.bridged[keys].any():
+        if edges.bridged[span].mean() > MAX_BRIDGED_SHARE or edges.bridged[near_columns].any():
             reasons.append("cavity_missing")
-        if edges.replaced[span].mean() > MAX_REPLACED_SHARE or edges.replaced[keys].any():
+        if edges.replaced[span].mean() > MAX_REPLACED_SHARE or edges.replaced[near_columns].any():
             reasons.append("edge_jump")
         if walls is not None:
-            reasons += wall_reasons(walls, keys_of((ed, es), near, margin.size))
+            reasons += wall_reasons(walls, columns_near((ed, es), near, margin.size))
         if not within_limits(beat):
             reasons.append("out_of_range")
         if beat.fs_percent < MIN_FS_PERCENT:
@@ -175,7 +175,7 @@ def judge_beats(
         if beat_irregular:
             reasons.append("rr_irregular")
         longest = max((b - a for a, b in true_runs(disturbed[span])), default=0)
-        if longest > MAX_DISTURBED_COLUMNS or disturbed[keys].any():
+        if longest > MAX_DISTURBED_COLUMNS or disturbed[near_columns].any():
             reasons.append("image_artefact")
         if beat_moved:
             reasons.append("heart_moved")
@@ -187,19 +187,21 @@ def judge_beats(
     return judged
 
 
-def keys_of(columns: tuple[int, ...], near: int, width: int) -> np.ndarray:
+def columns_near(columns: tuple[int, ...], near: int, width: int) -> np.ndarray:
     """The columns within `near` of these columns, inside 0..width-1."""
-    keys = np.concatenate([np.arange(k - near, k + near + 1) for k in columns])
-    return keys[(keys >= 0) & (keys < width)]
+    near_columns = np.concatenate([np.arange(k - near, k + near + 1) for k in columns])
+    return near_columns[(near_columns >= 0) & (near_columns < width)]
 
 
-def wall_reasons(walls: Walls, keys: np.ndarray) -> list[str]:
+def wall_reasons(walls: Walls, near_columns: np.ndarray) -> list[str]:
     """wall_missing and wall_jump, for the columns near where the walls are read."""
     reasons = []
-    absent = np.isnan(walls.ivs_top_row[keys]) | np.isnan(walls.lvpw_bottom_row[keys])
-    if absent.any() or walls.bridged[keys].any():
+    absent = np.isnan(walls.ivs_top_row[near_columns]) | np.isnan(
+        walls.lvpw_bottom_row[near_columns]
+    )
+    if absent.any() or walls.bridged[near_columns].any():
         reasons.append("wall_missing")
-    if walls.replaced[keys].any():
+    if walls.replaced[near_columns].any():
         reasons.append("wall_jump")
     return reasons
 

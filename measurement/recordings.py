@@ -126,16 +126,16 @@ class Segmented:
     probs: np.ndarray  # the network's probabilities: (H, W), or (K, H, W) for K classes
 
 
-def segment(model: Model, path: Path, how: Measuring) -> Segmented:
+def segment(model: Model, path: Path, measuring: Measuring) -> Segmented:
     """Read a recording and its resolution, and run the network over it."""
     image, dim_note = read_recording(path)
     try:
         sidecar = read_sidecar(path)
     except ValueError as err:
         raise RecordingError(str(err)) from None
-    resolution = resolve_resolution(sidecar, how.time_res_s, how.depth_res_mm)
+    resolution = resolve_resolution(sidecar, measuring.time_res_s, measuring.depth_res_mm)
     assumed = assumed_resolution(path.stem, resolution)
-    settings = how.settings
+    settings = measuring.settings
     probs = segment_recording(
         model, image, settings.size, settings.overlap, settings.batch_size, settings.device,
         settings.precision,
@@ -143,17 +143,17 @@ def segment(model: Model, path: Path, how: Measuring) -> Segmented:
     return Segmented(path, image, dim_note, resolution, (assumed,) if assumed else (), probs)
 
 
-def measure_complete(model: Model, path: Path, how: Measuring, out: Path) -> Measured:
+def measure_complete(model: Model, path: Path, measuring: Measuring, out: Path) -> Measured:
     """Segment and measure one recording, and write its files."""
-    return finish_complete(segment(model, path, how), how, out)
+    return finish_complete(segment(model, path, measuring), measuring, out)
 
 
-def finish_complete(segmented: Segmented, how: Measuring, out: Path) -> Measured:
+def finish_complete(segmented: Segmented, measuring: Measuring, out: Path) -> Measured:
     """finish_recording, leaving all of the recording's files or none: whatever stops it
     part-way (Ctrl-C, a full disk) removes those it wrote."""
     written: list[Path] = []
     try:
-        return finish_recording(segmented, how, out, written)
+        return finish_recording(segmented, measuring, out, written)
     except BaseException:
         for written_path in reversed(written):
             if written_path.is_dir():
@@ -165,7 +165,7 @@ def finish_complete(segmented: Segmented, how: Measuring, out: Path) -> Measured
 
 
 def finish_recording(
-    segmented: Segmented, how: Measuring, out: Path, written: list[Path]
+    segmented: Segmented, measuring: Measuring, out: Path, written: list[Path]
 ) -> Measured:
     """Measure a segmented recording and write its files, each path added to `written`
     before it is written; its summary last, once the others are complete.
@@ -175,13 +175,13 @@ def finish_recording(
     """
     image, dim_note, resolution = segmented.image, segmented.dim_note, segmented.resolution
     name = segmented.path.stem
-    measured = measure_probabilities(segmented.probs, image, resolution, how.settings)
+    measured = measure_probabilities(segmented.probs, image, resolution, measuring.settings)
     edges, walls, beats, judged = measured.edges, measured.walls, measured.beats, measured.judged
     lvid, volume, accepted = measured.lvid_mm, measured.volume_ul, measured.accepted
     if measured.motionless:
-        error = no_motion(name, resolution, how.depth_res_mm)
+        error = no_motion(name, resolution, measuring.depth_res_mm)
     elif not beats:
-        error = no_beat(name, lvid, resolution, how.time_res_s, how.depth_res_mm)
+        error = no_beat(name, lvid, resolution, measuring.time_res_s, measuring.depth_res_mm)
     else:
         error = None
     problem = recording_problem(name, judged) if error is None else f"{name}: {error}."
@@ -192,10 +192,10 @@ def finish_recording(
         warnings += (f"{name}: {dim_note}.",)
     summary = {
         **measured.summary(),
-        "volume_formula": how.settings.volume_formula,
+        "volume_formula": measuring.settings.volume_formula,
         **asdict(resolution),
         **({"error": error} if error else {}),
-        "model": how.model,
+        "model": measuring.model,
     }
     result = Measured(name, summary, beats, judged, problem, warnings)
     overlay = recording_overlay(image, edges, walls)
@@ -216,12 +216,12 @@ def finish_recording(
     files.write_csv(
         target(f"{name}_beats.csv"), [*BEAT_FIELDS, *QUALITY_FIELDS], result.beat_rows()
     )
-    if how.report:
+    if measuring.report:
         save_report(
             target(f"{name}_report.png"), overlay, lvid, volume, beats, judged, resolution,
             name, summary,
         )  # fmt: skip
-    if how.export_annotations and not result.problem:
+    if measuring.export_annotations and not result.problem:
         annotations = annotation_files(out, name)
         # The folders first, so that removing in reverse takes the files, then the folders
         # this recording made (an rmdir only succeeds on an empty folder).

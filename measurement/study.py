@@ -97,14 +97,14 @@ class Share:
 def measure_recordings(
     model: Model,
     recordings: list[Path],
-    how: Measuring,
+    measuring: Measuring,
     out: Path,
     folder: bool,
     subjects: Subjects | None = None,
 ) -> int:
     """Measure each recording, then write the folder's files. The exit status."""
     rank, world, _ = distributed_rank()
-    share = measure_share(model, recordings[rank::world], how, out)
+    share = measure_share(model, recordings[rank::world], measuring, out)
     if world > 1:
         if share.interrupted:  # the others may be gone: torchrun stops the whole job
             print(
@@ -123,7 +123,7 @@ def measure_recordings(
         return 1
     listed = folder_file_names(folder, subjects)
     try:
-        write_folder_files(out, share.rows, share.measured, folder, subjects, how.model)
+        write_folder_files(out, share.rows, share.measured, folder, subjects, measuring.model)
     except WriteError as err:
         print(f"error: {err.advice('-o')}", file=sys.stderr)
         return 1
@@ -142,8 +142,8 @@ def measure_recordings(
             file=sys.stderr,
         )
         return 130
-    if how.model is not None:
-        print(f"Model: {how.model}")
+    if measuring.model is not None:
+        print(f"Model: {measuring.model}")
     # Each failure was printed as it happened; the count, not the list again.
     failures = f"; {share.failed} failed (named above)" if share.failed else ""
     print(f"Measured {len(recordings) - share.failed} of {len(recordings)} recording(s)"
@@ -151,12 +151,12 @@ def measure_recordings(
     return 1 if share.failed else 0
 
 
-def measure_share(model: Model, recordings: list[Path], how: Measuring, out: Path) -> Share:
+def measure_share(model: Model, recordings: list[Path], measuring: Measuring, out: Path) -> Share:
     """This process's recordings, measured in order, each one's files complete or absent."""
     share = Share()
 
     def keep(path: Path, outcome: Measured | Exception) -> None:
-        share.add(path, outcome, how.model)
+        share.add(path, outcome, measuring.model)
         bar.update()
 
     bar = tqdm(
@@ -165,12 +165,13 @@ def measure_share(model: Model, recordings: list[Path], how: Measuring, out: Pat
     )  # fmt: skip
     try:
         with bar, sigterm_as_interrupt():
-            if how.workers > 1 and len(recordings) > 1:
-                measure_in_workers(model, recordings, how, out, keep)
+            if measuring.workers > 1 and len(recordings) > 1:
+                measure_in_workers(model, recordings, measuring, out, keep)
             else:
                 for path in recordings:
                     keep(
-                        path, outcome_of(lambda path=path: measure_complete(model, path, how, out))
+                        path,
+                        outcome_of(lambda path=path: measure_complete(model, path, measuring, out)),
                     )
     except WriteError as err:
         share.stopped, share.stopped_rank = err, distributed_rank()[0]
@@ -194,26 +195,26 @@ Keep = Callable[[Path, "Measured | Exception"], None]  # takes each recording's 
 
 
 def measure_in_workers(
-    model: Model, recordings: list[Path], how: Measuring, out: Path, keep: Keep
+    model: Model, recordings: list[Path], measuring: Measuring, out: Path, keep: Keep
 ) -> None:
     """`keep` each recording's outcome in order: the network runs here, the rest in
-    `how.workers` worker processes. When this stops part-way (Ctrl-C, a write error) the
+    `measuring.workers` worker processes. When this stops part-way (Ctrl-C, a write error) the
     recordings being written finish, those not begun are dropped, and the finished ones
     are kept too."""
     pending: deque[Job] = deque()
-    pool = ProcessPoolExecutor(how.workers, worker_context(), initializer=start_worker)
+    pool = ProcessPoolExecutor(measuring.workers, worker_context(), initializer=start_worker)
     try:
         for path in recordings:
             try:
                 job: Future[Measured] | Exception = pool.submit(
-                    finish_complete, segment(model, path, how), how, out
+                    finish_complete, segment(model, path, measuring), measuring, out
                 )
             except (RecordingError, OSError) as err:  # reading it: nothing was written
                 job = err
             pending.append((path, job))
             # Take each result once it is there; wait only when the queue is full.
             while pending and (
-                len(pending) > how.workers * QUEUED_PER_WORKER or finished(pending[0][1])
+                len(pending) > measuring.workers * QUEUED_PER_WORKER or finished(pending[0][1])
             ):
                 keep(*take_oldest(pending))
         while pending:

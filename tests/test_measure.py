@@ -332,8 +332,11 @@ def oracle(tmp_path_factory):
     results.mkdir()
     # Windows are not resized: the model sees the mask as it is.
     settings = MeasureSettings(size=ORACLE_ROWS, device=torch.device("cpu"))
-    how = Measuring(settings, time_res_s=None, depth_res_mm=None)  # from the sidecars
-    assert measure_recordings(exact_model, list_recordings(masks), how, results, folder=True) == 0
+    measuring = Measuring(settings, time_res_s=None, depth_res_mm=None)  # from the sidecars
+    assert (
+        measure_recordings(exact_model, list_recordings(masks), measuring, results, folder=True)
+        == 0
+    )
     return synthetic_dir, results, made.done
 
 

@@ -159,10 +159,12 @@ def test_a_recording_without_an_accepted_beat_fails_but_keeps_its_files(tmp_path
         Image.fromarray((mask * 255).astype(np.uint8)).save(folder / f"{name}.png")
         sidecar = {"time_res_s": TIME_RES_S, "depth_res_mm": DEPTH_RES_MM}
         (folder / f"{name}.json").write_text(json.dumps(sidecar))
-    how = Measuring(MeasureSettings(size=HEIGHT, batch_size=4), time_res_s=None, depth_res_mm=None)
+    measuring = Measuring(
+        MeasureSettings(size=HEIGHT, batch_size=4), time_res_s=None, depth_res_mm=None
+    )
     out.mkdir()
     recordings = [folder / "good.png", folder / "weak.png"]
-    assert measure_recordings(exact_model, recordings, how, out, folder=True) == 1
+    assert measure_recordings(exact_model, recordings, measuring, out, folder=True) == 1
     err = capsys.readouterr().err
     assert "weak: no beat passed the quality checks (reasons: not_contracting" in err
     assert (out / "weak_beats.csv").is_file() and (out / "weak_report.png").is_file()
@@ -177,10 +179,14 @@ def test_a_recording_without_cardiac_motion_says_so_and_fails(tmp_path, capsys):
     )
     sidecar = {"time_res_s": TIME_RES_S, "depth_res_mm": DEPTH_RES_MM}
     (tmp_path / "still.json").write_text(json.dumps(sidecar))
-    how = Measuring(MeasureSettings(size=HEIGHT, batch_size=4), time_res_s=None, depth_res_mm=None)
+    measuring = Measuring(
+        MeasureSettings(size=HEIGHT, batch_size=4), time_res_s=None, depth_res_mm=None
+    )
     out = tmp_path / "out"
     out.mkdir()
-    assert measure_recordings(exact_model, [tmp_path / "still.png"], how, out, folder=False) == 1
+    assert (
+        measure_recordings(exact_model, [tmp_path / "still.png"], measuring, out, folder=False) == 1
+    )
     sentence = "no cardiac motion found (LVID changes by less than 0.1 mm)"
     assert f"still: {sentence}" in capsys.readouterr().err
     summary = json.loads((out / "still_summary.json").read_text())

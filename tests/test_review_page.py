@@ -36,10 +36,12 @@ def measured(tmp_path_factory):
         sidecar = {"time_res_s": TIME_RES_S, "depth_res_mm": DEPTH_RES_MM}
         (folder / f"{name}.json").write_text(json.dumps(sidecar))
     (folder / "broken.png").write_bytes(b"not a png")
-    how = Measuring(MeasureSettings(size=HEIGHT, batch_size=4), time_res_s=None, depth_res_mm=None)
+    measuring = Measuring(
+        MeasureSettings(size=HEIGHT, batch_size=4), time_res_s=None, depth_res_mm=None
+    )
     out.mkdir()
     recordings = sorted(folder.glob("*.png"))
-    assert measure_recordings(exact_model, recordings, how, out, folder=True) == 1
+    assert measure_recordings(exact_model, recordings, measuring, out, folder=True) == 1
     return out
 
 
@@ -178,9 +180,9 @@ def test_a_full_disk_stops_measuring_with_one_sentence_naming_the_file(
             raise WriteError(path, OSError(errno.ENOSPC, "No space left on device"))
         written.append(path)
 
-    how = Measuring(MeasureSettings(size=HEIGHT, batch_size=4), TIME_RES_S, DEPTH_RES_MM)
+    measuring = Measuring(MeasureSettings(size=HEIGHT, batch_size=4), TIME_RES_S, DEPTH_RES_MM)
     monkeypatch.setattr(recordings.files, "save_png", save_png)
-    code = measure_recordings(exact_model, sorted(folder.glob("*.png")), how, out, True)
+    code = measure_recordings(exact_model, sorted(folder.glob("*.png")), measuring, out, True)
     err = capsys.readouterr().err
     assert code == 1
     lines = [line for line in err.splitlines() if line.startswith("error:")]

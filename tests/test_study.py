@@ -54,9 +54,11 @@ def measuring(workers: int, report: bool = True) -> Measuring:
     return Measuring(settings, None, None, report=report, workers=workers, model="exact")
 
 
-def measure(folder: Path, out: Path, how: Measuring) -> int:
+def measure(folder: Path, out: Path, measuring: Measuring) -> int:
     out.mkdir(parents=True)
-    return measure_recordings(exact_model, sorted(folder.glob("*.png")), how, out, folder=True)
+    return measure_recordings(
+        exact_model, sorted(folder.glob("*.png")), measuring, out, folder=True
+    )
 
 
 def contents(out: Path) -> dict[str, bytes]:

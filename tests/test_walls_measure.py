@@ -216,8 +216,8 @@ def test_a_wall_model_exports_four_borders_that_make_its_label_mask_again(tmp_pa
     Image.fromarray(image * GREY_PER_LABEL).save(tmp_path / "rec.png")
     out = tmp_path / "out"
     out.mkdir()
-    how = replace(measuring(), export_annotations=True)
-    assert measure_recordings(exact_wall_model, [tmp_path / "rec.png"], how, out, False) == 0
+    exporting = replace(measuring(), export_annotations=True)
+    assert measure_recordings(exact_wall_model, [tmp_path / "rec.png"], exporting, out, False) == 0
     for form in ("csv/rec.csv", "labelme/rec.json"):
         traces = read_annotation(out / "annotations" / form)
         assert traces.has_walls, form

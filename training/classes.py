@@ -19,20 +19,20 @@ from training.config import TrainConfig
 
 
 def run_classes(
-    config: TrainConfig, ours: TrainingCheckpoint | None, source: Path | None
+    config: TrainConfig, our_checkpoint: TrainingCheckpoint | None, source: Path | None
 ) -> list[str] | None:
     """The class names of -d's labels.json (None for binary data), checked against the
     checkpoint resumed or started from; DataError for a bad labels.json, CheckpointError for
     others."""
     labels = read_data_labels(config.datapath)
-    if ours is not None and ours.labels != labels:
+    if our_checkpoint is not None and our_checkpoint.labels != labels:
         if config.start_from is not None:
             fix = "start from it with data of those classes, or afresh without --start-from."
         else:
             fix = "resume with data of the checkpoint's classes, or start afresh without -f."
         raise CheckpointError(
-            f"{source} was trained on {describe(ours.labels)}, but {config.datapath} holds "
-            f"{describe(labels)}; {fix}"
+            f"{source} was trained on {describe(our_checkpoint.labels)}, but "
+            f"{config.datapath} holds {describe(labels)}; {fix}"
         )
     if not measurable(labels):
         # Warned, not refused: such a model still segments and scores test sets; only

@@ -17,7 +17,7 @@ from training.config import DEFAULT_IM_SIZE, TrainConfig
 
 def restore_checkpoint(
     checkpoint: Any,
-    ours: TrainingCheckpoint | None,
+    our_checkpoint: TrainingCheckpoint | None,
     source: str,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -27,31 +27,31 @@ def restore_checkpoint(
     """Weights and optimizer state from a checkpoint read with -f; the run's progress
     (that of our checkpoint, a fresh one for another tool's)."""
     load_weights(model, checkpoint, source)
-    if ours is None:
+    if our_checkpoint is None:
         loaded = adopt_foreign_optimizer(checkpoint, optimizer, model)
         say(f"Loaded weights{' and optimizer state' if loaded else ''} from {source}.")
         return Progress()
-    restore_optimizer(optimizer, ours.optimizer, learning_rate, source)
-    say(f"Resuming from {source} after epoch {ours.progress.epoch}.")
-    if ours.im_size is not None and ours.im_size != im_size:
+    restore_optimizer(optimizer, our_checkpoint.optimizer, learning_rate, source)
+    say(f"Resuming from {source} after epoch {our_checkpoint.progress.epoch}.")
+    if our_checkpoint.im_size is not None and our_checkpoint.im_size != im_size:
         # Allowed (fine-tuning at another scale is legitimate), but never silent: a resume
         # without -p gets the default 256, and the metrics change scale at this epoch.
         warn(
-            f"{source} was trained on {ours.im_size} px windows but -p is {im_size}, so "
+            f"{source} was trained on {our_checkpoint.im_size} px windows but -p is {im_size}, so "
             f"training goes on at {im_size} px and its metrics from epoch "
-            f"{ours.progress.epoch + 1} on are not comparable to before; pass -p "
-            f"{ours.im_size} to keep the checkpoint's scale."
+            f"{our_checkpoint.progress.epoch + 1} on are not comparable to before; pass -p "
+            f"{our_checkpoint.im_size} to keep the checkpoint's scale."
         )
-    return ours.progress
+    return our_checkpoint.progress
 
 
-def start_config(config: TrainConfig, ours: TrainingCheckpoint | None) -> TrainConfig:
+def start_config(config: TrainConfig, our_checkpoint: TrainingCheckpoint | None) -> TrainConfig:
     """A --start-from run's flags with -p settled: without -p, the size the checkpoint was
     trained at (DEFAULT_IM_SIZE for another tool's, which records none); a -p that differs
     from it is used, with a warning. Other runs' flags as they are."""
     if config.start_from is None:
         return config
-    trained = ours.im_size if ours is not None else None
+    trained = our_checkpoint.im_size if our_checkpoint is not None else None
     if config.im_size is None:
         config = dataclasses.replace(config, im_size=trained or DEFAULT_IM_SIZE)
         config.check()  # the size was not known when the flags were checked
@@ -66,12 +66,16 @@ def start_config(config: TrainConfig, ours: TrainingCheckpoint | None) -> TrainC
 
 
 def load_start_weights(
-    checkpoint: Any, ours: TrainingCheckpoint | None, source: str, model: torch.nn.Module
+    checkpoint: Any, our_checkpoint: TrainingCheckpoint | None, source: str, model: torch.nn.Module
 ) -> str:
     """The --start-from checkpoint's weights into the new run's model (its optimizer, split,
     epochs, schedule and random state stay behind); `source`, for the run to record."""
     load_weights(model, checkpoint, source)
-    after = f" (after epoch {ours.progress.epoch} of its run)" if ours is not None else ""
+    after = (
+        f" (after epoch {our_checkpoint.progress.epoch} of its run)"
+        if our_checkpoint is not None
+        else ""
+    )
     say(
         f"Starting a new run from the weights of {source}{after}: a fresh split, optimizer "
         "and epoch count."
@@ -79,9 +83,9 @@ def load_start_weights(
     return source
 
 
-def started_from(ours: TrainingCheckpoint) -> str | None:
+def started_from(our_checkpoint: TrainingCheckpoint) -> str | None:
     """The checkpoint a resumed run first started from with --start-from, if it did."""
-    origin = ours.args.get("start_from")
+    origin = our_checkpoint.args.get("start_from")
     return origin if isinstance(origin, str) else None
 
 
