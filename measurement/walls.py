@@ -9,7 +9,7 @@ its cavity channel exactly as for a cavity-only model (measurement/edges.py). Fr
 - lvpw_bottom, the posterior wall's epicardial side: the bottom of the cavity + posterior
   wall region (p_cavity + p_wall > threshold).
 Per column the region's run that holds the cavity's centre (holes filled), its end at
-the sub-pixel threshold crossing (measurement/traces.edge_rows), then each border is
+the sub-pixel threshold crossing (measurement/edges.edge_rows), then each border is
 filtered over time with the cavity edges' Hampel filter and gap bridging.
 
 Decisions where the issue is silent:
@@ -38,8 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from measurement.beats import Beat, beat_columns
-from measurement.edges import Edges, bridged, jumps
-from measurement.traces import edge_rows
+from measurement.edges import Edges, bridged, edge_rows, jumps
 from mmode.labels import CAVITY, WALL_LABELS
 from mmode.scanner import lv_mass_corrected_mg, lv_mass_mg
 from runtime.errors import RecordingError, SetupError

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from measurement.edges import lv_edges
-from measurement.traces import edge_rows
+from measurement.edges import edge_rows, lv_edges
 from mmode.runs import longest_run_per_column
 
 TIME_RES_S, DEPTH_RES_MM = 0.00083, 0.03

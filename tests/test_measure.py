@@ -13,11 +13,11 @@ from helpers import exact_model
 from scipy import ndimage
 
 from measurement.beats import find_beats, lacks_motion, summarize
+from measurement.edges import cavity_mask, edge_rows
 from measurement.pipeline import MeasureSettings
 from measurement.recordings import Measuring, list_recordings
 from measurement.scoring import score_batch, score_test_set
 from measurement.study import measure_recordings
-from measurement.traces import cavity_mask, edge_rows
 from mmode.scanner import (
     DEFAULT_VOLUME_FORMULA,
     read_sidecar,
