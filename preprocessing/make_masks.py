@@ -25,7 +25,7 @@ from preprocessing import cli
 from preprocessing.annotations import PhysicalUnits, Traces, read_annotation
 from preprocessing.label_masks import claim_folder, mask_of, read_run_annotations
 from preprocessing.masks import TraceError
-from preprocessing.recordings import list_annotations, list_images, pair_by_name
+from preprocessing.pairing import list_annotations, list_images, pair_by_name
 from preprocessing.summary import Summary
 from runtime.errors import RecordingError, SetupError
 from runtime.files import make_output_folder, save_png

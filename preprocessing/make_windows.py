@@ -30,10 +30,10 @@ import numpy as np
 from mmode.images import read_gray, read_mask
 from preprocessing import cli
 from preprocessing.label_masks import checked_label_mask, claim_folder, labels_of_masks
-from preprocessing.quality import QualityTable, allowed_segments, read_quality_csv
-from preprocessing.recordings import list_images, pair_by_name
+from preprocessing.pairing import list_images, pair_by_name
+from preprocessing.quality_regions import QualityTable, allowed_segments, read_quality_csv
 from preprocessing.summary import SkipRecording, Summary
-from preprocessing.windows import cut, mask_span, plan_windows
+from preprocessing.window_plan import cut, mask_span, plan_windows
 from runtime.errors import RecordingError, SetupError, WriteError
 from runtime.files import save_png
 

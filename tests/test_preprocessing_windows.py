@@ -5,8 +5,8 @@ import pytest
 
 from mmode.images import recording_name
 from mmode.windows import window_starts
-from preprocessing.quality import QualityRegions, allowed_segments, read_quality_csv
-from preprocessing.windows import Window, cut, lv_centre_row, mask_span, plan_windows
+from preprocessing.quality_regions import QualityRegions, allowed_segments, read_quality_csv
+from preprocessing.window_plan import Window, cut, lv_centre_row, mask_span, plan_windows
 from runtime.errors import RecordingError
 
 
