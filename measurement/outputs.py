@@ -19,7 +19,6 @@ the folder's lock (runtime.files.lock_folder).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from pathlib import Path
@@ -148,26 +147,21 @@ def claim_output(
     files.check_unlocked(out, "test.py", "-o")
     check_output(out, overwrite, inputs, export_annotations)
     files.make_output_folder(out, "-o")
-    lock = files.lock_folder(out, "test.py", "-o")
+    lock, earlier = files.lock_and_check(
+        out, "test.py", "-o", lambda: check_output(out, overwrite, inputs, export_annotations)
+    )
     try:  # under the lock, so that no other run is writing what this removes
-        remove_results(out, check_output(out, overwrite, inputs, export_annotations))
+        files.remove_files(earlier, result_folders(out, earlier))
     except BaseException:
         lock.release()
         raise
     return lock
 
 
-def remove_results(out: Path, paths: list[Path]) -> None:
-    """Delete these files, then the folders of test.py's that this left empty (a folder
-    still holding anything, the user's own files, stays)."""
-    emptied = set()
-    for path in paths:
-        path.unlink(missing_ok=True)
-        if path.parent != out:
-            emptied.add(path.parent)
-    if any(folder.parent.name == ANNOTATIONS_FOLDER for folder in emptied):
-        emptied.add(out / ANNOTATIONS_FOLDER)
-    # Deepest first, so that annotations/ is tried once csv/ and labelme/ are gone.
-    for folder in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+def result_folders(out: Path, paths: list[Path]) -> list[Path]:
+    """The folders of test.py's that hold these files: overlays/, annotations/csv/, ...,
+    and annotations/ itself when one of its folders does."""
+    folders = {path.parent for path in paths if path.parent != out}
+    if any(folder.parent.name == ANNOTATIONS_FOLDER for folder in folders):
+        folders.add(out / ANNOTATIONS_FOLDER)
+    return sorted(folders)

@@ -18,15 +18,17 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from runtime.errors import SetupError, WriteError
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -306,6 +308,29 @@ def _open_lock(path: Path, flag: str) -> int:
             f"cannot write to the output folder {path.parent} ({err.strerror}); make it "
             f"writable or pass another folder with {flag}."
         ) from None
+
+
+def lock_and_check(
+    folder: Path, command: str, flag: str, check: Callable[[], T]
+) -> tuple[FolderLock, T]:
+    """Hold `folder`'s lock and run `check` again under it, since the folder may have
+    changed since it was first checked; the lock is let go if the check fails."""
+    lock = lock_folder(folder, command, flag)
+    try:
+        return lock, check()
+    except BaseException:
+        lock.release()
+        raise
+
+
+def remove_files(paths: Iterable[Path], folders: Iterable[Path]) -> None:
+    """Delete these files (an earlier run's, for --overwrite), then those of `folders` that
+    this left empty, deepest first; a folder still holding anything (the user's) stays."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+    for folder in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            folder.rmdir()
 
 
 def check_unlocked(folder: Path, command: str, flag: str) -> None:

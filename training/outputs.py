@@ -109,13 +109,11 @@ def _describe(at: tuple[int, int]) -> str:
 def claim_output_folder(config: TrainConfig, resumed: Progress) -> FolderLock:
     """Hold -o's lock and check the folder again under it (it may have changed since
     prepare_training checked it); SetupError if another run holds it or the check fails."""
-    lock = files.lock_folder(config.output, "run.py", "-o")
-    try:
+
+    def check() -> None:
         _check_contents(config.output, config.overwrite, config.load_path, resumed)
-    except BaseException:
-        lock.release()
-        raise
-    return lock
+
+    return files.lock_and_check(config.output, "run.py", "-o", check)[0]
 
 
 def run_files(folder: Path) -> list[Path]:
@@ -132,12 +130,8 @@ def run_files(folder: Path) -> list[Path]:
 def clear_run_files(folder: Path, keep: Path | None) -> None:
     """Remove an earlier run's files (all of RUN_FILES but `keep`), for --overwrite."""
     keep_resolved = keep.resolve() if keep is not None else None
-    for path in run_files(folder):
-        if path.resolve() != keep_resolved:
-            path.unlink(missing_ok=True)
-    for name in RUN_FOLDERS:
-        if (folder / name).is_dir() and not any((folder / name).iterdir()):
-            (folder / name).rmdir()
+    earlier = [path for path in run_files(folder) if path.resolve() != keep_resolved]
+    files.remove_files(earlier, [folder / name for name in RUN_FOLDERS])
 
 
 class RunOutputs:
