@@ -8,7 +8,7 @@ scanner readings of 772 mice and Echo2Pheno's per-recording medians. Per mouse (
 study + mouse_id): the median over its recordings of each recording's median LVID in
 diastole and systole over the beats Echo2Pheno's quality network kept (`_high`; over all
 beats, `_all`, where a recording has no kept beat), and FS and EF (scanner Teichholz
-volume, mmode.scanner) from those two medians. Then measurement.agreement compares them
+volume, mmode.scanner) from those two medians. Then agreement compares them
 with the manual table.
 
 The scanner computes EF and FS per beat and averages them, so EF and FS recomputed from
@@ -22,7 +22,7 @@ import csv
 import statistics
 from pathlib import Path
 
-from measurement import agreement
+from agreement import command as agreement
 from mmode.scanner import teichholz_volume_ul
 from runtime import files
 

@@ -1,4 +1,4 @@
-"""measurement.agreement: Bland-Altman bias and limits, Pearson r and ICC(A,1) of automatic
+"""agreement: Bland-Altman bias and limits, Pearson r and ICC(A,1) of automatic
 against manual measurements, checked against independent formulas; column mapping,
 unmatched keys, bad input, the figure; and the real Echo2Pheno tables (bench.reference)."""
 
@@ -17,9 +17,10 @@ from helpers import ROOT
 from PIL import Image
 from scipy import stats
 
+from agreement import command as agreement
+from agreement import tables as agreement_tables
+from agreement.bland_altman import bland_altman_figure
 from bench import reference
-from measurement import agreement, agreement_tables
-from measurement.bland_altman import bland_altman_figure
 
 TOLERANCE = 1e-9
 # Six mice measured by hand (manual) and automatically (auto). m6 has no automatic LVIDd
@@ -321,7 +322,7 @@ def test_non_numeric_cell_names_file_line_column_and_value(tmp_path, capsys):
 def test_entry_point_reports_without_traceback(tmp_path):
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "measurement.agreement", "--auto", str(tmp_path / "none.csv"),
+        [sys.executable, "-m", "agreement", "--auto", str(tmp_path / "none.csv"),
          "--manual", str(tmp_path / "none.csv"), "--key", "mouse_id", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -10,6 +10,7 @@ Each package may import only from packages below it, so there are no cycles betw
                                          measurement/    windows -> edges -> beats -> report
     trainer.py    the training loop
     run.py        training's entry       test.py         measurement's entry
+                                         agreement/      measured against manual readings
     bench/        benchmarks of all of it
 """
 
@@ -26,6 +27,7 @@ LAYERS = {
     "training": 4,
     "measurement": 4,
     "trainer": 5,
+    "agreement": 5,
     "run": 6,
     "test": 6,
     "bench": 7,

@@ -27,7 +27,7 @@ from helpers import TINY
 from PIL import Image
 
 import run
-from measurement import agreement
+from agreement import command as agreement
 from preprocessing import dicom_to_png, make_dataset, make_masks, make_windows, synthetic
 
 COMMANDS = {
@@ -289,7 +289,7 @@ def windows_images_missing(i: Inputs) -> list:
     return ["--images", missing, "--masks", missing, "--out", i.out, "--no-progress"]
 
 
-# ---- measurement.agreement ----------------------------------------------------------
+# ---- agreement ----------------------------------------------------------
 
 AUTO = "mouse_id,lvid_d_mm\nm1,2.1\nm2,2.9\nm3,4.2\nm4,5.0\n"
 MANUAL = "mouse_id,lvid_d_mm\nm1,2.0\nm2,3.0\nm3,4.0\nm4,5.0\n"
@@ -396,7 +396,7 @@ CASES = [
     Case("dicom_to_png-in-missing", "dicom_to_png", dicom_in_missing, 2),
     # a missing --images folder
     Case("make_windows-images-missing", "make_windows", windows_images_missing, 2),
-    # ---- measurement.agreement ----
+    # ---- agreement ----
     # a key twice in one table
     Case("agreement-duplicated-key", "agreement", lambda i: compare(i, manual=DUPLICATED), 2),
     # no key in both tables

@@ -1,7 +1,7 @@
 """Agreement of automatic measurements with a lab's manual readings, mouse by mouse.
 
-    python -m measurement.agreement --auto AUTO.csv --manual MANUAL.csv --key mouse_id --out DIR
-    python -m measurement.agreement --auto ours.csv --manual lab.csv \\
+    python -m agreement --auto AUTO.csv --manual MANUAL.csv --key mouse_id --out DIR
+    python -m agreement --auto ours.csv --manual lab.csv \\
         --key study,mouse_id="Mouse ID" --column lvid_d_mm="LVID;d" --out DIR
 
 Both tables are CSV files (UTF-8, comma-separated) with one row per key (a mouse, say).
@@ -15,7 +15,7 @@ own names; a mapped column is compared even if it is not a summary name. --measu
 
 Cells are read as plain decimal numbers (runtime.files.read_number); an empty or NA cell
 is skipped. A column whose median lies off the range of mice by a unit's factor
-(measurement.agreement_tables: PLAUSIBLE, UNIT_SLIPS; a table in cm against one in mm) is
+(agreement.tables: PLAUSIBLE, UNIT_SLIPS; a table in cm against one in mm) is
 refused, and so is a cell beyond any unit.
 
 Per measurement, over the keys where both cells are numbers: n, bias = mean(auto -
@@ -42,7 +42,16 @@ from pathlib import Path
 
 import numpy as np
 
-from measurement.agreement_tables import (
+from agreement.bland_altman import (
+    AGREEMENT_FIELDS,
+    Agreement,
+    Key,
+    Pairs,
+    agreement,
+    save_bland_altman,
+    unit,
+)
+from agreement.tables import (
     Table,
     column_numbers,
     parse_columns,
@@ -52,15 +61,6 @@ from measurement.agreement_tables import (
     split_names,
 )
 from measurement.beats import SUMMARY_NUMBERS
-from measurement.bland_altman import (
-    AGREEMENT_FIELDS,
-    Agreement,
-    Key,
-    Pairs,
-    agreement,
-    save_bland_altman,
-    unit,
-)
 from runtime import files
 from runtime.distributed import warn
 from runtime.errors import SetupError, WriteError, name_some
@@ -230,7 +230,7 @@ def warn_unmatched(comparison: Comparison, auto: Table, manual: Table) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m measurement.agreement",
+        prog="python -m agreement",
         description=(
             "Agreement (Bland-Altman bias and 95% limits, Pearson r, ICC(A,1)) of automatic "
             "measurements with manual ones, joined row by row on a key. Differences are "

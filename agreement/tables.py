@@ -1,4 +1,4 @@
-"""The tables measurement.agreement compares: CSV rows by key, the --key and --column
+"""The tables `python -m agreement` compares: CSV rows by key, the --key and --column
 mappings, and each column's numbers, refused where their median lies off the range of mice
 (PLAUSIBLE) by another unit's factor (UNIT_SLIPS) or a cell is beyond any unit."""
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from measurement.bland_altman import Key, unit
+from agreement.bland_altman import Key, unit
 from runtime import files
 from runtime.errors import SetupError
 
