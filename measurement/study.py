@@ -69,15 +69,18 @@ class Share:
 
     rows: list[dict] = field(default_factory=list)  # as in summary.csv
     measured: list[Measured] = field(default_factory=list)
-    failed: int = 0
     stopped: WriteError | None = None  # a file could not be written: the command stops
     stopped_rank: int = 0  # the process that could not write it
     interrupted: bool = False
 
+    @property
+    def failed(self) -> int:
+        """Its recordings that failed: unreadable, or measured without an accepted beat."""
+        return sum(row["status"] == "failed" for row in self.rows)
+
     def add(self, path: Path, outcome: Measured | Exception, model: str | None) -> None:
         """Keep one recording's outcome (its result, or the error that failed it) and print it."""
         if isinstance(outcome, Exception):
-            self.failed += 1
             self.rows.append(
                 {"name": path.stem, "status": "failed", "error": str(outcome), "model": model}
             )
@@ -88,7 +91,6 @@ class Share:
         self.measured.append(outcome)
         self.rows.append(outcome.row())
         if outcome.problem:
-            self.failed += 1
             tqdm.write(f"error: {outcome.problem}", file=sys.stderr)
         else:
             tqdm.write(f"{outcome.name}: {summary_line(outcome.summary)}")
@@ -249,11 +251,10 @@ def finished_outcome(job: Future | Exception) -> Measured | Exception | None:
         return job
     if not job.done() or job.cancelled():
         return None
-    error = job.exception()
-    if error is None:
-        return job.result()
-    failed_recording = isinstance(error, (RecordingError, OSError))
-    return error if failed_recording and not isinstance(error, WriteError) else None
+    try:
+        return outcome_of(job.result)
+    except BaseException:  # interrupted, or a write error: its files were removed
+        return None
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
@@ -301,7 +302,6 @@ def merge_shares(shares: list[Share]) -> Share:
             if i < len(s.rows):
                 merged.rows.append(s.rows[i])
     merged.measured = [m for s in shares for m in s.measured]
-    merged.failed = sum(s.failed for s in shares)
     for rank, s in enumerate(shares):
         if s.stopped is not None:
             merged.stopped, merged.stopped_rank = s.stopped, rank
