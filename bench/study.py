@@ -78,7 +78,7 @@ def untrained_model(path: Path) -> list[str]:
 def network_clock() -> Iterator[list[float]]:
     """Seconds spent in the network, summed while the context is open."""
     spent = [0.0]
-    real = recordings.segment_recording
+    real = recordings.probabilities
 
     def timed(*args, **kwargs):
         started = time.perf_counter()
@@ -87,11 +87,11 @@ def network_clock() -> Iterator[list[float]]:
         finally:
             spent[0] += time.perf_counter() - started
 
-    recordings.segment_recording = timed
+    recordings.probabilities = timed
     try:
         yield spent
     finally:
-        recordings.segment_recording = real
+        recordings.probabilities = real
 
 
 def load_test_py():

@@ -63,11 +63,16 @@ def measure(
     image: np.ndarray, resolution: Resolution, model: Model, settings: MeasureSettings
 ) -> Measurement:
     """Segment a uint8 (H, W) recording with `model` and measure it."""
-    probs = segment_recording(
+    return measure_probabilities(probabilities(image, model, settings), image, resolution, settings)
+
+
+def probabilities(image: np.ndarray, model: Model, settings: MeasureSettings) -> np.ndarray:
+    """The network's probabilities for a uint8 (H, W) recording, in windows as `settings`
+    say: (H, W) of the cavity, or (K, H, W) of a wall model's classes."""
+    return segment_recording(
         model, image, settings.size, settings.overlap, settings.batch_size, settings.device,
         settings.precision,
     )  # fmt: skip
-    return measure_probabilities(probs, image, resolution, settings)
 
 
 def measure_probabilities(

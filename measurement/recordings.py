@@ -22,9 +22,9 @@ import numpy as np
 
 from measurement.annotation_export import export_annotations
 from measurement.beats import BEAT_FIELDS, SUMMARY_NUMBERS, Beat
-from measurement.inference import Model, segment_recording
+from measurement.inference import Model
 from measurement.outputs import ANNOTATIONS_FOLDER, annotation_files, earlier_results
-from measurement.pipeline import MeasureSettings, measure_probabilities
+from measurement.pipeline import MeasureSettings, measure_probabilities, probabilities
 from measurement.quality import QUALITY_FIELDS, BeatQuality
 from measurement.recording_messages import assumed_resolution, no_beat, no_motion, recording_problem
 from measurement.report import recording_overlay, save_report
@@ -135,11 +135,7 @@ def segment(model: Model, path: Path, measuring: Measuring) -> Segmented:
         raise RecordingError(str(err)) from None
     resolution = resolve_resolution(sidecar, measuring.time_res_s, measuring.depth_res_mm)
     assumed = assumed_resolution(path.stem, resolution)
-    settings = measuring.settings
-    probs = segment_recording(
-        model, image, settings.size, settings.overlap, settings.batch_size, settings.device,
-        settings.precision,
-    )  # fmt: skip
+    probs = probabilities(image, model, measuring.settings)
     return Segmented(path, image, dim_note, resolution, (assumed,) if assumed else (), probs)
 
 
