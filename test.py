@@ -280,12 +280,12 @@ def measure_or_score(args: argparse.Namespace) -> int:
         check_args(args)
         checkpoint, model_name = choose_model(args.model)
         device = process_device(pick_device(args.device))
-        settings = model_settings(
+        model_flags = model_settings(
             args.num_filters, args.kernel, args.se, args.dropout, args.input_norm
         )
         precision = pick_precision(args.precision, device)
         model, trained_size, model_labels = load_model(
-            checkpoint, settings, device, args.channels_last, precision
+            checkpoint, model_flags, device, args.channels_last, precision
         )
         settings = MeasureSettings(
             size=args.size or trained_size or DEFAULT_SIZE,

@@ -147,15 +147,12 @@ def claim_output(
     files.check_unlocked(out, "test.py", "-o")
     check_output(out, overwrite, inputs, export_annotations)
     files.make_output_folder(out, "-o")
-    lock, earlier = files.lock_and_check(
-        out, "test.py", "-o", lambda: check_output(out, overwrite, inputs, export_annotations)
-    )
-    try:  # under the lock, so that no other run is writing what this removes
+
+    def check_and_clear() -> None:  # under the lock: no other run is writing what this removes
+        earlier = check_output(out, overwrite, inputs, export_annotations)
         files.remove_files(earlier, result_folders(out, earlier))
-    except BaseException:
-        lock.release()
-        raise
-    return lock
+
+    return files.lock_and_check(out, "test.py", "-o", check_and_clear)
 
 
 def result_folders(out: Path, paths: list[Path]) -> list[Path]:

@@ -41,7 +41,7 @@ def warn(message: str) -> None:
 
 def process_device(device: torch.device) -> torch.device:
     """The GPU of this process in a torchrun job of several (its local rank's), else `device`."""
-    rank, world, local_rank = distributed_rank()
+    _, world, local_rank = distributed_rank()
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)

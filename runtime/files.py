@@ -21,14 +21,12 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
 from runtime.errors import SetupError, WriteError
-
-T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -311,13 +309,14 @@ def _open_lock(path: Path, flag: str) -> int:
 
 
 def lock_and_check(
-    folder: Path, command: str, flag: str, check: Callable[[], T]
-) -> tuple[FolderLock, T]:
+    folder: Path, command: str, flag: str, check: Callable[[], object]
+) -> FolderLock:
     """Hold `folder`'s lock and run `check` again under it, since the folder may have
     changed since it was first checked; the lock is let go if the check fails."""
     lock = lock_folder(folder, command, flag)
     try:
-        return lock, check()
+        check()
+        return lock
     except BaseException:
         lock.release()
         raise

@@ -113,7 +113,7 @@ def claim_output_folder(config: TrainConfig, resumed: Progress) -> FolderLock:
     def check() -> None:
         _check_contents(config.output, config.overwrite, config.load_path, resumed)
 
-    return files.lock_and_check(config.output, "run.py", "-o", check)[0]
+    return files.lock_and_check(config.output, "run.py", "-o", check)
 
 
 def run_files(folder: Path) -> list[Path]:
