@@ -101,4 +101,4 @@ class Stopping:
             raise FileChanged(f"{self.read_error}\nStopped {stopped}")
         name = signal.Signals(self.signal).name
         print(f"\nStopped by {name} {stopped}", file=sys.stderr)
-        return EXIT_CODES[self.signal]
+        return self.exit_code()
