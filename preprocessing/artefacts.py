@@ -83,6 +83,7 @@ class Stretch:
     strength: float
     fade_db: float = 0.0  # probe_motion: how much the shifted heart fades
     texture_share: float = 0.0  # probe_motion: how far the image turns to plain texture
+    rows: tuple[int, int] | None = None  # dropout: first and last row lost; None: all
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,9 @@ def drop_out(amplitude: np.ndarray, dropouts: list[Stretch]) -> np.ndarray:
     """Columns that lost their echo; the receiver noise added later remains."""
     amplitude = amplitude.copy()
     for dropout in dropouts:
-        amplitude[:, dropout.first_col : dropout.last_col + 1] *= 10 ** (-dropout.strength / 20)
+        first_row, last_row = dropout.rows or (0, amplitude.shape[0] - 1)
+        rows, cols = slice(first_row, last_row + 1), slice(dropout.first_col, dropout.last_col + 1)
+        amplitude[rows, cols] *= 10 ** (-dropout.strength / 20)
     return amplitude
 
 

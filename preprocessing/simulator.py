@@ -35,7 +35,7 @@ from mmode.scanner import (
     lv_mass_mg,
     teichholz_volume_ul,
 )
-from preprocessing import artefacts
+from preprocessing import artefacts, heldout
 from preprocessing.speckle import rayleigh_field
 from runtime.errors import SetupError
 
@@ -687,31 +687,48 @@ def simulate_recording(
     artefact_rng: np.random.Generator | None = None,
     rates: artefacts.Rates = artefacts.DEFAULT_RATES,
     look: str = "classic",
+    heldout_rng: np.random.Generator | None = None,
 ) -> Recording:
     """One recording: its image, its four true borders and the measurements they imply.
 
     artefact_rng draws the artefacts of real recordings at `rates`; None makes a clean
     recording, which draws nothing from it. height None: as deep as this heart needs.
+    heldout_rng draws the held-out generator settings (preprocessing/heldout.py) over the
+    same mouse; None keeps the tuned ones.
     """
     time_s = np.arange(width) * time_res_s
     heart = draw_heart(rng, look)
     beats = draw_beats(heart, time_s[-1], rng)
+    shape = None
+    if heldout_rng is not None:
+        heart = heldout.heldout_heart(heart, heldout_rng)
+        beats = heldout.heldout_beats(beats, heart, heldout_rng)
+        shape = heldout.draw_shape(heldout_rng)
+
+    def lvid_of(beats: Beats) -> np.ndarray:
+        if shape is None:
+            return lvid_curve_mm(beats, time_s, heart.cusp)
+        return heldout.lvid_curve_mm(beats, time_s, shape)
+
     if height is None:
         # As deep as this heart needs, and SCANNER_SLACK_MM of tissue below it.
         slack_mm = rng.uniform(*SCANNER_SLACK_MM)
-        fitted_mm = required_depth_mm(
-            heart, lvid_curve_mm(beats, time_s, heart.cusp), breathing_mm(heart, time_s)
-        )
+        fitted_mm = required_depth_mm(heart, lvid_of(beats), breathing_mm(heart, time_s))
         height = int(np.ceil((fitted_mm + slack_mm) / depth_res_mm))
     found, rhythm = artefacts.NONE, [[] for _ in beats.es_s]
     if artefact_rng is not None:
         beats, rhythm = irregular_beats(beats, rates, artefact_rng)
         found = artefacts.draw_artefacts(artefact_rng, rates, width, time_res_s, height)
-    lvid_mm = lvid_curve_mm(beats, time_s, heart.cusp)
+    lvid_mm = lvid_of(beats)
     drift_mm = breathing_mm(heart, time_s)
     borders_px = layer_borders_px(heart, lvid_mm, drift_mm, depth_res_mm, height, rng)
     upper_px, lower_px = borders_px[UPPER_BORDER], borders_px[LOWER_BORDER]
     scanner = draw_scanner(rng, look)
+    if heldout_rng is not None:
+        scanner = heldout.heldout_scanner(scanner, heldout_rng)
+        found = heldout.heldout_dropouts(
+            found, heldout_rng, (upper_px, lower_px), height, depth_res_mm, time_res_s
+        )
     amplitude = echo_amplitude(borders_px, scanner, depth_res_mm, time_res_s, rng)
     muscle_level, noise_level = 10 ** (np.array([scanner.muscle_db, scanner.noise_db]) / 20)
     amplitude = artefacts.corrupt_amplitude(
@@ -745,6 +762,11 @@ def recording_rng(seed: int, index: int) -> np.random.Generator:
 def artefact_rng(seed: int, index: int) -> np.random.Generator:
     """A stream apart from recording_rng's, so the clean recording stays as it was."""
     return np.random.default_rng([seed, index, 1])
+
+
+def heldout_rng(seed: int, index: int) -> np.random.Generator:
+    """The held-out settings' stream, apart from the others, so the mouse stays the same."""
+    return np.random.default_rng([seed, index, 3])
 
 
 def sweep_rng(seed: int, index: int) -> np.random.Generator:

@@ -19,6 +19,7 @@ import numpy as np
 from mmode.labels import LABELS_FILE
 from mmode.scanner import TYPICAL_TIME_RES_S, sidecar_text
 from preprocessing import cli
+from preprocessing.heldout import PHYSIOLOGIES
 from preprocessing.make_dataset import build_dataset
 from preprocessing.simulator import (
     DEFAULT_DEPTH_RES_MM,
@@ -31,6 +32,7 @@ from preprocessing.simulator import (
     Sweep,
     artefact_rng,
     draw_sweep,
+    heldout_rng,
     recording_rng,
     scanner_width,
     simulate_recording,
@@ -132,6 +134,7 @@ def generate(
     with_artefacts: bool = True,
     walls: bool = False,
     look: str = "classic",
+    physiology: str = "tuned",
 ) -> list[str]:
     """Write `recordings` recordings with annotations and truth under out_dir; their names.
 
@@ -151,6 +154,7 @@ def generate(
             depth_res_mm=sweep.depth_res_mm,
             artefact_rng=artefact_rng(seed, index) if with_artefacts else None,
             look=look,
+            heldout_rng=heldout_rng(seed, index) if physiology == "heldout" else None,
         )
         write_recording(out_dir, name, recording, walls)
         names.append(name)
@@ -333,6 +337,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "depth resolution drawn per recording (default: %(default)s)",
     )
     parser.add_argument(
+        "--physiology",
+        choices=PHYSIOLOGIES,
+        default="tuned",
+        help="tuned: what the rules were tuned on; heldout: the same mice with other beat "
+        "shapes, rhythm, wall echoes and dropouts (default: %(default)s)",
+    )
+    parser.add_argument(
         "--walls",
         action="store_true",
         help="annotate the septum's and posterior wall's outer borders too (ivs_top, "
@@ -363,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
             with_artefacts=args.artefacts,
             walls=args.walls,
             look=args.look,
+            physiology=args.physiology,
         )
     except SetupError as err:
         print(f"{COMMAND}: error: {err}", file=sys.stderr)

@@ -428,3 +428,38 @@ def test_irregular_beats_change_the_rhythm_but_keep_true_diameters():
     assert all(truth["beat_corrupted"][k] for k in np.flatnonzero(~regular))
     # Premature beats come 55 columns after the one before at the least.
     assert_truth_follows_traces(recording.upper_px, recording.lower_px, truth, 20)
+
+
+def test_heldout_beats_hold_a_flat_maximum_before_contraction_starts():
+    from preprocessing.heldout import BeatShape, lvid_curve_mm
+    from preprocessing.simulator import Beats
+
+    ed_s = np.array([0.0, 0.1, 0.2])
+    beats = Beats(ed_s, np.array([3.5, 3.5, 3.5]), ed_s[:-1] + 0.04, np.array([2.0, 2.0]))
+    shape = BeatShape(1.0, 0.35, 0.2, 0.2, hold_s=0.008)
+    before = lvid_curve_mm(beats, np.linspace(0.092, 0.1, 9), shape)
+    after = lvid_curve_mm(beats, np.array([0.1, 0.104]), shape)
+    assert np.ptp(before) < 1e-9 and before[0] == pytest.approx(3.5)
+    assert after[1] < after[0] - 0.01  # and contraction starts at the drawn end-diastole
+
+
+def test_heldout_settings_keep_the_mouse_and_change_its_beats():
+    from preprocessing.simulator import artefact_rng, heldout_rng, recording_rng, simulate_recording
+
+    tuned = simulate_recording(recording_rng(5, 0), artefact_rng=artefact_rng(5, 0))
+    held = simulate_recording(
+        recording_rng(5, 0), artefact_rng=artefact_rng(5, 0), heldout_rng=heldout_rng(5, 0)
+    )
+    assert tuned.image.shape == held.image.shape
+    assert held.truth["lvid_d_mm"] == pytest.approx(tuned.truth["lvid_d_mm"], rel=0.06)
+    assert held.truth["beat_ed_time_s"] != tuned.truth["beat_ed_time_s"]
+    assert not np.array_equal(tuned.image, held.image)
+
+
+def test_a_dropout_over_a_depth_band_darkens_only_that_band():
+    amplitude = np.ones((50, 20))
+    band = artefacts.Stretch("dropout", 5, 7, strength=20.0, rows=(10, 19))
+    dropped = artefacts.drop_out(amplitude, [band])
+    assert np.allclose(dropped[10:20, 5:8], 0.1)
+    dropped[10:20, 5:8] = 1.0
+    assert np.array_equal(dropped, amplitude)  # nothing else changed
