@@ -9,7 +9,8 @@ end-diastole is nearest, within MATCH_S; the errors of accepted beats, the share
 rejected (a beat not found counts as rejected) and the share of clean beats accepted.
 With --model, test.py measures the widest held-out recording twice in this process and
 the second run is timed (target MEASURE_TARGET_S). Then the targets, PASS or FAIL each.
-Exit status 0 when all are met, 1 when one is not,
+The end-diastole and end-systole timing error of the clean beats found (median and 95th
+percentile, ms) is reported beside them. Exit status 0 when all are met, 1 when one is not,
 2 for missing files.
 """
 
@@ -136,10 +137,12 @@ class BeatStats:
     corrupted_rejected: int
     clean: int
     clean_accepted: int
+    ed_errors_ms: list[float]  # clean beats found, accepted or not: |measured - true| time
+    es_errors_ms: list[float]
 
 
 def beat_stats(recordings: list[Recording]) -> BeatStats:
-    stats = BeatStats([], [], 0, 0, 0, 0)
+    stats = BeatStats([], [], 0, 0, 0, 0, [], [])
     for rec in recordings:
         corrupted = rec.truth.get("beat_corrupted", [False] * rec.truth["n_beats"])
         for i, row in match_beats(rec):
@@ -150,6 +153,10 @@ def beat_stats(recordings: list[Recording]) -> BeatStats:
             else:
                 stats.clean += 1
                 stats.clean_accepted += accepted
+            if row is not None and not corrupted[i] and "beat_es_time_s" in rec.truth:
+                for times, key in ((stats.ed_errors_ms, "ed"), (stats.es_errors_ms, "es")):
+                    true_s = rec.truth[f"beat_{key}_time_s"][i]
+                    times.append(1000 * abs(float(row[f"t_{key}_s"]) - true_s))
             if accepted and not corrupted[i]:
                 true_d, true_s = rec.truth["beat_lvid_d_mm"][i], rec.truth["beat_lvid_s_mm"][i]
                 stats.lvid_d_errors_mm.append(abs(float(row["lvid_d_mm"]) - true_d))
@@ -179,6 +186,23 @@ def table(recordings: list[Recording]) -> str:
             f"| {m.get('n_beats', 0)} ({m.get('n_beats_accepted', '-')}) |"
         )
     return "\n".join(lines)
+
+
+def timing_line(recordings: list[Recording]) -> str:
+    """End-diastole and end-systole timing error against the truth (reported, no target)."""
+    stats = beat_stats(recordings)
+    parts = []
+    for label, errors in (
+        ("end-diastole", stats.ed_errors_ms),
+        ("end-systole", stats.es_errors_ms),
+    ):
+        if errors:
+            median, p95 = np.median(errors), np.percentile(errors, 95)
+            parts.append(f"{label} {median:.2f} / {p95:.2f} ms")
+    count = len(stats.ed_errors_ms)
+    return f"timing error, median / p95 over {count} clean beats found: " + (
+        ", ".join(parts) or "-"
+    )
 
 
 def checks(recordings: list[Recording], dice: float | None) -> list[tuple[str, bool]]:
@@ -265,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         dice = json.loads(args.metrics.read_text())["dice"]
     print(table(recordings))
     print()
+    print(timing_line(recordings))
     results = checks(recordings, dice)
     if args.model is not None:
         name, columns, seconds = time_measuring(args.model, args.truth.parent / "recordings")

@@ -10,7 +10,7 @@ from bench import accuracy
 from preprocessing import synthetic
 from runtime import files
 
-BEAT_FIELDS = ["t_ed_s", "lvid_d_mm", "lvid_s_mm", "accepted"]
+BEAT_FIELDS = ["t_ed_s", "t_es_s", "lvid_d_mm", "lvid_s_mm", "accepted"]
 
 
 def write_case(root, measured_beats: list[dict], corrupted: list[bool]) -> None:
@@ -37,7 +37,8 @@ def write_case(root, measured_beats: list[dict], corrupted: list[bool]) -> None:
 
 
 def beat(t_ed_s: float, d: float, s: float, accepted: bool) -> dict:
-    return {"t_ed_s": t_ed_s, "lvid_d_mm": d, "lvid_s_mm": s, "accepted": accepted}
+    return {"t_ed_s": t_ed_s, "t_es_s": t_ed_s + 0.04, "lvid_d_mm": d, "lvid_s_mm": s,
+            "accepted": accepted}  # fmt: skip
 
 
 def test_beats_match_by_end_diastole_and_missing_beats_count_as_rejected(tmp_path):
@@ -103,3 +104,17 @@ def test_with_a_model_it_times_test_py_on_the_widest_recording(tmp_path, make_da
     argv = ["--truth", str(heldout / "truth"), "--results", str(tmp_path / "nothing")]
     accuracy.main([*argv, "--model", str(tmp_path / "run" / "last.pt")])
     assert "test.py measures synth_000 (400 columns) in " in capsys.readouterr().out
+
+
+def test_timing_errors_of_the_clean_beats_found_are_reported(tmp_path):
+    measured = [
+        {**beat(0.104, 3.0, 1.5, False), "t_es_s": 0.141},  # clean, rejected: still timed
+        {**beat(0.300, 3.0, 1.5, True), "t_es_s": 0.340},  # corrupted: not timed
+    ]
+    write_case(tmp_path, measured, [False, True, True, False])
+    (rec,) = accuracy.load_recordings(tmp_path / "truth", tmp_path / "results")
+    rec.truth["beat_es_time_s"] = [0.14, 0.24, 0.34, 0.44]
+    stats = accuracy.beat_stats([rec])
+    assert stats.ed_errors_ms == pytest.approx([4.0]) and stats.es_errors_ms == pytest.approx([1.0])
+    line = accuracy.timing_line([rec])
+    assert "over 1 clean beats found" in line and "end-diastole 4.00 / 4.00 ms" in line
