@@ -85,17 +85,6 @@ def filled(v: np.ndarray, shape: BeatShape, diastole_s: np.ndarray) -> np.ndarra
     return (1 - shape.atrial_share) * rapid + shape.atrial_share * kick
 
 
-def lvid_curve_mm(beats, time_s: np.ndarray, shape: BeatShape) -> np.ndarray:
-    """True LV inner diameter over time with this recording's beat shape (simulator.Beats)."""
-    k = np.searchsorted(beats.ed_s, time_s, side="right") - 1
-    ed, next_ed, es = beats.ed_s[k], beats.ed_s[k + 1], beats.es_s[k]
-    d_mm, next_d_mm, s_mm = beats.lvid_d_mm[k], beats.lvid_d_mm[k + 1], beats.lvid_s_mm[k]
-    u, v = (time_s - ed) / (es - ed), (time_s - es) / (next_ed - es)
-    emptying = d_mm - (d_mm - s_mm) * emptied(u, shape)
-    refilling = s_mm + (next_d_mm - s_mm) * filled(v, shape, next_ed - es)
-    return np.where(time_s < es, emptying, refilling)
-
-
 def rr_changes(n: int, rr_s: float, breath_hz: float, rng: np.random.Generator) -> np.ndarray:
     """(n,) each beat's RR as a share of the mean: a slow swing with breathing plus jitter."""
     swing, jitter = rng.uniform(*SLOW_SWING), rng.uniform(*JITTER)

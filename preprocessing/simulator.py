@@ -260,15 +260,21 @@ def _sharp_filling(v: np.ndarray) -> np.ndarray:
     return 0.75 * early + 0.10 * _ease(v) + 0.15 * _ease((v - 0.55) / 0.45)
 
 
-def lvid_curve_mm(beats: Beats, time_s: np.ndarray, cusp: float = 0.0) -> np.ndarray:
+def lvid_curve_mm(
+    beats: Beats, time_s: np.ndarray, cusp: float = 0.0, shape: heldout.BeatShape | None = None
+) -> np.ndarray:
     """True LV inner diameter at each time: falls from ED to ES, refills to the next ED;
-    cusp (Heart.cusp) mixes in a sharp turn at ES."""
+    cusp (Heart.cusp) mixes in a sharp turn at ES. A held-out shape (preprocessing/
+    heldout.py) replaces the fall and the refilling with its own."""
     k = np.searchsorted(beats.ed_s, time_s, side="right") - 1
     ed, next_ed, es = beats.ed_s[k], beats.ed_s[k + 1], beats.es_s[k]
     d_mm, next_d_mm, s_mm = beats.lvid_d_mm[k], beats.lvid_d_mm[k + 1], beats.lvid_s_mm[k]
     u, v = (time_s - ed) / (es - ed), (time_s - es) / (next_ed - es)
-    emptied = (1 - cusp) * _ease(u) + cusp * _sharp_emptying(u)
-    filled = (1 - cusp) * _filling(v) + cusp * _sharp_filling(v)
+    if shape is None:
+        emptied = (1 - cusp) * _ease(u) + cusp * _sharp_emptying(u)
+        filled = (1 - cusp) * _filling(v) + cusp * _sharp_filling(v)
+    else:
+        emptied, filled = heldout.emptied(u, shape), heldout.filled(v, shape, next_ed - es)
     emptying = d_mm - (d_mm - s_mm) * emptied
     refilling = s_mm + (next_d_mm - s_mm) * filled
     return np.where(time_s < es, emptying, refilling)
@@ -705,21 +711,18 @@ def simulate_recording(
         beats = heldout.heldout_beats(beats, heart, heldout_rng)
         shape = heldout.draw_shape(heldout_rng)
 
-    def lvid_of(beats: Beats) -> np.ndarray:
-        if shape is None:
-            return lvid_curve_mm(beats, time_s, heart.cusp)
-        return heldout.lvid_curve_mm(beats, time_s, shape)
-
     if height is None:
         # As deep as this heart needs, and SCANNER_SLACK_MM of tissue below it.
         slack_mm = rng.uniform(*SCANNER_SLACK_MM)
-        fitted_mm = required_depth_mm(heart, lvid_of(beats), breathing_mm(heart, time_s))
+        fitted_mm = required_depth_mm(
+            heart, lvid_curve_mm(beats, time_s, heart.cusp, shape), breathing_mm(heart, time_s)
+        )
         height = int(np.ceil((fitted_mm + slack_mm) / depth_res_mm))
     found, rhythm = artefacts.NONE, [[] for _ in beats.es_s]
     if artefact_rng is not None:
         beats, rhythm = irregular_beats(beats, rates, artefact_rng)
         found = artefacts.draw_artefacts(artefact_rng, rates, width, time_res_s, height)
-    lvid_mm = lvid_of(beats)
+    lvid_mm = lvid_curve_mm(beats, time_s, heart.cusp, shape)
     drift_mm = breathing_mm(heart, time_s)
     borders_px = layer_borders_px(heart, lvid_mm, drift_mm, depth_res_mm, height, rng)
     upper_px, lower_px = borders_px[UPPER_BORDER], borders_px[LOWER_BORDER]

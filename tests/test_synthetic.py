@@ -431,14 +431,14 @@ def test_irregular_beats_change_the_rhythm_but_keep_true_diameters():
 
 
 def test_heldout_beats_hold_a_flat_maximum_before_contraction_starts():
-    from preprocessing.heldout import BeatShape, lvid_curve_mm
-    from preprocessing.simulator import Beats
+    from preprocessing.heldout import BeatShape
+    from preprocessing.simulator import Beats, lvid_curve_mm
 
     ed_s = np.array([0.0, 0.1, 0.2])
     beats = Beats(ed_s, np.array([3.5, 3.5, 3.5]), ed_s[:-1] + 0.04, np.array([2.0, 2.0]))
     shape = BeatShape(1.0, 0.35, 0.2, 0.2, hold_s=0.008)
-    before = lvid_curve_mm(beats, np.linspace(0.092, 0.1, 9), shape)
-    after = lvid_curve_mm(beats, np.array([0.1, 0.104]), shape)
+    before = lvid_curve_mm(beats, np.linspace(0.092, 0.1, 9), shape=shape)
+    after = lvid_curve_mm(beats, np.array([0.1, 0.104]), shape=shape)
     assert np.ptp(before) < 1e-9 and before[0] == pytest.approx(3.5)
     assert after[1] < after[0] - 0.01  # and contraction starts at the drawn end-diastole
 
