@@ -33,6 +33,20 @@ PROMINENCE_SHARE = 0.25  # of the LVID curve's robust range (5th to 95th percent
 # rejected as not_contracting by the quality check. Window stitching moves a still
 # edge by ~0.0001 mm.
 MIN_BEAT_AMPLITUDE_MM = 0.1
+# End-diastole is where contraction starts: the last time before the steepest fall that
+# the walls' inward speed (the smoothed LVID's slope) was below ONSET_SHARE of its
+# highest in that beat; the slope of a noisy flat maximum stays below 5 %. The RR runs
+# between the first times two falls reach SHARP_SHARE of their speed: steep enough that
+# a column's noise moves that time little, early enough that the systole's own length
+# does not. Held-out synthetic beats with a flat maximum, per-beat rate error p95: 2.0 %
+# at 30 %, 3.2 % from the onsets, 2.6 % from the steepest columns, 2.1 % (and a median
+# 1.6 times as large) from the middle of the fall.
+ONSET_SHARE = 0.05
+SHARP_SHARE = 0.3
+# End-systole is where the walls stop, on a curve smoothed less: the LVID often turns
+# sharply there and SMOOTH_S's smoothing moves its minimum (2.6 ms early on held-out
+# synthetic beats against 1.7 ms at 5 ms).
+ES_SMOOTH_S = 0.005
 # The highest heart rate a beat may have (test.py --max-hr): conscious mice reach about
 # 800 bpm; end-diastoles are at least 60 / MAX_HR_BPM s apart.
 MAX_HR_BPM = 900.0
@@ -125,27 +139,98 @@ def find_beats(
         return []
     prominence = max(PROMINENCE_SHARE * swing_mm, MIN_BEAT_AMPLITUDE_MM)
     min_distance = max(1, int(60.0 / max_hr_bpm / time_res_s))
-    margin = odd_window(SMOOTH_S, time_res_s)
+    window = odd_window(SMOOTH_S, time_res_s)
+    es_window = odd_window(ES_SMOOTH_S, time_res_s)
     beats = []
     for start, stop in finite_segments(smooth):
         segment = smooth[start:stop]
+        if segment.size < window:
+            continue
+        velocity = savgol_filter(segment, window, polyorder=2, deriv=1)
+        es_segment = savgol_filter(lvid[start:stop], es_window, polyorder=2)
+        es_velocity = savgol_filter(lvid[start:stop], es_window, polyorder=2, deriv=1)
         peaks, _ = find_peaks(segment, distance=min_distance, prominence=prominence)
         # A peak this close to a segment's end is not trusted: smoothing is one-sided
         # there, and a glitch in the end columns can pose as the systole before it.
-        peaks = peaks[(peaks >= margin) & (peaks < segment.size - margin)]
-        for ed, next_ed in zip(peaks[:-1], peaks[1:], strict=True):
-            es = ed + int(np.argmin(segment[ed:next_ed]))
+        peaks = peaks[(peaks >= window) & (peaks < segment.size - window)]
+        if peaks.size == 0:
+            continue
+        found = [
+            contraction(segment, velocity, es_velocity, peak, next_peak)
+            for peak, next_peak in zip(peaks, [*peaks[1:], segment.size], strict=True)
+        ]
+        for this, after in zip(found[:-1], found[1:], strict=True):
+            if this is None or this.es is None or after is None:
+                continue
+            columns = np.arange(segment.size)
             beats.append(
                 make_beat(
-                    (start + ed) * time_res_s,
-                    segment[ed],
-                    (start + es) * time_res_s,
-                    segment[es],
-                    (next_ed - ed) * time_res_s,
+                    (start + this.ed) * time_res_s,
+                    float(np.interp(this.ed, columns, segment)),
+                    (start + this.es) * time_res_s,
+                    float(np.interp(this.es, columns, es_segment)),
+                    (after.sharp - this.sharp) * time_res_s,
                     volume_formula,
                 )
             )
     return beats
+
+
+@dataclass(frozen=True)
+class Contraction:
+    """The times of one contraction, in fractional columns of its segment."""
+
+    ed: float  # end-diastole: the walls start to move inward
+    sharp: float  # the inward speed first reaches SHARP_SHARE of its highest
+    es: float | None  # end-systole: they stop; None when the segment ends first
+
+
+def contraction(
+    segment: np.ndarray, velocity: np.ndarray, es_velocity: np.ndarray, peak: int, stop: int
+) -> Contraction | None:
+    """The contraction after an LVID peak, seen before `stop` (the next peak, or the
+    segment's end); None when the steepest fall is not seen, es None when its end is not.
+
+    velocity is the smoothed curve's (per column), es_velocity that of the curve smoothed
+    over ES_SMOOTH_S only. No time is the LVID maximum's: a maximum flat for a few
+    milliseconds before contraction would place end-diastole anywhere on it.
+    """
+    low = peak + int(np.argmin(segment[peak:stop]))
+    steepest = peak + int(np.argmin(velocity[peak : low + 1]))
+    if not peak < steepest < low:  # still falling faster where the segment ends
+        return None
+    ed = last_crossing(velocity[: steepest + 1], ONSET_SHARE * velocity[steepest])
+    sharp = first_fall(velocity[peak : steepest + 1], SHARP_SHARE * velocity[steepest])
+    if ed is None:
+        return None
+    es = first_crossing(es_velocity, steepest, stop)
+    return Contraction(ed, peak + sharp, es)
+
+
+def last_crossing(values: np.ndarray, level: float) -> float | None:
+    """The fractional index where values, falling below level for the last time, cross it."""
+    above = np.flatnonzero(values[:-1] >= level)
+    if above.size == 0:
+        return None
+    c = above[-1]  # values[c] >= level > values[c + 1]
+    return float(c + (values[c] - level) / (values[c] - values[c + 1]))
+
+
+def first_fall(values: np.ndarray, level: float) -> float:
+    """The fractional index where values first fall below level (values[-1] is below)."""
+    c = int(np.flatnonzero(values < level)[0])
+    if c == 0:
+        return 0.0
+    return float(c - 1 + (values[c - 1] - level) / (values[c - 1] - values[c]))
+
+
+def first_crossing(values: np.ndarray, start: int, stop: int) -> float | None:
+    """The fractional index where values first rise to 0 in start..stop-1; None if never."""
+    rising = np.flatnonzero(values[start + 1 : stop] >= 0)
+    if rising.size == 0:
+        return None
+    c = start + 1 + rising[0]  # values[c - 1] < 0 <= values[c]
+    return float(c - values[c] / (values[c] - values[c - 1]))
 
 
 def make_beat(
@@ -154,7 +239,7 @@ def make_beat(
     """One beat's numbers from its ED and ES diameters and its ED-to-ED interval."""
     volume_d_ul = float(teichholz_volume_ul(d_mm, volume_formula))
     volume_s_ul = float(teichholz_volume_ul(s_mm, volume_formula))
-    heart_rate_bpm = 60.0 / rr_s
+    heart_rate_bpm = 60.0 / float(rr_s)
     sv_ul = volume_d_ul - volume_s_ul
     return Beat(
         t_ed_s=float(t_ed_s),

@@ -34,6 +34,9 @@ from mmode.scores import hd95_px
 from preprocessing import make_masks, synthetic
 
 TIME_RES_S = 0.001
+# End-diastole is where the inward speed reaches beats.ONSET_SHARE of its highest: on a
+# cosine, whose maximum is where contraction starts, 0.8 ms after it.
+ED_S = 0.001
 
 
 def cosine_lvid(d_mm, s_mm, hr_bpm, columns, first_ed_col):
@@ -54,11 +57,11 @@ def ef_percent(d_mm, s_mm):
 def test_beats_of_an_analytic_curve():
     lvid = cosine_lvid(3.5, 2.0, 600, columns=1000, first_ed_col=50)
     beats = find_beats(lvid, TIME_RES_S, max_hr_bpm=900)
-    assert [b.t_ed_s for b in beats] == pytest.approx([0.05 + 0.1 * k for k in range(9)])
-    assert [b.t_es_s for b in beats] == pytest.approx([0.1 + 0.1 * k for k in range(9)])
+    assert [b.t_ed_s for b in beats] == pytest.approx([0.05 + 0.1 * k for k in range(9)], abs=ED_S)
+    assert [b.t_es_s for b in beats] == pytest.approx([0.1 + 0.1 * k for k in range(9)], abs=1e-6)
     summary = summarize(beats)
     assert summary["n_beats"] == 9
-    assert summary["heart_rate_bpm"] == pytest.approx(600, rel=1e-9)
+    assert summary["heart_rate_bpm"] == pytest.approx(600, rel=1e-4)
     assert summary["lvid_d_mm"] == pytest.approx(3.5, abs=2e-3)
     assert summary["lvid_s_mm"] == pytest.approx(2.0, abs=2e-3)
     assert summary["fs_percent"] == pytest.approx(100 * 1.5 / 3.5, abs=0.1)
@@ -75,7 +78,7 @@ def test_a_gap_breaks_beats_instead_of_making_zeros():
     lvid[400:421] = np.nan  # between the EDs at 0.35 s and 0.45 s
     beats = find_beats(lvid, TIME_RES_S)
     eds = [b.t_ed_s for b in beats]
-    assert eds == pytest.approx([0.05, 0.15, 0.25, 0.45, 0.55, 0.65, 0.75, 0.85])
+    assert eds == pytest.approx([0.05, 0.15, 0.25, 0.45, 0.55, 0.65, 0.75, 0.85], abs=ED_S)
     assert all(b.lvid_s_mm > 1.9 for b in beats)
 
 
@@ -84,7 +87,7 @@ def test_a_glitch_at_the_start_does_not_make_a_beat():
     lvid = cosine_lvid(3.5, 2.0, 600, columns=1000, first_ed_col=-4)
     lvid[:2] = 1.0
     beats = find_beats(lvid, TIME_RES_S)
-    assert [b.t_ed_s for b in beats] == pytest.approx([0.096 + 0.1 * k for k in range(8)])
+    assert [b.t_ed_s for b in beats] == pytest.approx([0.096 + 0.1 * k for k in range(8)], abs=ED_S)
 
 
 def test_realistic_curve_with_quantised_noisy_diameters():
@@ -400,3 +403,33 @@ def test_an_exact_segmentation_agrees_with_each_truth_file(oracle):
             truth["heart_rate_bpm"], rel=HEART_RATE_TOLERANCE
         ), name
         assert summary["ef_percent"] == pytest.approx(truth["ef_percent"], abs=EF_POINTS), name
+
+
+def test_end_diastole_is_where_contraction_starts_not_on_a_flat_maximum():
+    # Held-out beat shapes: after the atrial kick the LVID stays at its maximum for 8 ms
+    # before contraction starts. The maximum's own column lands anywhere on that flat
+    # stretch (a noisy edge decides), 4 ms off on average; the onset of the fall does not.
+    from preprocessing.heldout import BeatShape
+    from preprocessing.simulator import Beats, lvid_curve_mm
+
+    rng = np.random.default_rng(3)
+    rr_s = 0.085 * (1 + rng.uniform(-0.06, 0.06, 14))
+    ed_s = np.concatenate([[0.0], np.cumsum(rr_s)]) - 0.03
+    beats = Beats(
+        ed_s, rng.uniform(3.3, 3.5, 15), ed_s[:-1] + 0.4 * rr_s, rng.uniform(1.7, 1.9, 14)
+    )
+    shape = BeatShape(ejection_power=1.0, rapid_share=0.35, atrial_share=0.2, atrial_length=0.2,
+                      hold_s=0.008)  # fmt: skip
+    time_s = np.arange(1300) * 0.00083
+    # Edges at whole rows of 0.02 mm, jittered by a fraction of a row.
+    noisy_mm = lvid_curve_mm(beats, time_s, shape=shape) + rng.normal(0, 0.01, time_s.size)
+    lvid = np.round(noisy_mm / 0.02) * 0.02
+    found = find_beats(lvid, 0.00083)
+    assert len(found) >= 10
+    ed_error_ms, hr_error = [], []
+    for beat in found:
+        k = int(np.argmin(np.abs(ed_s - beat.t_ed_s)))
+        ed_error_ms.append(1000 * abs(beat.t_ed_s - ed_s[k]))
+        hr_error.append(abs(beat.heart_rate_bpm * rr_s[k] / 60 - 1))
+    assert np.median(ed_error_ms) < 1.0 and max(ed_error_ms) < 2.5
+    assert max(hr_error) < 0.02
