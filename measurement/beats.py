@@ -33,16 +33,18 @@ PROMINENCE_SHARE = 0.25  # of the LVID curve's robust range (5th to 95th percent
 # rejected as not_contracting by the quality check. Window stitching moves a still
 # edge by ~0.0001 mm.
 MIN_BEAT_AMPLITUDE_MM = 0.1
-# End-diastole is where contraction starts: the last time before the steepest fall that
-# the walls' inward speed (the smoothed LVID's slope) was below ONSET_SHARE of its
-# highest in that beat; the slope of a noisy flat maximum stays below 5 %. The RR runs
-# between the first times two falls reach SHARP_SHARE of their speed: steep enough that
+# End-diastole is where contraction starts: the last time before the steep fall (the
+# first column at STEEP_SHARE of the beat's highest inward speed) that the walls' inward
+# speed (the smoothed LVID's slope) was below ONSET_SHARE of that highest; the slope of a
+# noisy flat maximum stays below 5 %. The RR runs between the times two consecutive
+# steep falls last reached SHARP_SHARE of their speed: steep enough that
 # a column's noise moves that time little, early enough that the systole's own length
 # does not. Held-out synthetic beats with a flat maximum, per-beat rate error p95: 2.0 %
 # at 30 %, 3.2 % from the onsets, 2.6 % from the steepest columns, 2.1 % (and a median
 # 1.6 times as large) from the middle of the fall.
 ONSET_SHARE = 0.05
 SHARP_SHARE = 0.3
+STEEP_SHARE = 0.9
 # End-systole is where the walls stop, on a curve smoothed less: the LVID often turns
 # sharply there and SMOOTH_S's smoothing moves its minimum (2.6 ms early on held-out
 # synthetic beats against 1.7 ms at 5 ms).
@@ -199,12 +201,16 @@ def contraction(
     steepest = peak + int(np.argmin(velocity[peak : low + 1]))
     if not peak < steepest < low:  # still falling faster where the segment ends
         return None
-    ed = last_crossing(velocity[: steepest + 1], ONSET_SHARE * velocity[steepest])
-    sharp = first_fall(velocity[peak : steepest + 1], SHARP_SHARE * velocity[steepest])
+    # The fall is timed back from the first column nearly as steep as the steepest, so
+    # that a fall in two stages of about equal speed is timed by its first stage whichever
+    # stage's last digits are steeper; a shoulder that pauses a fall is slower than that.
+    steep = peak + int(np.flatnonzero(velocity[peak:] <= STEEP_SHARE * velocity[steepest])[0])
+    ed = last_crossing(velocity[: steep + 1], ONSET_SHARE * velocity[steepest])
     if ed is None:
         return None
+    sharp = last_crossing(velocity[: steep + 1], SHARP_SHARE * velocity[steepest])
     es = first_crossing(es_velocity, steepest, stop)
-    return Contraction(ed, peak + sharp, es)
+    return Contraction(ed, sharp, es)
 
 
 def last_crossing(values: np.ndarray, level: float) -> float | None:
@@ -214,14 +220,6 @@ def last_crossing(values: np.ndarray, level: float) -> float | None:
         return None
     c = above[-1]  # values[c] >= level > values[c + 1]
     return float(c + (values[c] - level) / (values[c] - values[c + 1]))
-
-
-def first_fall(values: np.ndarray, level: float) -> float:
-    """The fractional index where values first fall below level (values[-1] is below)."""
-    c = int(np.flatnonzero(values < level)[0])
-    if c == 0:
-        return 0.0
-    return float(c - 1 + (values[c - 1] - level) / (values[c - 1] - values[c]))
 
 
 def first_crossing(values: np.ndarray, start: int, stop: int) -> float | None:

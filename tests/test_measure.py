@@ -433,3 +433,25 @@ def test_end_diastole_is_where_contraction_starts_not_on_a_flat_maximum():
         hr_error.append(abs(beat.heart_rate_bpm * rr_s[k] / 60 - 1))
     assert np.median(ed_error_ms) < 1.0 and max(ed_error_ms) < 2.5
     assert max(hr_error) < 0.02
+
+
+def test_a_fall_that_pauses_on_a_shoulder_is_timed_by_its_steep_part():
+    # Every 100 ms the LVID falls from 3.5 to 1.8 mm over 30 ms, refills over 30 ms and
+    # holds. One beat first dips 0.3 mm and holds there for 25 ms (an intracavity echo or
+    # a septal flash can draw such a shoulder): its LVID peak is then 30 ms before the
+    # steep fall, and timed from the peak the RR before it reads 70 ms, its own 130 ms.
+    time_s = np.arange(1200) * 0.00083
+    rr_s, systole_s, refill_s = 0.1, 0.03, 0.03
+    phase_s = np.mod(time_s, rr_s)
+    fall = (1 - np.cos(np.pi * np.clip(phase_s / systole_s, 0, 1))) / 2
+    refill = np.sin(np.pi / 2 * np.clip((phase_s - systole_s) / refill_s, 0, 1))
+    lvid = np.where(phase_s < systole_s, 3.5 - 1.7 * fall, 1.8 + 1.7 * refill)
+    before_s = time_s - 6 * rr_s
+    dip = (before_s > -0.030) & (before_s < 0.0)
+    dip_fall = (1 - np.cos(np.pi * np.clip((before_s[dip] + 0.030) / 0.005, 0, 1))) / 2
+    lvid[dip] -= 0.3 * dip_fall
+    lvid[before_s >= 0] -= 0.3 * (1 - fall[before_s >= 0]) * (before_s[before_s >= 0] < rr_s)
+    found = find_beats(lvid, 0.00083)
+    assert len(found) >= 8
+    for beat in found:
+        assert beat.heart_rate_bpm == pytest.approx(60 / rr_s, rel=0.02), beat.t_ed_s
