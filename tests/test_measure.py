@@ -405,14 +405,14 @@ def test_an_exact_segmentation_agrees_with_each_truth_file(oracle):
         assert summary["ef_percent"] == pytest.approx(truth["ef_percent"], abs=EF_POINTS), name
 
 
-def test_end_diastole_is_where_contraction_starts_not_on_a_flat_maximum():
-    # Held-out beat shapes: after the atrial kick the LVID stays at its maximum for 8 ms
-    # before contraction starts. The maximum's own column lands anywhere on that flat
-    # stretch (a noisy edge decides), 4 ms off on average; the onset of the fall does not.
+def held_out_beats(seed: int, noise_mm: float):
+    """An LVID curve of held-out beat shapes: after the atrial kick it stays at its maximum
+    for 8 ms before contraction starts; edges at whole rows of 0.02 mm, jittered by
+    noise_mm. Returns the curve, the true EDs and the true RRs (s)."""
     from preprocessing.heldout import BeatShape
     from preprocessing.simulator import Beats, lvid_curve_mm
 
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     rr_s = 0.085 * (1 + rng.uniform(-0.06, 0.06, 14))
     ed_s = np.concatenate([[0.0], np.cumsum(rr_s)]) - 0.03
     beats = Beats(
@@ -421,25 +421,45 @@ def test_end_diastole_is_where_contraction_starts_not_on_a_flat_maximum():
     shape = BeatShape(ejection_power=1.0, rapid_share=0.35, atrial_share=0.2, atrial_length=0.2,
                       hold_s=0.008)  # fmt: skip
     time_s = np.arange(1300) * 0.00083
-    # Edges at whole rows of 0.02 mm, jittered by a fraction of a row.
-    noisy_mm = lvid_curve_mm(beats, time_s, shape=shape) + rng.normal(0, 0.01, time_s.size)
-    lvid = np.round(noisy_mm / 0.02) * 0.02
-    found = find_beats(lvid, 0.00083)
-    assert len(found) >= 10
+    noisy_mm = lvid_curve_mm(beats, time_s, shape=shape) + rng.normal(0, noise_mm, time_s.size)
+    return np.round(noisy_mm / 0.02) * 0.02, ed_s, rr_s
+
+
+def timing_errors(lvid, ed_s, rr_s):
+    """Per found beat: |ED error| in ms and |heart-rate error| as a share."""
     ed_error_ms, hr_error = [], []
-    for beat in found:
+    for beat in find_beats(lvid, 0.00083):
         k = int(np.argmin(np.abs(ed_s - beat.t_ed_s)))
         ed_error_ms.append(1000 * abs(beat.t_ed_s - ed_s[k]))
         hr_error.append(abs(beat.heart_rate_bpm * rr_s[k] / 60 - 1))
-    assert np.median(ed_error_ms) < 1.0 and max(ed_error_ms) < 2.5
-    assert max(hr_error) < 0.02
+    return np.array(ed_error_ms), np.array(hr_error)
+
+
+def test_end_diastole_is_where_contraction_starts_not_on_a_flat_maximum():
+    # The maximum's own column lands anywhere on the flat stretch (a noisy edge decides),
+    # 4 ms off on average; the onset of the fall does not.
+    ed_error_ms, hr_error = timing_errors(*held_out_beats(3, noise_mm=0.01))
+    assert ed_error_ms.size >= 10
+    assert np.median(ed_error_ms) < 1.0 and ed_error_ms.max() < 2.5
+    assert hr_error.max() < 0.02
+
+
+def test_the_rhythm_is_timed_on_the_lvid_curve_not_on_its_noisier_slope():
+    # Edges as noisy as a network's (0.05 mm): a slope amplifies their noise, a level
+    # crossed on the steep fall does not. Timed by the slope reaching 30 % of its highest,
+    # one beat of these six recordings reads its rate 5.8 % off.
+    recordings = [held_out_beats(seed, noise_mm=0.05) for seed in range(6)]
+    hr_error = np.concatenate([timing_errors(*recording)[1] for recording in recordings])
+    assert hr_error.size >= 60
+    assert hr_error.max() < 0.035
 
 
 def test_a_fall_that_pauses_on_a_shoulder_is_timed_by_its_steep_part():
     # Every 100 ms the LVID falls from 3.5 to 1.8 mm over 30 ms, refills over 30 ms and
     # holds. One beat first dips 0.3 mm and holds there for 25 ms (an intracavity echo or
     # a septal flash can draw such a shoulder): its LVID peak is then 30 ms before the
-    # steep fall, and timed from the peak the RR before it reads 70 ms, its own 130 ms.
+    # steep fall. Timed on the shoulder, the RR before it reads 70 ms, its own 130 ms; a
+    # level on the steep part moves by a few milliseconds only.
     time_s = np.arange(1200) * 0.00083
     rr_s, systole_s, refill_s = 0.1, 0.03, 0.03
     phase_s = np.mod(time_s, rr_s)
@@ -454,4 +474,4 @@ def test_a_fall_that_pauses_on_a_shoulder_is_timed_by_its_steep_part():
     found = find_beats(lvid, 0.00083)
     assert len(found) >= 8
     for beat in found:
-        assert beat.heart_rate_bpm == pytest.approx(60 / rr_s, rel=0.02), beat.t_ed_s
+        assert beat.heart_rate_bpm == pytest.approx(60 / rr_s, rel=0.05), beat.t_ed_s
