@@ -61,6 +61,7 @@ class Beat:
     lvid_d_mm: float
     t_es_s: float
     lvid_s_mm: float
+    t_end_s: float  # the next end-diastole: the beat runs from t_ed_s to here
     heart_rate_bpm: float
     volume_d_ul: float
     volume_s_ul: float
@@ -79,7 +80,7 @@ class Beat:
 
     @property
     def rr_s(self) -> float:
-        """Its ED-to-ED interval, from which its heart rate came."""
+        """The interval its heart rate came from: its steep fall to the next one's."""
         return 60.0 / self.heart_rate_bpm
 
 
@@ -91,9 +92,8 @@ WALL_FIELDS = (
 
 def beat_columns(beat: Beat, time_res_s: float) -> tuple[int, int, int]:
     """The column of the beat's ED, its ES and the next ED."""
-    ed = int(round(beat.t_ed_s / time_res_s))
-    es = int(round(beat.t_es_s / time_res_s))
-    return ed, es, ed + int(round(beat.rr_s / time_res_s))
+    ed, es, end = (int(round(t / time_res_s)) for t in (beat.t_ed_s, beat.t_es_s, beat.t_end_s))
+    return ed, es, end
 
 
 def finite_segments(values: np.ndarray) -> list[tuple[int, int]]:
@@ -174,6 +174,7 @@ def find_beats(
                     float(np.interp(this.es, columns, es_segment)),
                     (after.sharp - this.sharp) * time_res_s,
                     volume_formula,
+                    (start + after.ed) * time_res_s,
                 )
             )
     return beats
@@ -242,9 +243,16 @@ def first_crossing(values: np.ndarray, start: int, stop: int) -> float | None:
 
 
 def make_beat(
-    t_ed_s: float, d_mm: float, t_es_s: float, s_mm: float, rr_s: float, volume_formula: str
+    t_ed_s: float,
+    d_mm: float,
+    t_es_s: float,
+    s_mm: float,
+    rr_s: float,
+    volume_formula: str,
+    t_end_s: float | None = None,
 ) -> Beat:
-    """One beat's numbers from its ED and ES diameters and its ED-to-ED interval."""
+    """One beat's numbers from its ED and ES diameters and the interval its rate comes
+    from; it ends at t_end_s, the next ED (by default rr_s after its own)."""
     volume_d_ul = float(teichholz_volume_ul(d_mm, volume_formula))
     volume_s_ul = float(teichholz_volume_ul(s_mm, volume_formula))
     heart_rate_bpm = 60.0 / float(rr_s)
@@ -254,6 +262,7 @@ def make_beat(
         lvid_d_mm=float(d_mm),
         t_es_s=float(t_es_s),
         lvid_s_mm=float(s_mm),
+        t_end_s=float(t_ed_s + rr_s if t_end_s is None else t_end_s),
         heart_rate_bpm=heart_rate_bpm,
         volume_d_ul=volume_d_ul,
         volume_s_ul=volume_s_ul,

@@ -173,7 +173,7 @@ def save_report(
     for beat, judgement in zip(beats, judged, strict=True):
         if judgement.accepted:
             continue
-        end_s = beat.t_ed_s + beat.rr_s
+        end_s = beat.t_end_s
         for ax in axes:
             ax.axvspan(beat.t_ed_s, end_s, color="firebrick", alpha=0.15, linewidth=0)
         axes[1].text(
