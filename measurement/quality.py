@@ -63,8 +63,8 @@ MIN_FS_PERCENT = 10.0
 # a pause measured 7 ms short at a recording's start passed (synthetic seed 19): 15 % keeps
 # that margin for timing error and rejected no clean beat on seeds 2, 7, 11, 13 and 23.
 # Operating point on held-out synthetic seeds 51-54 (a wall model; rhythm swinging up to
-# 8 %), corrupted beats rejected / clean accepted: 10 %: 92.1 / 90.6 %; 15 %: 92.1 /
-# 91.6 %; 20 %: 89.5 / 92.2 %.
+# 8 %), corrupted beats rejected / clean accepted: 10 %: 93.4 / 91.9 %; 15 %: 92.1 /
+# 92.9 %; 20 %: 90.8 / 92.9 % (and a recording's heart rate up to 2.3 % off).
 MAX_RR_DEVIATION = 0.15
 RR_NEIGHBOURS = 2
 MAX_BRIDGED_SHARE = 0.1
@@ -75,10 +75,10 @@ NEAR_S = 0.005  # a repair this close to an ED or ES changes the value read ther
 # 0.83 ms column, which compared row by row was a step 3.4 x the median one.
 MAX_WALL_SPEED_MM_S = 100.0
 # Operating point on held-out synthetic seeds 51-54 (a wall model), corrupted beats
-# rejected / clean accepted: 2.0 x: 92.1 / 91.6 %; 2.5 x: 86.8 / 91.9 %; at 60 mm/s
-# 2.0 x: 93.4 / 91.6 %, 2.5 x: 92.1 / 91.6 %, 3.0 x: 85.5 / 92.2 %. Tuned seed 13: 100 /
-# 96.2 % at each; the real recording: 20 of its 25 clean beats accepted (17 compared row
-# by row at 3.0 x), none where the probe is off the heart.
+# rejected / clean accepted: 2.0 x: 92.1 / 92.9 %; 2.5 x: 86.8 / 93.2 %; 3.0 x: 78.9 /
+# 93.5 % (at 60 mm/s: 93.4 / 92.9 %, 92.1 / 92.9 %, 85.5 / 93.5 %). Tuned seed 13: 100 /
+# 96.9 %. The real recording: no beat accepted where the probe is off the heart, and the
+# 3 clean beats that a row-by-row comparison rejected (bench/RESULTS.md) pass.
 STEP_RATIO = 2.0
 MIN_STEP_GREY = 2.0  # 0-255: a noiseless image (a mask) has no typical step of its own
 MAX_DISTURBED_COLUMNS = 10  # in a row: a dropout disturbs 3-8 columns; a noise burst 10-60
