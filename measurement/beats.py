@@ -6,9 +6,10 @@ Decisions where the issue is silent:
 - Beats are found and measured on the lightly smoothed LVID curve: the maximum of a
   noisy curve would read high.
 - A beat runs from one end-diastole (ED) to the next in the same gap-free stretch; it
-  reports the first ED's LVIDd and the lowest LVID between the two EDs as LVIDs.
-- An ED within one smoothing window (SMOOTH_S) of the ends of a gap-free stretch is
-  ignored: the curve must be seen on both sides of it.
+  reports the LVID at its ED as LVIDd and at its end-systole (ES) as LVIDs. Both are
+  timed by the walls' motion (contraction below), never by the LVID's extremes.
+- An LVID peak within one smoothing window (SMOOTH_S) of the ends of a gap-free stretch
+  is ignored: the curve must be seen on both sides of it.
 - A beat's cardiac output is its stroke volume times its own heart rate (60 / RR).
 - The wall numbers (IVS, LVPW, LV mass, RWT) come from a model that segments the walls
   (measurement/walls.py adds them); for a cavity-only model they are None, and so are
@@ -162,10 +163,10 @@ def find_beats(
             contraction(segment, velocity, es_velocity, peak, next_peak)
             for peak, next_peak in zip(peaks, [*peaks[1:], segment.size], strict=True)
         ]
+        columns = np.arange(segment.size)
         for this, after in zip(found[:-1], found[1:], strict=True):
             if this is None or this.es is None or after is None:
                 continue
-            columns = np.arange(segment.size)
             beats.append(
                 make_beat(
                     (start + this.ed) * time_res_s,
@@ -203,8 +204,8 @@ def contraction(
     steepest = peak + int(np.argmin(velocity[peak : low + 1]))
     if not peak < steepest < low:  # still falling faster where the segment ends
         return None
-    # The fall is timed back from the first column nearly as steep as the steepest, so
-    # that a fall in two stages of about equal speed is timed by its first stage whichever
+    # ED is found back from the first column nearly as steep as the steepest, so that a
+    # fall in two stages of about equal speed is timed by its first stage whichever
     # stage's last digits are steeper; a shoulder that pauses a fall is slower than that.
     steep = peak + int(np.flatnonzero(velocity[peak:] <= STEEP_SHARE * velocity[steepest])[0])
     ed = last_crossing(velocity[: steep + 1], ONSET_SHARE * velocity[steepest])
