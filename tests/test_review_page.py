@@ -293,3 +293,9 @@ def test_odd_recording_names_load_in_headless_chromium(tmp_path):
         heading = page.locator(f"section[id='{target[1:]}'] h2").inner_text()
         assert heading == "a_b"
         browser.close()
+
+
+def test_every_beat_column_has_a_heading_for_people():
+    from measurement.review import BEAT_COLUMNS, HEADINGS
+
+    assert [c for c in BEAT_COLUMNS if c not in HEADINGS] == []
