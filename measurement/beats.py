@@ -207,7 +207,8 @@ def contraction(
     # ED is found back from the first column nearly as steep as the steepest, so that a
     # fall in two stages of about equal speed is timed by its first stage whichever
     # stage's last digits are steeper; a shoulder that pauses a fall is slower than that.
-    steep = peak + int(np.flatnonzero(velocity[peak:] <= STEEP_SHARE * velocity[steepest])[0])
+    fast = velocity[peak : steepest + 1] <= STEEP_SHARE * velocity[steepest]
+    steep = peak + int(np.flatnonzero(fast)[0])
     ed = last_crossing(velocity[: steep + 1], ONSET_SHARE * velocity[steepest])
     if ed is None:
         return None
