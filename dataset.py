@@ -30,7 +30,7 @@ from mmode.images import (
 )
 from mmode.label_checks import label_problems
 from mmode.labels import LABELS_FILE, LabelsError, read_labels
-from mmode.tensors import gaussian_blur, resize_image, resize_mask
+from mmode.tensors import Shape, as_shape, gaussian_blur, resize_image, resize_mask
 from runtime.errors import RecordingError, name_some
 
 MASK_SUFFIXES = ("", "_mask", "_m")  # tried in this order for image NAME
@@ -65,13 +65,14 @@ class Pair:
 class CachedData:
     """Checked pairs and, when cached, all of them decoded and resized in memory.
 
-    images (N,1,P,P) uint8 and masks (N,1,P,P) uint8 0/1, or None when streaming. With
+    images (N,1,rows,columns) uint8 and masks (N,1,rows,columns) uint8 0/1, or None when
+    streaming; `size` is that input shape (mmode.tensors.Shape). With
     `labels` (the class names of DATA/labels.json, in value order) the masks hold classes.
     """
 
     names: list[str]
     pairs: list[Pair]
-    size: int
+    size: Shape
     images: torch.Tensor | None
     masks: torch.Tensor | None
     warnings: list[str]
@@ -90,9 +91,10 @@ def read_data_labels(root: str | Path) -> list[str] | None:
         ) from None
 
 
-def cache_bytes(n_pairs: int, size: int) -> int:
+def cache_bytes(n_pairs: int, size: Shape) -> int:
     """Memory that caching n_pairs resized pairs takes (uint8 image + uint8 mask)."""
-    return n_pairs * size * size * 2
+    rows, columns = as_shape(size)
+    return n_pairs * rows * columns * 2
 
 
 def _name_some(names: list[str]) -> str:
@@ -150,8 +152,8 @@ def find_pairs(root: str | Path, min_pairs: int = 2) -> list[Pair]:
     return pairs
 
 
-def read_pair(pair: Pair, size: int, classes: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pair decoded and resized as in training: uint8 (1,P,P) image and 0/1 mask, or
+def read_pair(pair: Pair, size: Shape, classes: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pair decoded and resized as in training: uint8 (1,rows,columns) image and 0/1 mask, or
     with `classes` (K of labels.json) a label mask of 0..K-1.
 
     For pairs load_pairs checked before: FileChanged when one no longer reads as then.
@@ -179,12 +181,12 @@ def read_pair(pair: Pair, size: int, classes: int = 0) -> tuple[torch.Tensor, to
         ) from None
 
 
-def _resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[torch.Tensor, ...]:
+def _resize_pair(image: np.ndarray, mask: np.ndarray, size: Shape) -> tuple[torch.Tensor, ...]:
     return resize_image(image, size), resize_mask(mask, size)
 
 
 def load_pairs(
-    pairs: list[Pair], size: int, keep: bool = True, labels: list[str] | None = None
+    pairs: list[Pair], size: Shape, keep: bool = True, labels: list[str] | None = None
 ) -> CachedData:
     """Decode and check every pair once (and keep them, resized, if `keep`); with `labels`
     (read_data_labels) the masks are label masks, whose values must be 0..K-1.

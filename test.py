@@ -281,8 +281,9 @@ def measure_or_score(args: argparse.Namespace) -> int:
         checkpoint, model_name = choose_model(args.model)
         device = process_device(pick_device(args.device))
         model_flags = model_settings(
-            args.num_filters, args.kernel, args.se, args.dropout, args.input_norm
-        )
+            args.num_filters, args.kernel, args.se, args.dropout, args.input_norm,
+            args.time_stretch,
+        )  # fmt: skip
         precision = pick_precision(args.precision, device)
         model, trained_size, model_labels = load_model(
             checkpoint, model_flags, device, args.channels_last, precision
@@ -320,7 +321,8 @@ def measure_or_score(args: argparse.Namespace) -> int:
                 )
             labels = read_data_labels(path)  # label masks of several classes, or binary
             check_classes(model.config.num_class, labels, model_name, str(path), model_labels)
-            data = load_pairs(find_pairs(path, min_pairs=1), settings.size, labels=labels)
+            shape = model.config.input_shape(settings.size)
+            data = load_pairs(find_pairs(path, min_pairs=1), shape, labels=labels)
             lock = claim_output(out, args.overwrite, [])
             try:
                 return score_test_set_folder(model, data, measuring, path, out)

@@ -93,7 +93,7 @@ def prepare_training(config: TrainConfig) -> Trainer:
     # Our checkpoints (resumed or started from) bring their normalisation; others train rank.
     settings = config.model_settings(None if our_checkpoint is not None else TRAINED_INPUT_NORM)
     model_cfg = model_config(checkpoint, class_settings(settings, labels), warn)
-    data = load_data(config, labels)
+    data = load_data(config, model_cfg.input_shape(config.im_size), labels)
     split = choose_split(config, data, resumed.split if resumed else None)
     progress = resumed.progress if resumed else None
     check_output_folder(config.output, config.overwrite, config.load_path, progress)

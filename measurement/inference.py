@@ -2,8 +2,9 @@
 
 A recording is cut into square windows whose side is its height, overlapping in time.
 Each window is prepared exactly as in training (uint8 gray, antialiased bilinear resize
-to SIZE, rounded back to uint8, then /255), predicted in batches, and its probabilities
-are resized back and averaged where windows overlap.
+to the model's input shape: SIZE rows and time_stretch x SIZE columns, rounded back to
+uint8, then /255), predicted in batches, and its probabilities are resized back and
+averaged where windows overlap.
 
 Decisions where the issue is silent:
 - A quarter of the side is mirrored onto both ends of the recording in time (M-mode
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmode.tensors import resize_image, to_unit_float
+from mmode.tensors import Shape, resize_image, to_unit_float
 from mmode.windows import window_starts
 from quicknat import (
     QuickNat,
@@ -45,7 +46,7 @@ from runtime.distributed import warn
 from runtime.hardware import autocast, memory_format
 
 EDGE_MARGIN_DIVISOR = 4  # a quarter of the window side is mirrored onto each end
-Model = Callable[[torch.Tensor], torch.Tensor]  # float (N, 1, S, S) in [0, 1] -> (N, K, S, S)
+Model = Callable[[torch.Tensor], torch.Tensor]  # float (N, 1, R, C) in [0, 1] -> (N, K, R, C)
 
 # The model that ships with the tool, trained on synthetic recordings only, which test.py
 # uses without -m. Relative to the repository, so that it is found from any working
@@ -86,15 +87,21 @@ def overlap_step(side: int, overlap: float) -> int:
     return max(1, int(round(side * (1.0 - overlap))))
 
 
-def prepare_windows(windows: list[np.ndarray], size: int) -> torch.Tensor:
-    """uint8 (side, side) windows -> float (N, 1, size, size) in [0, 1], as in training."""
+def input_shape(model: Model, size: int) -> tuple[int, int]:
+    """The (rows, columns) a model takes windows at: its config's time stretch for a
+    QuickNat, square for any other callable."""
+    return model.config.input_shape(size) if isinstance(model, QuickNat) else (size, size)
+
+
+def prepare_windows(windows: list[np.ndarray], size: Shape) -> torch.Tensor:
+    """uint8 (side, side) windows -> float (N, 1, rows, columns) in [0, 1], as in training."""
     return to_unit_float(torch.stack([resize_image(window, size) for window in windows]))
 
 
 def predict_probabilities(
     model: Model, batch: torch.Tensor, device: torch.device | str = "cpu", precision: str = "fp32"
 ) -> torch.Tensor:
-    """Probabilities (N, K, S, S) for a float (N, 1, S, S) batch, on the CPU: the sigmoid
+    """Probabilities (N, K, R, C) for a float (N, 1, R, C) batch, on the CPU: the sigmoid
     of a one-channel model's logits, the softmax over the channels of a K-channel one's."""
     device = torch.device(device)
     with torch.inference_mode(), autocast(device, precision):
@@ -117,7 +124,8 @@ def segment_recording(
     precision: str = "fp32",
 ) -> np.ndarray:
     """Probabilities for a uint8 (H, W) recording of any width, float32: the cavity's (H, W)
-    for a one-channel model, each class's (K, H, W) for a K-channel one."""
+    for a one-channel model, each class's (K, H, W) for a K-channel one. Windows are
+    resized to `size` rows and as many columns as the model's time stretch makes."""
     height, width = image.shape
     side = height
     # Mirror a margin onto both ends, so that the recording's first and last columns are
@@ -134,7 +142,8 @@ def segment_recording(
     for i in range(0, len(starts), batch_size):
         batch_starts = starts[i : i + batch_size]
         windows = [padded[:, s : s + side] for s in batch_starts]
-        probs = predict_probabilities(model, prepare_windows(windows, size), device, precision)
+        batch = prepare_windows(windows, input_shape(model, size))
+        probs = predict_probabilities(model, batch, device, precision)
         for start, prob in zip(batch_starts, probs, strict=True):
             # One window at a time: at full size a batch of them would need batch_size x
             # side^2 floats (8 x 0.6 GB for a 12000-row recording).

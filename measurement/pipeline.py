@@ -28,7 +28,7 @@ from mmode.scanner import DEFAULT_VOLUME_FORMULA, Resolution, teichholz_volume_u
 class MeasureSettings:
     """How a recording is measured; test.py's flags of the same names set them."""
 
-    size: int  # windows are resized to size x size, as in training (the checkpoint's -p)
+    size: int  # windows are resized to size rows, as in training (the checkpoint's -p)
     overlap: float = 0.5  # share of a window that its neighbour overlaps
     batch_size: int = 8  # windows predicted at once
     threshold: float = 0.5  # cavity probability threshold

@@ -17,24 +17,33 @@ import torch.nn.functional as F
 # 2.7 GB at 1024 px, so larger windows exhaust a machine's memory instead of helping.
 MAX_WINDOW_PX = 1024
 
+Shape = int | tuple[int, int]  # the network's input: a square's side, or (rows, columns)
 
-def resize_image(array: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 (H, W) -> uint8 (1, size, size), antialiased bilinear (torchvision's resize)."""
+
+def as_shape(size: Shape) -> tuple[int, int]:
+    """(rows, columns) of a Shape."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def resize_image(array: np.ndarray, size: Shape) -> torch.Tensor:
+    """uint8 (H, W) -> uint8 (1, rows, columns), antialiased bilinear (torchvision's resize)."""
     tensor = torch.from_numpy(np.array(array))[None, None]
-    if tensor.shape[-2:] != (size, size):
+    shape = as_shape(size)
+    if tensor.shape[-2:] != shape:
         tensor = F.interpolate(
-            tensor.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            tensor.float(), size=shape, mode="bilinear", align_corners=False, antialias=True
         )
         tensor = tensor.round_().clamp_(0, 255).to(torch.uint8)
     return tensor[0]
 
 
-def resize_mask(array: np.ndarray, size: int) -> torch.Tensor:
-    """Mask (H, W) -> uint8 (1, size, size), nearest neighbour so that its values are kept:
-    0/1 stay 0/1, and a label mask's classes stay classes (no blends between them)."""
+def resize_mask(array: np.ndarray, size: Shape) -> torch.Tensor:
+    """Mask (H, W) -> uint8 (1, rows, columns), nearest neighbour so that its values are
+    kept: 0/1 stay 0/1, and a label mask's classes stay classes (no blends between them)."""
     tensor = torch.from_numpy(np.array(array, dtype=np.uint8))[None, None]
-    if tensor.shape[-2:] != (size, size):
-        tensor = F.interpolate(tensor, size=(size, size), mode="nearest-exact")
+    shape = as_shape(size)
+    if tensor.shape[-2:] != shape:
+        tensor = F.interpolate(tensor, size=shape, mode="nearest-exact")
     return tensor[0]
 
 

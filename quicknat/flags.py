@@ -9,16 +9,17 @@ from typing import Any
 from mmode.tensors import INPUT_NORMS
 from runtime.errors import SetupError
 
-from .config import SE_BLOCKS, QuickNatConfig
+from .config import MAX_TIME_STRETCH, SE_BLOCKS, QuickNatConfig
 from .schema import choose_config
 
 
 def add_model_flags(
     parser: argparse.ArgumentParser, title: str, input_norm_default: str = "unit"
 ) -> None:
-    """--num-filters, --kernel, --se, --dropout, --input-norm; None when not given, so a
-    checkpoint can win. input_norm_default is what the help names for a model without one:
-    run.py trains "rank" models, test.py reads other tools' checkpoints as "unit"."""
+    """--num-filters, --kernel, --se, --dropout, --input-norm, --time-stretch; None when not
+    given, so a checkpoint can win. input_norm_default is what the help names for a model
+    without one: run.py trains "rank" models, test.py reads other tools' checkpoints as
+    "unit"."""
     group = parser.add_argument_group(title)
     group.add_argument(
         "--num-filters", type=int, default=None, help="filters per convolution (default: 64)"
@@ -42,6 +43,14 @@ def add_model_flags(
         "so gain, gamma and contrast do not matter) or unit (grey / 255, the original "
         f"QuickNAT's) (default: {input_norm_default})",
     )
+    group.add_argument(
+        "--time-stretch",
+        type=int,
+        default=None,
+        metavar="K",
+        help=f"the network sees each window K times as wide as deep (1 to {MAX_TIME_STRETCH}): "
+        "sharper end-systoles at K times the cost (default: 1)",
+    )
 
 
 def model_settings(
@@ -50,6 +59,7 @@ def model_settings(
     se: str | None,
     dropout: float | None,
     input_norm: str | None = None,
+    time_stretch: int | None = None,
 ) -> dict[str, Any]:
     """The model flags as QuickNAT params; None means not given."""
     return {
@@ -59,6 +69,7 @@ def model_settings(
         "se_block": se,
         "drop_out": dropout,
         "input_norm": input_norm,
+        "time_stretch": time_stretch,
     }
 
 

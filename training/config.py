@@ -51,6 +51,7 @@ class TrainConfig:
     se: str | None
     dropout: float | None
     input_norm: str | None
+    time_stretch: int | None
     precision: str
     channels_last: bool | None  # None: the device's faster one
     compile: bool
@@ -77,7 +78,9 @@ class TrainConfig:
         """The model flags as QuickNAT params; an --input-norm not given is
         default_input_norm (None: the checkpoint's, or QuickNAT's "unit")."""
         input_norm = self.input_norm or default_input_norm
-        return model_settings(self.num_filters, self.kernel, self.se, self.dropout, input_norm)
+        return model_settings(
+            self.num_filters, self.kernel, self.se, self.dropout, input_norm, self.time_stretch
+        )
 
     def check(self) -> None:
         """Raise SetupError for flag values that cannot work."""
@@ -174,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--im-size",
         type=int,
         default=None,  # parse_config fills in DEFAULT_IM_SIZE, unless --start-from gives it
-        help="images are resized to P x P, a multiple of 16; with --start-from, the "
-        f"checkpoint's size (default: {DEFAULT_IM_SIZE})",
+        help="images are resized to P x P (P x KP with --time-stretch K), a multiple of 16; "
+        f"with --start-from, the checkpoint's size (default: {DEFAULT_IM_SIZE})",
     )
     p.add_argument(
         "-l",

@@ -19,26 +19,28 @@ from dataset import (
     load_pairs,
     split_names,
 )
-from mmode.tensors import to_unit_float
+from mmode.tensors import Shape, to_unit_float
 from runtime.distributed import say, warn
 from training.config import TrainConfig
 
 GPU_CACHE_SHARE = 0.25  # of a GPU's memory that a cached data set may take there
 
 
-def load_data(config: TrainConfig, labels: list[str] | None = None) -> CachedData:
-    """The checked pairs, kept in memory unless they exceed --cache-limit; with `labels`
-    (DATA/labels.json's classes) label masks."""
+def load_data(
+    config: TrainConfig, input_shape: Shape, labels: list[str] | None = None
+) -> CachedData:
+    """The checked pairs resized to the model's input_shape, kept in memory unless they
+    exceed --cache-limit; with `labels` (DATA/labels.json's classes) label masks."""
     try:
         pairs = find_pairs(config.datapath)
-        needed = cache_bytes(len(pairs), config.im_size)
+        needed = cache_bytes(len(pairs), input_shape)
         cache = needed <= config.cache_limit * 1e9
         if not cache:
             say(
                 f"The resized data set needs {needed / 1e9:.1f} GB, more than --cache-limit "
                 f"{config.cache_limit:g} GB: streaming it from disk instead (more --workers help)."
             )
-        data = load_pairs(pairs, config.im_size, keep=cache, labels=labels)
+        data = load_pairs(pairs, input_shape, keep=cache, labels=labels)
     except OSError as err:  # a folder or file that cannot be listed or read (permissions)
         where = err.filename or config.datapath
         raise DataError(
