@@ -146,7 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-hr",
         type=float,
         default=MAX_HR_BPM,
-        help="highest heart rate in bpm; end-diastoles are at least 60/MAX_HR s apart "
+        help="highest heart rate in bpm; beats' steep falls are at least 60/MAX_HR s apart "
         "(default: %(default)s)",
     )
     p.add_argument(

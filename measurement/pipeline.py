@@ -34,7 +34,7 @@ class MeasureSettings:
     threshold: float = 0.5  # cavity probability threshold
     device: torch.device | str = "cpu"
     precision: str = "fp32"
-    max_hr_bpm: float = MAX_HR_BPM  # end-diastoles are at least 60 / max_hr_bpm s apart
+    max_hr_bpm: float = MAX_HR_BPM  # beats' steep falls are at least 60 / max_hr_bpm s apart
     volume_formula: str = DEFAULT_VOLUME_FORMULA  # one of mmode.scanner.VOLUME_FORMULAS
 
 

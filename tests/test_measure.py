@@ -130,6 +130,25 @@ def test_max_hr_keeps_peaks_apart():
     assert rates and all(r == pytest.approx(400, rel=0.03) for r in rates)
 
 
+def test_beats_are_kept_apart_by_their_falls_not_by_their_flat_maxima():
+    # 720 bpm (83 ms): each beat falls over 20 ms, refills over 20 ms and holds, its flat
+    # top tilted 0.1 mm down in one beat and up in the next. One beat's maximum then lies
+    # at the end of its top and the next one's at the start of its own, 40 ms apart,
+    # closer than 60 / 900 bpm; their falls are a beat apart.
+    time_s = np.arange(1400) * 0.00083
+    rr_s, systole_s, refill_s = 60 / 720, 0.02, 0.02
+    beat, phase_s = np.divmod(time_s, rr_s)
+    fall = (1 - np.cos(np.pi * np.clip(phase_s / systole_s, 0, 1))) / 2
+    refill = np.sin(np.pi / 2 * np.clip((phase_s - systole_s) / refill_s, 0, 1))
+    top_share = np.clip((phase_s - systole_s - refill_s) / (rr_s - systole_s - refill_s), 0, 1)
+    tilt = 0.1 * np.where(beat % 2 == 0, -top_share, top_share - 1)
+    lvid = np.where(phase_s < systole_s, 3.4 - 1.6 * fall, 1.8 + 1.6 * refill + tilt)
+    found = find_beats(lvid, 0.00083, max_hr_bpm=900)
+    assert len(found) >= 12
+    for beat in found:
+        assert beat.heart_rate_bpm == pytest.approx(720, rel=0.02), beat.t_ed_s
+
+
 def longest_run_reference(column):
     best, run, best_start, start = 0, 0, 0, 0
     for row, on in enumerate(column):
