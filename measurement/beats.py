@@ -8,8 +8,10 @@ Decisions where the issue is silent:
 - A beat runs from one end-diastole (ED) to the next in the same gap-free stretch; it
   reports the LVID at its ED as LVIDd and at its end-systole (ES) as LVIDs. Both are
   timed by the walls' motion (contraction below), never by the LVID's extremes.
-- An LVID peak within one smoothing window (SMOOTH_S) of the ends of a gap-free stretch
-  is ignored: the curve must be seen on both sides of it.
+- An LVID peak within one smoothing window (SMOOTH_S) of a gap-free stretch's end is
+  ignored, and so is a contraction that starts within one of its start: the curve must be
+  seen on both sides of them. A stretch that starts on a diastole's flat top has its peak
+  in its first column.
 - A beat's cardiac output is its stroke volume times its own heart rate (60 / RR).
 - The wall numbers (IVS, LVPW, LV mass, RWT) come from a model that segments the walls
   (measurement/walls.py adds them); for a cavity-only model they are None, and so are
@@ -153,16 +155,21 @@ def find_beats(
         velocity = savgol_filter(segment, window, polyorder=2, deriv=1)
         es_segment = savgol_filter(lvid[start:stop], es_window, polyorder=2)
         es_velocity = savgol_filter(lvid[start:stop], es_window, polyorder=2, deriv=1)
-        peaks, _ = find_peaks(segment, prominence=prominence)
+        # The first column counts as a peak too: a stretch may start on the flat top of a
+        # diastole, whose maximum lies before it.
+        peaks, _ = find_peaks(np.concatenate([[-np.inf], segment]), prominence=prominence)
+        peaks -= 1
         # A peak this close to a segment's end is not trusted: smoothing is one-sided
-        # there, and a glitch in the end columns can pose as the systole before it.
-        peaks = peaks[(peaks >= window) & (peaks < segment.size - window)]
+        # there, and a glitch in the end columns can pose as the systole before it. At its
+        # start, a contraction is trusted once its end-diastole is that far in.
+        peaks = peaks[peaks < segment.size - window]
         if peaks.size == 0:
             continue
         found = [
             contraction(segment, velocity, es_velocity, peak, next_peak)
             for peak, next_peak in zip(peaks, [*peaks[1:], segment.size], strict=True)
         ]
+        found = [c if c is None or c.ed >= window else None for c in found]
         found = spaced(found, segment[peaks], min_distance)
         columns = np.arange(segment.size)
         for this, after in zip(found[:-1], found[1:], strict=True):
