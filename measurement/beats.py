@@ -193,8 +193,8 @@ def spaced(
     found: list[Contraction | None], heights: np.ndarray, min_distance: float
 ) -> list[Contraction | None]:
     """`found` (one per LVID peak, of these heights) without the contractions whose steep
-    fall lies closer than min_distance columns to a higher peak's: ends-diastole are at
-    least that far apart.
+    fall lies closer than min_distance columns to a higher peak's: beats' steep falls are
+    at least that far apart.
 
     The spacing is that of the falls, not of the maxima: a diastole's maximum may lie
     anywhere on its flat top, so one beat's at its end and the next one's at its start are
