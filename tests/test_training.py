@@ -175,6 +175,7 @@ def _bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
         ("e-zero", "-e must be at least 1"),
         ("p-odd", "-p must be a multiple of 16"),
         ("p-huge", "-p must be at most 1024 pixels, got 100000"),
+        ("p-stretched-huge", "-p 1024 with --time-stretch 2 makes windows of 1024 x 2048"),
         ("l-inf", "-l must be a finite positive number, got inf."),
         ("l-nan", "-l must be a finite positive number, got nan."),
         ("too-few", "too few to hold out"),
@@ -205,6 +206,8 @@ def test_user_errors_exit_2_with_one_clear_message(tmp_path, call_main, case, me
                        "e-zero": ("-e", "0"), "p-odd": ("-p", "40"), "p-huge": ("-p", "100000"),
                        "l-inf": ("-l", "inf"), "l-nan": ("-l", "nan")}[case]  # fmt: skip
         args += [flag, value]
+    elif case == "p-stretched-huge":
+        args += ["-p", "1024", "--time-stretch", "2"]
     elif case == "too-few":
         args += ["-v", "99"]
     elif case == "one-pair":

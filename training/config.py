@@ -118,6 +118,14 @@ class TrainConfig:
                 f"-p must be at most {MAX_WINDOW_PX} pixels, got {self.im_size}; windows of "
                 "128-512 px are plenty for M-mode."
             )
+        stretch = self.time_stretch or 1
+        if self.im_size**2 * stretch > MAX_WINDOW_PX**2:  # the memory of the same cap
+            largest = int(MAX_WINDOW_PX / stretch**0.5) // 16 * 16
+            raise SetupError(
+                f"-p {self.im_size} with --time-stretch {stretch} makes windows of "
+                f"{self.im_size} x {self.im_size * stretch} pixels, beyond the memory of a "
+                f"{MAX_WINDOW_PX} px square; use -p {largest} or less."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
