@@ -22,7 +22,9 @@ from preprocessing.synthetic import main as synthetic
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "weights" / "synthetic.pt"
 PARTS = (("scanner", 40, 100), ("classic", 8, 101))  # look, recordings, seed
-TRAINING_FLAGS = "-e 12 -b 8 -p 128 --num-filters 32 --kernel 5 --augment -l 0.002 --lr-schedule cosine --time-stretch 2"
+TRAINING_FLAGS = (
+    "-e 12 -b 8 -p 128 --num-filters 32 --kernel 5 --augment -l 0.002 --lr-schedule cosine"
+)
 
 
 def make_data(work: Path) -> Path:
