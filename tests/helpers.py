@@ -89,8 +89,9 @@ def points_of_before(trace_csv: str) -> bytes:
     columns (and at the last): its rows at those columns, so that fingerprints of earlier
     output still compare."""
     header, *rows = trace_csv.splitlines()
-    last = max(int(row.split(",")[1]) for row in rows)
+    columns = [int(row.split(",")[1]) for row in rows]
+    last = max(columns)
     kept = [
-        row for row in rows if int(row.split(",")[1]) % 2 == 0 or int(row.split(",")[1]) == last
+        row for row, column in zip(rows, columns, strict=True) if column % 2 == 0 or column == last
     ]
     return "\n".join([header, *kept, ""]).encode()

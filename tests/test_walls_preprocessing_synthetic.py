@@ -146,7 +146,7 @@ def fingerprint(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder)
-        if relative.parts[0] in ("truth", "mask"):  # masks: drawn from denser points now
+        if relative.parts[0] in ("truth", "mask"):
             continue
         digest.update(str(relative).encode())
         if relative.parts[0] == "annotations":
