@@ -20,6 +20,12 @@ from PIL import Image
 import run
 from preprocessing import synthetic
 
+# pytest-xdist runs one worker per core; a worker's torch (and the processes its tests start)
+# also using every core would oversubscribe them, and the suite would take longer, not less.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 
 def write_band_data(root: Path, n: int = 8, size: int = 40, seed: int = 0) -> Path:
     """root/img and root/mask: dark bands (the 'cavity') in brighter speckle, and their masks."""
