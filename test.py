@@ -46,6 +46,7 @@ try:  # importing torch takes seconds: a Ctrl-C then is an answer, not a traceba
         evaluate,
         metrics_table,
         score_test_set,
+        window_span_warning,
         write_evaluation,
     )
     from measurement.study import default_workers, measure_recordings
@@ -285,7 +286,7 @@ def measure_or_score(args: argparse.Namespace) -> int:
             args.time_stretch,
         )  # fmt: skip
         precision = pick_precision(args.precision, device)
-        model, trained_size, model_labels = load_model(
+        model, trained_size, model_labels, window_s = load_model(
             checkpoint, model_flags, device, args.channels_last, precision
         )
         settings = MeasureSettings(
@@ -297,6 +298,7 @@ def measure_or_score(args: argparse.Namespace) -> int:
             precision=precision,
             max_hr_bpm=args.max_hr,
             volume_formula=args.volume_formula,
+            window_s=window_s,
         )
         measuring = Measuring(
             settings=settings,
@@ -320,6 +322,9 @@ def measure_or_score(args: argparse.Namespace) -> int:
                     "process; run it without torchrun."
                 )
             labels = read_data_labels(path)  # label masks of several classes, or binary
+            span_warning = window_span_warning(path, window_s)
+            if span_warning:
+                warn(span_warning)
             check_classes(model.config.num_class, labels, model_name, str(path), model_labels)
             shape = model.config.input_shape(settings.size)
             data = load_pairs(find_pairs(path, min_pairs=1), shape, labels=labels)

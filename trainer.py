@@ -45,6 +45,7 @@ from training.data import (
     batch_loader,
     batch_to_device,
     choose_split,
+    data_window_s,
     epoch_batches,
     in_batches,
     keep_on_device,
@@ -72,6 +73,7 @@ class TrainingSetup:
     rng_state: dict | None = None
     scaler_state: dict | None = None
     started_from: str | None = None  # the --start-from checkpoint, kept on through resumes
+    window_s: float | None = None  # how -d's windows were cut (mmode/timescale.py)
 
 
 def prepare_training(config: TrainConfig) -> Trainer:
@@ -104,7 +106,7 @@ def prepare_training(config: TrainConfig) -> Trainer:
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, betas=(0.9, 0.999), fused=fused
     )
-    run = TrainingSetup(device, precision, rank, world, Progress())
+    run = TrainingSetup(device, precision, rank, world, Progress(), window_s=data_window_s(config))
     if config.start_from is not None:
         run.started_from = resume.load_start_weights(
             checkpoint, our_checkpoint, config.start_from, model
@@ -353,6 +355,7 @@ class Trainer:
             scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
             lr_plan=self.run.lr_plan.to_dict(),
             labels=self.labels,
+            window_s=self.run.window_s,
         ).to_dict()
 
     def _interrupt(self, epoch: int, train_sums: dict[str, float], outputs) -> int:

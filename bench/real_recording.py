@@ -26,7 +26,7 @@ import torch
 
 import test as test_cli
 from measurement.edges import lv_edges
-from measurement.inference import load_model, segment_recording
+from measurement.inference import LoadedModel, load_model, segment_recording
 from mmode.images import read_gray
 from preprocessing.annotations import read_annotation
 from preprocessing.masks import interpolate_trace
@@ -68,8 +68,11 @@ def re_exposed(image: np.ndarray) -> dict[str, np.ndarray]:
     return {name: np.clip(np.round(c), 0, 255).astype(np.uint8) for name, c in copies.items()}
 
 
-def measured_edges(model, image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    prob = segment_recording(model, image, size)
+def measured_edges(loaded: LoadedModel, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    size = loaded.im_size or test_cli.DEFAULT_SIZE
+    prob = segment_recording(
+        loaded.model, image, size, time_res_s=TIME_RES_S, window_s=loaded.window_s
+    )
     prob = prob if prob.ndim == 2 else prob[2]  # a wall model's cavity channel
     edges = lv_edges(prob, 0.5, TIME_RES_S, DEPTH_RES_MM)
     return edges.upper_row, edges.lower_row
@@ -121,15 +124,14 @@ def measure_with_cli(model_path: str, out: Path) -> list[dict]:
 def report(model_path: str, columns: slice | None) -> dict:
     torch.manual_seed(0)
     image = read_gray(RECORDING)
-    model, size, _ = load_model(model_path, {}, torch.device("cpu"))
-    size = size or test_cli.DEFAULT_SIZE
+    loaded = load_model(model_path, {}, torch.device("cpu"))
     reference = reference_rows(image.shape[1])
     annotated = np.flatnonzero(np.isfinite(reference[0]) & np.isfinite(reference[1]))
     if columns is not None:
         annotated = annotated[
             (annotated >= (columns.start or 0)) & (annotated < (columns.stop or image.shape[1]))
         ]
-    found = measured_edges(model, image, size)
+    found = measured_edges(loaded, image)
     result = {"model": model_path, "edges": edge_agreement(found, reference, annotated)}
     beats_by_hand = hand_beats(annotated)
     ref_d, ref_s = reference_lvid_mm(*reference, beats_by_hand)
@@ -169,7 +171,7 @@ def report(model_path: str, columns: slice | None) -> dict:
     }
     result["re_exposed_within_2"] = {}
     for name, copy in re_exposed(image).items():
-        other = measured_edges(model, copy, size)
+        other = measured_edges(loaded, copy)
         diff = np.stack([np.abs(o - f) for o, f in zip(other, found, strict=True)])[:, annotated]
         result["re_exposed_within_2"][name] = float(np.mean(np.all(diff <= SAME_ROWS, axis=0)))
     return result

@@ -13,6 +13,9 @@ Decisions where the issue is silent:
   context. The mirrored columns are cropped away again.
 - A recording narrower than its height is mirrored the same way to one square window,
   so the network sees the same pixel aspect as in training.
+- A model trained on windows cut with window_s (checkpoint key; mmode/timescale.py) sees
+  the recording resampled along time as its windows were, and its probabilities are
+  resampled back to the recording's columns.
 - A model with one output channel segments the cavity: its probability is the sigmoid of
   the logit, and a recording's map is (H, W), as always. A model with K > 1 channels
   (mmode.labels.WALL_LABELS: background, septum, cavity, posterior wall) gives per-class
@@ -25,13 +28,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from mmode.tensors import Shape, resize_image, to_unit_float
+from mmode.timescale import resample_columns, resampled_width, time_factor
 from mmode.windows import window_starts
 from quicknat import (
     QuickNat,
@@ -40,6 +44,7 @@ from quicknat import (
     read_checkpoint,
     trained_im_size,
     trained_labels,
+    trained_window_s,
 )
 from quicknat.flags import model_config
 from runtime.distributed import warn
@@ -60,15 +65,24 @@ def shipped_model_path() -> Path:
     return REPOSITORY / SHIPPED_MODEL
 
 
+class LoadedModel(NamedTuple):
+    """A model from a checkpoint, and what the checkpoint says of how it was trained
+    (each None where it does not say)."""
+
+    model: QuickNat  # in eval mode
+    im_size: int | None  # the -p it was trained at
+    labels: list[str] | None  # its class names
+    window_s: float | None  # the longest span of its training windows; None: square
+
+
 def load_model(
     path: str | os.PathLike,
     settings: dict[str, Any] | None = None,
     device: torch.device | str = "cpu",
     channels_last: bool | None = None,
     precision: str = "fp32",
-) -> tuple[QuickNat, int | None, list[str] | None]:
-    """The model in eval mode on `device`, the image size it was trained at and the class
-    names it was trained on (each None when the checkpoint does not say).
+) -> LoadedModel:
+    """The model in eval mode on `device`, and how it was trained.
 
     Our checkpoint's stored config wins over `settings` (QuickNAT params from the flags,
     None meaning not given; quicknat.flags.model_settings), with a warning where they differ.
@@ -79,7 +93,12 @@ def load_model(
     load_weights(model, checkpoint, str(path))
     # A one-channel input batch has the same layout either way, so only the model converts.
     model = model.to(device, memory_format=memory_format(channels_last, device, precision))
-    return model.eval(), trained_im_size(checkpoint), trained_labels(checkpoint)
+    return LoadedModel(
+        model.eval(),
+        trained_im_size(checkpoint),
+        trained_labels(checkpoint),
+        trained_window_s(checkpoint),
+    )
 
 
 def overlap_step(side: int, overlap: float) -> int:
@@ -122,11 +141,23 @@ def segment_recording(
     batch_size: int = 8,
     device: torch.device | str = "cpu",
     precision: str = "fp32",
+    time_res_s: float | None = None,
+    window_s: float | None = None,
 ) -> np.ndarray:
     """Probabilities for a uint8 (H, W) recording of any width, float32: the cavity's (H, W)
     for a one-channel model, each class's (K, H, W) for a K-channel one. Windows are
-    resized to `size` rows and as many columns as the model's time stretch makes."""
+    resized to `size` rows and as many columns as the model's time stretch makes; with
+    window_s (the model's, which needs time_res_s) they span at most window_s."""
     height, width = image.shape
+    if window_s is not None:
+        assert time_res_s is not None, "window_s needs the recording's time_res_s"
+        new_width = resampled_width(width, time_factor(height, time_res_s, window_s))
+        if new_width != width:
+            resampled = resample_columns(image, new_width)
+            probs = segment_recording(
+                model, resampled, size, overlap, batch_size, device, precision
+            )
+            return resample_columns(probs, width)
     side = height
     # Mirror a margin onto both ends, so that the recording's first and last columns are
     # not at a window's edge, where the network sees no context and errs.

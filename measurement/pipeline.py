@@ -36,6 +36,7 @@ class MeasureSettings:
     precision: str = "fp32"
     max_hr_bpm: float = MAX_HR_BPM  # beats' steep falls are at least 60 / max_hr_bpm s apart
     volume_formula: str = DEFAULT_VOLUME_FORMULA  # one of mmode.scanner.VOLUME_FORMULAS
+    window_s: float | None = None  # the model's longest window span (mmode/timescale.py)
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,18 @@ def measure(
     image: np.ndarray, resolution: Resolution, model: Model, settings: MeasureSettings
 ) -> Measurement:
     """Segment a uint8 (H, W) recording with `model` and measure it."""
-    return measure_probabilities(probabilities(image, model, settings), image, resolution, settings)
+    probs = probabilities(image, model, settings, resolution.time_res_s)
+    return measure_probabilities(probs, image, resolution, settings)
 
 
-def probabilities(image: np.ndarray, model: Model, settings: MeasureSettings) -> np.ndarray:
+def probabilities(
+    image: np.ndarray, model: Model, settings: MeasureSettings, time_res_s: float
+) -> np.ndarray:
     """The network's probabilities for a uint8 (H, W) recording, in windows as `settings`
     say: (H, W) of the cavity, or (K, H, W) of a wall model's classes."""
     return segment_recording(
         model, image, settings.size, settings.overlap, settings.batch_size, settings.device,
-        settings.precision,
+        settings.precision, time_res_s, settings.window_s,
     )  # fmt: skip
 
 

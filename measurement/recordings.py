@@ -135,7 +135,7 @@ def segment(model: Model, path: Path, measuring: Measuring) -> Segmented:
         raise RecordingError(str(err)) from None
     resolution = resolve_resolution(sidecar, measuring.time_res_s, measuring.depth_res_mm)
     assumed = assumed_resolution(path.stem, resolution)
-    probs = probabilities(image, model, measuring.settings)
+    probs = probabilities(image, model, measuring.settings, resolution.time_res_s)
     return Segmented(path, image, dim_note, resolution, (assumed,) if assumed else (), probs)
 
 

@@ -29,6 +29,7 @@ from measurement.report import evaluation_overlay
 from mmode.labels import CAVITY, LABELS_FILE
 from mmode.scores import class_scores, hd95_px, per_image_scores
 from mmode.tensors import to_unit_float
+from mmode.timescale import WindowRuleError, read_window_s
 from runtime import files
 from runtime.errors import SetupError
 
@@ -196,3 +197,22 @@ def metrics_table(metrics: dict) -> str:
         shown = "n/a" if value is None else (f"{value:.4f}" if isinstance(value, float) else value)
         lines.append(f"  {key:<{width}}{shown}")
     return "\n".join(lines)
+
+
+def window_span_warning(path: Path, model_window_s: float | None) -> str | None:
+    """A warning where a test set's windows were cut otherwise than the model's training
+    windows (mmode/timescale.py); None where alike."""
+    try:
+        data_window_s = read_window_s(path)
+    except WindowRuleError as err:
+        raise SetupError(str(err)) from None
+    if data_window_s == model_window_s:
+        return None
+    return (
+        f"{path}'s windows were cut {cut_as(data_window_s)}, the model's training windows "
+        f"{cut_as(model_window_s)}; its scores here may not be those of its measurements."
+    )
+
+
+def cut_as(window_s: float | None) -> str:
+    return "square" if window_s is None else f"with --window-s {window_s:g}"

@@ -27,6 +27,8 @@ from preprocessing.make_masks import (
 from preprocessing.make_windows import (
     add_window_flags,
     check_window_options,
+    claim_windows,
+    recording_time_res,
     write_recording_windows,
 )
 from preprocessing.summary import Summary
@@ -40,6 +42,7 @@ def build_dataset(
     step: int | None = None,
     quality_csv: Path | None = None,
     time_res_s: float | None = None,
+    window_s: float | None = None,
     overwrite: bool = False,
     progress: bool = True,
     units: PhysicalUnits | None = None,
@@ -50,12 +53,13 @@ def build_dataset(
     """
     images_dir = cli.require_dir(images_dir, "images", "--images")
     annotations_dir = cli.require_dir(annotations_dir, "annotations", "--annotations")
-    quality = check_window_options(step, quality_csv, time_res_s)
+    quality = check_window_options(step, quality_csv, time_res_s, window_s)
     out_dir = cli.make_data_dir(out_dir, [images_dir, annotations_dir])
 
     pairs, problems = annotated_recordings(images_dir, annotations_dir)
     traces, labels = read_run_annotations(pairs, units)
     claim_folder(out_dir, labels, out_dir / "mask", "--out")
+    claim_windows(out_dir, window_s)
     summary = Summary(problems=problems)
     for name, image_path, annotation_path in cli.progress(pairs, progress):
         with summary.recording(name, image_path):
@@ -67,7 +71,8 @@ def build_dataset(
                 out_dir,
                 step=step,
                 quality=quality,
-                time_res_s=time_res_s,
+                time_res_s=recording_time_res(image_path, time_res_s, window_s),
+                window_s=window_s,
                 overwrite=overwrite,
                 mask_source=str(annotation_path),
                 labelled=labels is not None,
@@ -99,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             step=args.step,
             quality_csv=args.quality,
             time_res_s=args.time_res,
+            window_s=args.window_s,
             overwrite=args.overwrite,
             progress=not args.no_progress,
             units=parse_units(args.units, args.depth_res, args.time_res),

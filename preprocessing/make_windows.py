@@ -28,6 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from mmode.images import read_gray, read_mask
+from mmode.scanner import read_sidecar, resolve_resolution
+from mmode.timescale import (
+    WindowRuleError,
+    check_window_s,
+    claim_window_s,
+    resample_columns,
+    resampled_width,
+    time_factor,
+)
 from preprocessing import cli
 from preprocessing.label_masks import checked_label_mask, claim_folder, labels_of_masks
 from preprocessing.pairing import list_images, pair_by_name
@@ -54,6 +63,7 @@ def write_recording_windows(
     step: int | None = None,
     quality: QualityTable | None = None,
     time_res_s: float | None = None,
+    window_s: float | None = None,
     overwrite: bool = False,
     mask_source: str = "the mask",
     labelled: bool = False,
@@ -61,9 +71,16 @@ def write_recording_windows(
     """Write one recording's windows to out_dir/img and out_dir/mask; return how many.
 
     labelled: the mask is a label mask, whose values are kept (else binarised to 0/255).
+    window_s: first resample the recording along time (mmode/timescale.py), which needs its
+    time_res_s.
 
     Raises RecordingError for a problem, SkipRecording when quality leaves nothing to cut.
     """
+    if window_s is not None:
+        assert time_res_s is not None, "window_s needs the recording's time_res_s"
+        width = resampled_width(image.shape[1], time_factor(image.shape[0], time_res_s, window_s))
+        time_res_s *= image.shape[1] / width
+        image, mask = resample_columns(image, width), resample_columns(mask, width, nearest=True)
     span = mask_span(mask)
     if span is None:
         raise RecordingError(f"{mask_source}: the mask has no foreground, so no annotated span.")
@@ -99,12 +116,42 @@ def write_recording_windows(
     return len(windows)
 
 
+def recording_time_res(
+    image_path: Path, time_res_s: float | None, window_s: float | None
+) -> float | None:
+    """Seconds per column of a recording: the flag's; with --window-s, which needs one,
+    else its NAME.json sidecar's, else the typical scanner's, as test.py assumes."""
+    if window_s is None:
+        return time_res_s
+    try:
+        sidecar = read_sidecar(image_path)
+    except ValueError as err:
+        raise RecordingError(str(err)) from None
+    return resolve_resolution(sidecar, time_res_s, None).time_res_s
+
+
+def claim_windows(out_dir: Path, window_s: float | None) -> None:
+    """Keep the data folder's windows cut one way (mmode.timescale.claim_window_s)."""
+    try:
+        claim_window_s(out_dir, window_s, any((out_dir / "mask").glob("*.png")), "--out")
+    except WindowRuleError as err:
+        raise SetupError(str(err)) from None
+
+
 def check_window_options(
-    step: int | None, quality_csv: Path | None, time_res_s: float | None
+    step: int | None,
+    quality_csv: Path | None,
+    time_res_s: float | None,
+    window_s: float | None = None,
 ) -> QualityTable | None:
-    """Usage checks for --step/--quality/--time-res; the parsed quality CSV if given."""
+    """Usage checks for --step/--quality/--time-res/--window-s; the parsed quality CSV if
+    given."""
     if step is not None and step < 1:
         raise SetupError(f"--step must be at least 1, got {step}.")
+    try:
+        check_window_s(window_s, "--window-s")
+    except WindowRuleError as err:
+        raise SetupError(str(err)) from None
     cli.require_positive(time_res_s, "--time-res")
     if quality_csv is None:
         return None
@@ -121,16 +168,18 @@ def make_windows(
     step: int | None = None,
     quality_csv: Path | None = None,
     time_res_s: float | None = None,
+    window_s: float | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Summary:
     """Windows of every recording in images_dir that has a mask in masks_dir."""
     images_dir = cli.require_dir(images_dir, "images", "--images")
     masks_dir = cli.require_dir(masks_dir, "masks", "--masks")
-    quality = check_window_options(step, quality_csv, time_res_s)
+    quality = check_window_options(step, quality_csv, time_res_s, window_s)
     out_dir = cli.make_data_dir(out_dir, [images_dir, masks_dir])
     labels = labels_of_masks(masks_dir)
     claim_folder(out_dir, labels, out_dir / "mask", "--out")
+    claim_windows(out_dir, window_s)
 
     images, problems = list_images(images_dir)
     masks, mask_problems = list_images(masks_dir)
@@ -155,7 +204,8 @@ def make_windows(
                 out_dir,
                 step=step,
                 quality=quality,
-                time_res_s=time_res_s,
+                time_res_s=recording_time_res(image_path, time_res_s, window_s),
+                window_s=window_s,
                 overwrite=overwrite,
                 mask_source=str(mask_path),
                 labelled=labels is not None,
@@ -179,6 +229,16 @@ def add_window_flags(parser: argparse.ArgumentParser, time_res_help: str) -> Non
         "Bad-End], seconds); only good regions are cut (default: the whole span)",
     )
     cli.add_time_res_flag(parser, time_res_help)
+    parser.add_argument(
+        "--window-s",
+        metavar="S",
+        type=float,
+        help="cut windows that span at most S seconds: a recording whose window (as many "
+        "columns as it has rows) spans longer is resampled to more columns first, so that "
+        "the network sees its beats wide; needs each recording's seconds per column (--time-res, "
+        "or its NAME.json; else 0.00083 s is assumed); test.py measures the trained model's "
+        "recordings the same way (default: square windows, however long they span)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             step=args.step,
             quality_csv=args.quality,
             time_res_s=args.time_res,
+            window_s=args.window_s,
             overwrite=args.overwrite,
             progress=not args.no_progress,
         ),

@@ -30,6 +30,7 @@ from .schema import (
     stored_config,
     trained_im_size,
     trained_labels,
+    trained_window_s,
 )
 
 __all__ = [
@@ -54,4 +55,5 @@ __all__ = [
     "stored_config",
     "trained_im_size",
     "trained_labels",
+    "trained_window_s",
 ]

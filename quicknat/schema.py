@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from mmode.timescale import WINDOW_S_RANGE
+
 from .checkpoint import CheckpointError
 from .config import QuickNatConfig
 
@@ -53,6 +55,7 @@ class TrainingCheckpoint:
     scaler: dict[str, Any] | None = None  # fp16 loss scaling
     lr_plan: dict[str, Any] | None = None  # the learning-rate schedule (training/schedule.py)
     labels: list[str] | None = None  # class names by output channel; None: binary (cavity)
+    window_s: float | None = None  # the windows' longest span (mmode/timescale.py); None: square
 
     def to_dict(self) -> dict[str, Any]:
         p = self.progress
@@ -83,6 +86,8 @@ class TrainingCheckpoint:
             checkpoint["lr_plan"] = self.lr_plan
         if self.labels is not None:
             checkpoint["labels"] = list(self.labels)
+        if self.window_s is not None:
+            checkpoint["window_s"] = self.window_s
         return checkpoint
 
     @classmethod
@@ -113,6 +118,7 @@ class TrainingCheckpoint:
             scaler=checkpoint.get("scaler"),
             lr_plan=checkpoint.get("lr_plan"),
             labels=labels,
+            window_s=checkpoint.get("window_s"),
         )
 
 
@@ -157,6 +163,10 @@ def _labels(value: Any) -> bool:
     )
 
 
+def _window_s(value: Any) -> bool:
+    return _number(value) and WINDOW_S_RANGE[0] <= value <= WINDOW_S_RANGE[1]
+
+
 def _progress(value: Any) -> bool:
     fields = {f.name for f in dataclasses.fields(Progress)}
     return (
@@ -197,8 +207,9 @@ _FIELDS = (
     ("scaler", _is_dict, "a dict"),
     ("lr_plan", _is_dict, "a dict"),
     ("labels", _labels, "a list of two or more distinct class names, background first"),
+    ("window_s", _window_s, "a number of seconds from {:g} to {:g}".format(*WINDOW_S_RANGE)),
 )
-_OPTIONAL = ("args", "scaler", "lr_plan", "labels")
+_OPTIONAL = ("args", "scaler", "lr_plan", "labels", "window_s")
 
 
 def incomplete(source: str, problem: object) -> CheckpointError:
@@ -230,6 +241,13 @@ def trained_labels(checkpoint: Any) -> list[str] | None:
     model or another tool's checkpoint."""
     labels = checkpoint.get("labels") if is_ours(checkpoint) else None
     return list(labels) if isinstance(labels, list) and _labels(labels) else None
+
+
+def trained_window_s(checkpoint: Any) -> float | None:
+    """The longest span of the windows our checkpoint was trained on; None for square
+    windows or another tool's checkpoint."""
+    window_s = checkpoint.get("window_s") if is_ours(checkpoint) else None
+    return float(window_s) if _window_s(window_s) else None
 
 
 def stored_config(checkpoint: Any) -> QuickNatConfig | None:

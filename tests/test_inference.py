@@ -145,7 +145,7 @@ def test_our_checkpoint_brings_its_config(tmp_path):
     net = QuickNat(TINY)
     path = tmp_path / "ours.pt"
     torch.save({"net_state_dict": net.state_dict(), "model_config": net.config.to_dict()}, path)
-    model, _, _ = load_model(path, NO_FLAGS, torch.device("cpu"))
+    model, _, _, _ = load_model(path, NO_FLAGS, torch.device("cpu"))
     assert model.config.num_filters == 8 and not model.training
     torch.testing.assert_close(model.state_dict(), net.state_dict())
 
@@ -158,7 +158,7 @@ def test_foreign_checkpoint_uses_defaults_unless_flags_say_otherwise(tmp_path):
     with pytest.raises(CheckpointError, match="num_filters=8"):
         load_model(path, NO_FLAGS, torch.device("cpu"))
     flags = {**NO_FLAGS, "num_filters": 8, "kernel_h": 3, "kernel_w": 3}
-    model, _, _ = load_model(path, flags, torch.device("cpu"))
+    model, _, _, _ = load_model(path, flags, torch.device("cpu"))
     assert model.config.kernel_h == 3
 
 
@@ -188,5 +188,5 @@ def test_load_model_in_channels_last(tmp_path):
     path = tmp_path / "w.pt"
     torch.save(QuickNat(TINY).state_dict(), path)
     flags = {**NO_FLAGS, **TINY}
-    model, _, _ = load_model(path, flags, torch.device("cpu"), channels_last=True)
+    model, _, _, _ = load_model(path, flags, torch.device("cpu"), channels_last=True)
     assert model.encode1.conv2.weight.is_contiguous(memory_format=torch.channels_last)

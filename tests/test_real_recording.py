@@ -23,8 +23,7 @@ MEDIAN_ROWS = 2.0
 
 @pytest.fixture(scope="module")
 def shipped():
-    model, size, _ = load_model(shipped_model_path(), {}, torch.device("cpu"))
-    return model, size
+    return load_model(shipped_model_path(), {}, torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +48,8 @@ def test_the_reference_covers_the_crop(crop):
 
 
 def test_the_shipped_model_finds_the_cavity_on_a_real_recording(shipped, crop):
-    model, size = shipped
     image, upper, lower = crop
-    found = measured_edges(model, image, size)
+    found = measured_edges(shipped, image)
     assert both_within(found, upper, lower, 4) >= WITHIN_4_SHARE
     assert np.nanmedian(np.abs(found[0] - upper)) <= MEDIAN_ROWS
     assert np.nanmedian(np.abs(found[1] - lower)) <= MEDIAN_ROWS
@@ -61,17 +59,15 @@ def test_without_its_normalisation_at_measuring_time_the_model_misses_it(
     shipped, crop, monkeypatch
 ):
     """The model depends on the normalisation: measuring without it loses the cavity."""
-    model, size = shipped
     image, upper, lower = crop
     monkeypatch.setattr(quicknat.model, "normalise_input", lambda images, mode: images)
-    assert both_within(measured_edges(model, image, size), upper, lower, 4) < 0.5
+    assert both_within(measured_edges(shipped, image), upper, lower, 4) < 0.5
 
 
 def test_a_re_exposed_real_recording_gives_the_same_edges(shipped, crop):
-    model, size = shipped
     image = crop[0]
-    found = measured_edges(model, image, size)
+    found = measured_edges(shipped, image)
     for name, copy in re_exposed(image).items():
-        other = measured_edges(model, copy, size)
+        other = measured_edges(shipped, copy)
         same = np.all(np.abs(np.stack(other) - np.stack(found)) <= 2, axis=0)
         assert same.mean() >= 0.9, name

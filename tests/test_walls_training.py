@@ -249,7 +249,7 @@ def test_a_four_class_run_writes_per_class_dice_and_its_labels(four_class):
     checkpoint = load_checkpoint(four_class["out"] / "best.pt")
     assert checkpoint["labels"] == NAMES and checkpoint["model_config"]["num_class"] == 4
     assert TrainingCheckpoint.from_dict(checkpoint, "best.pt").labels == NAMES
-    model, size, labels = load_model(four_class["out"] / "best.pt", {}, torch.device("cpu"))
+    model, size, labels, _ = load_model(four_class["out"] / "best.pt", {}, torch.device("cpu"))
     assert size == 32 and labels == NAMES
     probs = predict_probabilities(model, torch.rand(2, 1, 32, 32))
     assert probs.shape == (2, 4, 32, 32)

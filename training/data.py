@@ -20,6 +20,7 @@ from dataset import (
     split_names,
 )
 from mmode.tensors import Shape, to_unit_float
+from mmode.timescale import WindowRuleError, read_window_s
 from runtime.distributed import say, warn
 from training.config import TrainConfig
 
@@ -49,6 +50,14 @@ def load_data(
     for message in data.warnings:
         warn(message)
     return data
+
+
+def data_window_s(config: TrainConfig) -> float | None:
+    """The window_s -d's windows were cut with (DATA/windows.json); None: square windows."""
+    try:
+        return read_window_s(config.datapath)
+    except WindowRuleError as err:
+        raise DataError(str(err)) from None
 
 
 def choose_split(config: TrainConfig, data: CachedData, stored: dict | None) -> dict:
