@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from dataset import CachedData, FileChanged, make_dataset
+from mmode.timescale import cut_as
 from quicknat import Progress, QuickNat, TrainingCheckpoint, is_ours, read_checkpoint
 from quicknat.flags import model_config
 from runtime.distributed import (
@@ -107,6 +108,8 @@ def prepare_training(config: TrainConfig) -> Trainer:
         model.parameters(), lr=config.learning_rate, betas=(0.9, 0.999), fused=fused
     )
     run = TrainingSetup(device, precision, rank, world, Progress(), window_s=data_window_s(config))
+    if config.start_from is not None and our_checkpoint is not None:
+        check_start_window_s(our_checkpoint.window_s, run.window_s, config.datapath)
     if config.start_from is not None:
         run.started_from = resume.load_start_weights(
             checkpoint, our_checkpoint, config.start_from, model
@@ -131,6 +134,17 @@ def prepare_training(config: TrainConfig) -> Trainer:
     start_processes(device)
     say(f"Training on {device} ({precision}), {world} process(es).")
     return Trainer(config, model, optimizer, data, split, run)
+
+
+def check_start_window_s(started: float | None, data: float | None, datapath: str) -> None:
+    """Warn where the data's windows span otherwise than the started-from model's did: the
+    new model measures as its data was cut (mmode/timescale.py)."""
+    if started != data:
+        warn(
+            f"{datapath}'s windows are cut {cut_as(data)}, but the model started from was "
+            f"trained on windows cut {cut_as(started)}; to go on with the windows it "
+            "knows, cut the data with make_dataset the same way."
+        )
 
 
 class Trainer:

@@ -29,7 +29,7 @@ from measurement.report import evaluation_overlay
 from mmode.labels import CAVITY, LABELS_FILE
 from mmode.scores import class_scores, hd95_px, per_image_scores
 from mmode.tensors import to_unit_float
-from mmode.timescale import WindowRuleError, read_window_s
+from mmode.timescale import WindowRuleError, cut_as, read_window_s
 from runtime import files
 from runtime.errors import SetupError
 
@@ -212,7 +212,3 @@ def window_span_warning(path: Path, model_window_s: float | None) -> str | None:
         f"{path}'s windows were cut {cut_as(data_window_s)}, the model's training windows "
         f"{cut_as(model_window_s)}; its scores here may not be those of its measurements."
     )
-
-
-def cut_as(window_s: float | None) -> str:
-    return "square" if window_s is None else f"with --window-s {window_s:g}"

@@ -71,6 +71,11 @@ def claim_window_s(folder: Path, window_s: float | None, has_windows: bool, flag
     files.write_text(Path(folder) / WINDOWS_FILE, json.dumps({"window_s": window_s}) + "\n")
 
 
+def cut_as(window_s: float | None) -> str:
+    """How windows of this window_s were cut, for messages."""
+    return "square" if window_s is None else f"with --window-s {window_s:g}"
+
+
 def time_factor(height: int, time_res_s: float, window_s: float | None) -> float:
     """How many times a recording's columns are multiplied: 1 without window_s or where
     a height-wide window already spans at most window_s."""

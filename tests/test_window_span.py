@@ -155,3 +155,15 @@ def test_a_checkpoint_with_a_damaged_span_is_refused_and_others_measure_square(s
     without = {k: v for k, v in checkpoint.items() if k != "window_s"}
     assert TrainingCheckpoint.from_dict(without, "best.pt").window_s is None
     assert trained_window_s(checkpoint["net_state_dict"]) is None  # bare weights: square
+
+
+def test_starting_from_it_on_square_windows_warns_and_the_new_model_measures_square(
+    short_run, tiny_data, tmp_path, capsys
+):
+    best, _ = short_run
+    flags = ["-d", str(tiny_data), "-o", str(tmp_path / "next"), "--start-from", str(best)]
+    assert run.main([*flags, *TINY, "-e", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "windows are cut square, but the model started from was trained on windows cut " in err
+    assert "with --window-s 0.32" in err
+    assert "window_s" not in load_checkpoint(tmp_path / "next" / "best.pt")
