@@ -167,3 +167,11 @@ def test_starting_from_it_on_square_windows_warns_and_the_new_model_measures_squ
     assert "windows are cut square, but the model started from was trained on windows cut " in err
     assert "with --window-s 0.32" in err
     assert "window_s" not in load_checkpoint(tmp_path / "next" / "best.pt")
+
+
+def test_scoring_a_test_set_cut_otherwise_warns(short_run, tiny_data, tmp_path, capsys):
+    best, _ = short_run
+    code = test_script.main(["-d", str(tiny_data), "-m", str(best), "-o", str(tmp_path / "s")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "windows were cut square, the model's training windows with --window-s 0.32" in err
