@@ -64,9 +64,9 @@ def claim_window_s(folder: Path, window_s: float | None, has_windows: bool, flag
     if existing == window_s:
         return
     if existing is not None or has_windows:
-        said = f"--window-s {existing:g}" if existing is not None else "square (no --window-s)"
         raise WindowRuleError(
-            f"{folder} holds windows cut {said}; cut these the same way or pick another {flag}."
+            f"{folder} holds windows cut {cut_as(existing)}; cut these the same way or pick "
+            f"another {flag}."
         )
     files.write_text(Path(folder) / WINDOWS_FILE, json.dumps({"window_s": window_s}) + "\n")
 
