@@ -118,6 +118,15 @@ class Scanner:
     tissue_persist_s: float  # how long tissue speckle lasts along time
     bands_db: float  # fibre bundles and fascia within each layer
     lines_db: tuple[float, ...] = ()  # bright specular lines: chest wall, then below the heart
+    # Independent looks averaged in blood's speckle and the receiver's noise (compounding,
+    # persistence): more looks, a smoother cavity of the same grain.
+    looks: int = 1
+    # Cyclic variation of the myocardium's echo: the septum's and the posterior wall's
+    # contrast over blood change by this share from end-diastole to end-systole.
+    septum_systolic_share: float = 0.0
+    posterior_systolic_share: float = 0.0
+    endocardium_db: float = 0.0  # the endocardial echo's peak over the wall
+    endocardium_mm: float = 0.03  # its thickness (Gaussian sigma)
 
 
 @dataclass(frozen=True)
@@ -435,6 +444,13 @@ def draw_scanner_look(rng: np.random.Generator) -> Scanner:
         tissue_persist_s=rng.uniform(0.0015, 0.008),
         bands_db=rng.uniform(0, 1.5),
         lines_db=tuple(rng.uniform(5, 15, int(rng.integers(2, 4)))),
+        looks=int(rng.integers(1, 17)),
+        # The real recording: its septum 0.3 less bright over blood in systole (in places
+        # as dark as blood), its posterior wall 0.5 brighter.
+        septum_systolic_share=rng.uniform(-0.9, 0.6),
+        posterior_systolic_share=rng.uniform(-0.6, 0.9),
+        endocardium_db=rng.uniform(0, 9),
+        endocardium_mm=rng.uniform(0.02, 0.06),
     )
 
 
@@ -517,7 +533,7 @@ def echo_amplitude(
     tissue = rayleigh_field(
         rng, (height, columns), grain_rows, scanner.tissue_persist_s / time_res_s
     )
-    blood = rayleigh_field(rng, (height, columns), grain_rows, 0.002 / time_res_s)
+    blood = rayleigh_field(rng, (height, columns), grain_rows, 0.002 / time_res_s, scanner.looks)
     # Muscle fibre bundles and fascia: brighter and darker bands within each layer.
     bands_db = gaussian_filter1d(rng.standard_normal(height), 0.05 / depth_res_mm)
     bands_db *= scanner.bands_db / max(bands_db.std(), 1e-9)
@@ -525,7 +541,8 @@ def echo_amplitude(
         bands_db += bright_lines_db(borders_px.mean(axis=1), scanner, depth_res_mm, rng)
     bands_gain = 10 ** (np.interp(at_rest, np.arange(height), bands_db) / 20)
     tissue = _sample_rows(tissue, at_rest) * bands_gain
-    levels = 10 ** (layer_levels_db(scanner) / 20)
+    levels = list(10 ** (layer_levels_db(scanner) / 20))
+    levels[4], levels[6] = wall_levels(borders_px, rows, scanner, depth_res_mm)
     amplitude = np.zeros((height, columns))
     for layer, level in enumerate(levels):
         start, end = borders_px[layer], borders_px[layer + 1]
@@ -533,6 +550,30 @@ def echo_amplitude(
         speckle = blood if layer in BLOOD_LAYERS else tissue
         amplitude += share * level * speckle
     return amplitude
+
+
+def wall_levels(
+    borders_px: np.ndarray, rows: np.ndarray, scanner: Scanner, depth_res_mm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The septum's and the posterior wall's echo level per pixel, (rows, columns) each.
+
+    Each wall's contrast over blood changes by its systolic share from end-diastole to
+    end-systole, and a thin endocardial echo lines its LV side: a real septum's systolic
+    dip is often only that faint line under a pocket of septum as dark as blood.
+    """
+    lvid_px = borders_px[LOWER_BORDER] - borders_px[UPPER_BORDER]
+    contraction = (lvid_px.max() - lvid_px) / max(np.ptp(lvid_px), 1e-9)  # 0 at ED, 1 at ES
+    contrast_db = scanner.muscle_db - scanner.blood_db
+    width_px = max(scanner.endocardium_mm / depth_res_mm, 0.3)
+    found = []
+    for share, into_wall_px in (
+        (scanner.septum_systolic_share, borders_px[UPPER_BORDER] - rows),
+        (scanner.posterior_systolic_share, rows - borders_px[LOWER_BORDER]),
+    ):
+        wall_db = scanner.muscle_db + contrast_db * share * contraction
+        line_db = scanner.endocardium_db * np.exp(-0.5 * (into_wall_px / width_px) ** 2)
+        found.append(10 ** ((wall_db + line_db) / 20))
+    return found[0], found[1]
 
 
 def log_compress(
@@ -550,7 +591,8 @@ def log_compress(
     amplitude = gaussian_filter1d(amplitude, scanner.lateral_blur_cols, axis=1)
     depth_mm = (np.arange(amplitude.shape[0]) + 0.5)[:, None] * depth_res_mm
     amplitude *= 10 ** (-scanner.attenuation_db_per_mm * depth_mm / 20)
-    noise = rayleigh_field(rng, amplitude.shape, 0.7, 0.7) * 10 ** (scanner.noise_db / 20)
+    noise = rayleigh_field(rng, amplitude.shape, 0.7, 0.7, scanner.looks)
+    noise *= 10 ** (scanner.noise_db / 20)
     if burst_noise is not None:
         noise = np.hypot(noise, burst_noise)
     level_db = 20 * np.log10(np.hypot(amplitude, noise)) + scanner.gain_db

@@ -1,10 +1,13 @@
 """The scanner look: dark, low-contrast recordings whose sweep and settings vary widely."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from bench.real_look import cavity_cv, systolic_contrast_change
+from bench.real_recording import DEPTH_RES_MM, RECORDING, reference_rows
 from mmode.images import read_gray
 from preprocessing import simulator, synthetic
 from preprocessing.annotations import read_annotation
@@ -65,6 +68,27 @@ def test_the_annotation_follows_the_true_cavity_and_the_cavity_is_darkest(scanne
         assert np.median(part[inside]) < np.median(part[wall])
 
 
+def test_the_cavity_is_as_smooth_as_the_real_recordings_in_some_and_rougher_in_others(
+    scanner_set,
+):
+    real = read_gray(RECORDING)
+    upper, lower = reference_rows(real.shape[1])
+    annotated = np.flatnonzero(np.isfinite(upper) & np.isfinite(lower))
+    real_cv = cavity_cv(real, upper, lower, annotated, DEPTH_RES_MM)  # about 0.22
+    found = []
+    for png, sidecar in zip(
+        sorted((scanner_set / "recordings").glob("*.png")), sidecars(scanner_set), strict=True
+    ):
+        traces = read_annotation(scanner_set / "annotations" / f"{png.stem}.csv")
+        columns = np.arange(int(traces.upper[0, 0]), int(traces.upper[-1, 0]) + 1)
+        upper = np.full(columns[-1] + 1, np.nan)
+        lower = upper.copy()
+        upper[columns] = interpolate_trace(traces.upper, columns)
+        lower[columns] = interpolate_trace(traces.lower, columns)
+        found.append(cavity_cv(read_gray(png), upper, lower, columns, sidecar["depth_res_mm"]))
+    assert min(found) < real_cv < max(found)
+
+
 def test_same_seed_same_recording_and_the_classic_look_is_unchanged():
     one = simulator.simulate_recording(
         simulator.recording_rng(4, 0), height=None, width=500, depth_res_mm=0.03, look="scanner"
@@ -108,3 +132,65 @@ def test_a_sweep_flag_fixes_its_part_and_the_classic_look_keeps_its_columns():
     scanner = synthetic.recording_sweep("scanner", 0, 0, given)
     assert (scanner.width, scanner.time_res_s, scanner.height) == (600, 0.002, None)
     assert 0.01 <= scanner.depth_res_mm <= 0.05
+
+
+def test_each_wall_dims_or_brightens_in_systole_and_an_endocardial_echo_lines_it():
+    rng = simulator.recording_rng(5, 0)
+    heart = simulator.draw_heart(rng, "scanner")
+    time_s = np.arange(600) * 0.001
+    lvid_mm = simulator.lvid_curve_mm(simulator.draw_beats(heart, time_s[-1], rng), time_s)
+    borders = simulator.layer_borders_px(heart, lvid_mm, 0 * time_s, 0.03, 400, rng)
+    steady = replace(
+        simulator.draw_scanner(rng, "scanner"),
+        septum_systolic_share=0.0, posterior_systolic_share=0.0, endocardium_db=0.0,
+    )  # fmt: skip
+    cyclic = replace(steady, septum_systolic_share=-0.5, posterior_systolic_share=0.4)
+
+    def amplitude(scanner):  # the same speckle for both: only the levels differ
+        return simulator.echo_amplitude(borders, scanner, 0.03, 0.001, np.random.default_rng(2))
+
+    ratio = amplitude(cyclic) / amplitude(steady)
+    lvid_px = borders[simulator.LOWER_BORDER] - borders[simulator.UPPER_BORDER]
+    ed, es = int(np.argmax(lvid_px)), int(np.argmin(lvid_px))
+    contrast_db = steady.muscle_db - steady.blood_db
+    for layer, share in ((4, -0.5), (6, 0.4)):  # septum, posterior wall
+        for column, expected_db in ((ed, 0.0), (es, share * contrast_db)):
+            middle = int(round(borders[layer : layer + 2, column].mean()))
+            assert 20 * np.log10(ratio[middle, column]) == pytest.approx(expected_db)
+    cavity = int(round(borders[5:7, es].mean()))
+    assert ratio[cavity, es] == pytest.approx(1.0)
+    # An endocardial echo lines each wall's LV side, and only there.
+    lined = amplitude(replace(steady, endocardium_db=6.0)) / amplitude(steady)
+    for column in (ed, es):
+        upper, lower = (
+            borders[simulator.UPPER_BORDER, column],
+            borders[simulator.LOWER_BORDER, column],
+        )
+        for just_inside in (int(np.floor(upper)) - 1, int(np.ceil(lower)) + 1):
+            assert 20 * np.log10(lined[just_inside, column]) > 0.5
+        for layer in (4, 6):
+            middle = int(round(borders[layer : layer + 2, column].mean()))
+            assert 20 * np.log10(lined[middle, column]) == pytest.approx(0.0, abs=0.05)
+
+
+@pytest.mark.parametrize("septum, posterior", [(-0.6, 0.5), (0.0, 0.0)])
+def test_the_real_looks_systolic_contrast_reads_the_simulated_share(monkeypatch, septum, posterior):
+    drawn = simulator.draw_scanner
+
+    def with_shares(rng, look="classic"):
+        return replace(
+            drawn(rng, look), septum_systolic_share=septum, posterior_systolic_share=posterior,
+            endocardium_db=0.0, looks=16,
+        )  # fmt: skip
+
+    monkeypatch.setattr(simulator, "draw_scanner", with_shares)
+    recording = simulator.simulate_recording(
+        simulator.recording_rng(8, 0), height=None, width=900, depth_res_mm=0.03, look="scanner"
+    )
+    columns = np.arange(900)
+    change = systolic_contrast_change(
+        recording.image, recording.upper_px, recording.lower_px, columns, 0.03
+    )
+    # Grey levels are nearly linear in dB, so the grey contrast changes by about the share.
+    assert change["septum"] == pytest.approx(septum, abs=0.2)
+    assert change["posterior wall"] == pytest.approx(posterior, abs=0.2)
