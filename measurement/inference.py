@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from mmode.tensors import Shape, resize_image, to_unit_float
-from mmode.timescale import resample_columns, resampled_width, time_factor
+from mmode.timescale import resample_columns, resampled_width
 from mmode.windows import window_starts
 from quicknat import (
     QuickNat,
@@ -149,15 +149,11 @@ def segment_recording(
     resized to `size` rows and as many columns as the model's time stretch makes; with
     window_s (the model's, which needs time_res_s) they span at most window_s."""
     height, width = image.shape
-    if window_s is not None:
-        assert time_res_s is not None, "window_s needs the recording's time_res_s"
-        new_width = resampled_width(width, time_factor(height, time_res_s, window_s))
-        if new_width != width:
-            resampled = resample_columns(image, new_width)
-            probs = segment_recording(
-                model, resampled, size, overlap, batch_size, device, precision
-            )
-            return resample_columns(probs, width)
+    new_width = resampled_width(height, width, time_res_s, window_s)
+    if new_width != width:
+        resampled = resample_columns(image, new_width)
+        probs = segment_recording(model, resampled, size, overlap, batch_size, device, precision)
+        return resample_columns(probs, width)
     side = height
     # Mirror a margin onto both ends, so that the recording's first and last columns are
     # not at a window's edge, where the network sees no context and errs.

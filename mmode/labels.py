@@ -43,12 +43,9 @@ def read_labels(folder: Path) -> list[str] | None:
     The values must be 0, 1, ..., K-1 with 0 named background; LabelsError otherwise.
     """
     path = Path(folder) / LABELS_FILE
-    if not path.exists():
+    content = files.read_json(path, LabelsError)
+    if content is None:
         return None
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise LabelsError(f"cannot read {path} as JSON ({err}); fix or remove it.") from None
     labels = content.get("labels") if isinstance(content, dict) else None
     if not isinstance(labels, dict) or not labels:
         raise LabelsError(

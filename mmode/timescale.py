@@ -46,12 +46,9 @@ def check_window_s(window_s: object, source: str) -> float | None:
 def read_window_s(folder: Path) -> float | None:
     """The window_s of FOLDER/windows.json; None without the file (square windows)."""
     path = Path(folder) / WINDOWS_FILE
-    if not path.exists():
+    content = files.read_json(path, WindowRuleError)
+    if content is None:
         return None
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise WindowRuleError(f"cannot read {path} as JSON ({err}); fix or remove it.") from None
     if not isinstance(content, dict) or "window_s" not in content:
         raise WindowRuleError(f'{path} should hold {{"window_s": SECONDS}}; fix or remove it.')
     return check_window_s(content["window_s"], str(path))
@@ -84,8 +81,15 @@ def time_factor(height: int, time_res_s: float, window_s: float | None) -> float
     return max(1.0, height * time_res_s / window_s)
 
 
-def resampled_width(width: int, factor: float) -> int:
-    return max(1, int(round(width * factor)))
+def resampled_width(
+    height: int, width: int, time_res_s: float | None, window_s: float | None
+) -> int:
+    """The columns a (height, width) recording is resampled to, so that a height-wide
+    window spans at most window_s; its own width without window_s."""
+    if window_s is None:
+        return width
+    assert time_res_s is not None, "window_s needs the recording's time_res_s"
+    return max(1, int(round(width * time_factor(height, time_res_s, window_s))))
 
 
 def source_columns(new_width: int, width: int) -> np.ndarray:

@@ -35,7 +35,6 @@ from mmode.timescale import (
     claim_window_s,
     resample_columns,
     resampled_width,
-    time_factor,
 )
 from preprocessing import cli
 from preprocessing.label_masks import checked_label_mask, claim_folder, labels_of_masks
@@ -76,9 +75,8 @@ def write_recording_windows(
 
     Raises RecordingError for a problem, SkipRecording when quality leaves nothing to cut.
     """
-    if window_s is not None:
-        assert time_res_s is not None, "window_s needs the recording's time_res_s"
-        width = resampled_width(image.shape[1], time_factor(image.shape[0], time_res_s, window_s))
+    width = resampled_width(*image.shape, time_res_s, window_s)
+    if width != image.shape[1]:
         time_res_s *= image.shape[1] / width
         image, mask = resample_columns(image, width), resample_columns(mask, width, nearest=True)
     span = mask_span(mask)

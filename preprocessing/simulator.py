@@ -370,6 +370,7 @@ UPPER_BORDER = 5  # of the septum's inner edge
 LOWER_BORDER = 6  # of the posterior wall's inner edge
 POSTERIOR_BOTTOM_BORDER = 7  # and of the posterior wall's outer edge
 BLOOD_LAYERS = (1, 3, 5)  # gap, RV cavity, LV cavity: dark, fast-changing speckle
+SEPTUM_LAYER, POSTERIOR_LAYER = 4, 6  # between borders 4-5 and 6-7
 
 
 # ---------------------------------------------------------------- image
@@ -542,7 +543,9 @@ def echo_amplitude(
     bands_gain = 10 ** (np.interp(at_rest, np.arange(height), bands_db) / 20)
     tissue = _sample_rows(tissue, at_rest) * bands_gain
     levels = list(10 ** (layer_levels_db(scanner) / 20))
-    levels[4], levels[6] = wall_levels(borders_px, rows, scanner, depth_res_mm)
+    levels[SEPTUM_LAYER], levels[POSTERIOR_LAYER] = wall_levels(
+        borders_px, rows, scanner, depth_res_mm
+    )
     amplitude = np.zeros((height, columns))
     for layer, level in enumerate(levels):
         start, end = borders_px[layer], borders_px[layer + 1]

@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import csv
 import io
+import json
 import math
 import os
 import re
@@ -85,6 +86,17 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+def read_json(path: Path, error: type[Exception]) -> Any:
+    """The JSON content of a folder's optional settings file, None where it is absent;
+    `error`, naming the file and the fix, where it cannot be read."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise error(f"cannot read {path} as JSON ({err}); fix or remove it.") from None
 
 
 def write_csv(

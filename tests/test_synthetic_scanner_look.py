@@ -153,7 +153,7 @@ def test_each_wall_dims_or_brightens_in_systole_and_an_endocardial_echo_lines_it
     lvid_px = borders[simulator.LOWER_BORDER] - borders[simulator.UPPER_BORDER]
     ed, es = int(np.argmax(lvid_px)), int(np.argmin(lvid_px))
     contrast_db = steady.muscle_db - steady.blood_db
-    for layer, share in ((4, -0.5), (6, 0.4)):  # septum, posterior wall
+    for layer, share in ((simulator.SEPTUM_LAYER, -0.5), (simulator.POSTERIOR_LAYER, 0.4)):
         for column, expected_db in ((ed, 0.0), (es, share * contrast_db)):
             middle = int(round(borders[layer : layer + 2, column].mean()))
             assert 20 * np.log10(ratio[middle, column]) == pytest.approx(expected_db)
@@ -168,7 +168,7 @@ def test_each_wall_dims_or_brightens_in_systole_and_an_endocardial_echo_lines_it
         )
         for just_inside in (int(np.floor(upper)) - 1, int(np.ceil(lower)) + 1):
             assert 20 * np.log10(lined[just_inside, column]) > 0.5
-        for layer in (4, 6):
+        for layer in (simulator.SEPTUM_LAYER, simulator.POSTERIOR_LAYER):
             middle = int(round(borders[layer : layer + 2, column].mean()))
             assert 20 * np.log10(lined[middle, column]) == pytest.approx(0.0, abs=0.05)
 
