@@ -127,6 +127,9 @@ class Scanner:
     posterior_systolic_share: float = 0.0
     endocardium_db: float = 0.0  # the endocardial echo's peak over the wall
     endocardium_mm: float = 0.03  # its thickness (Gaussian sigma)
+    # Where in the wall that change lies: 0, across the whole wall; 1, only in the layer
+    # the wall has gained since end-diastole, fading from its LV side outward.
+    systolic_layer: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -452,6 +455,9 @@ def draw_scanner_look(rng: np.random.Generator) -> Scanner:
         posterior_systolic_share=rng.uniform(-0.6, 0.9),
         endocardium_db=rng.uniform(0, 9),
         endocardium_mm=rng.uniform(0.02, 0.06),
+        # The real septum's systolic dark pocket lies under its diastolic extent, which
+        # stays as bright as in diastole: the layer it gained.
+        systolic_layer=rng.uniform(0, 1),
     )
 
 
@@ -561,19 +567,25 @@ def wall_levels(
     """The septum's and the posterior wall's echo level per pixel, (rows, columns) each.
 
     Each wall's contrast over blood changes by its systolic share from end-diastole to
-    end-systole, and a thin endocardial echo lines its LV side: a real septum's systolic
-    dip is often only that faint line under a pocket of septum as dark as blood.
+    end-systole, across the wall or in the layer it gained since end-diastole
+    (scanner.systolic_layer), and a thin endocardial echo lines its LV side: a real
+    septum's systolic dip is often only that faint line under a pocket of septum as dark as
+    blood, below the part of it that was there in diastole.
     """
     lvid_px = borders_px[LOWER_BORDER] - borders_px[UPPER_BORDER]
     contraction = (lvid_px.max() - lvid_px) / max(np.ptp(lvid_px), 1e-9)  # 0 at ED, 1 at ES
     contrast_db = scanner.muscle_db - scanner.blood_db
     width_px = max(scanner.endocardium_mm / depth_res_mm, 0.3)
     found = []
-    for share, into_wall_px in (
-        (scanner.septum_systolic_share, borders_px[UPPER_BORDER] - rows),
-        (scanner.posterior_systolic_share, rows - borders_px[LOWER_BORDER]),
+    for share, layer, into_wall_px in (
+        (scanner.septum_systolic_share, SEPTUM_LAYER, borders_px[UPPER_BORDER] - rows),
+        (scanner.posterior_systolic_share, POSTERIOR_LAYER, rows - borders_px[LOWER_BORDER]),
     ):
-        wall_db = scanner.muscle_db + contrast_db * share * contraction
+        thickness_px = borders_px[layer + 1] - borders_px[layer]
+        gained_px = np.maximum(thickness_px - thickness_px.min(), 1.0)  # 0 at end-diastole
+        in_gained = np.clip(1 - into_wall_px / gained_px, 0, 1)
+        where = 1 - scanner.systolic_layer * (1 - in_gained)
+        wall_db = scanner.muscle_db + contrast_db * share * contraction * where
         line_db = scanner.endocardium_db * np.exp(-0.5 * (into_wall_px / width_px) ** 2)
         found.append(10 ** ((wall_db + line_db) / 20))
     return found[0], found[1]

@@ -143,6 +143,7 @@ def test_each_wall_dims_or_brightens_in_systole_and_an_endocardial_echo_lines_it
     steady = replace(
         simulator.draw_scanner(rng, "scanner"),
         septum_systolic_share=0.0, posterior_systolic_share=0.0, endocardium_db=0.0,
+        systolic_layer=0.0,
     )  # fmt: skip
     cyclic = replace(steady, septum_systolic_share=-0.5, posterior_systolic_share=0.4)
 
@@ -180,7 +181,7 @@ def test_the_real_looks_systolic_contrast_reads_the_simulated_share(monkeypatch,
     def with_shares(rng, look="classic"):
         return replace(
             drawn(rng, look), septum_systolic_share=septum, posterior_systolic_share=posterior,
-            endocardium_db=0.0, looks=16,
+            endocardium_db=0.0, looks=16, systolic_layer=0.0,
         )  # fmt: skip
 
     monkeypatch.setattr(simulator, "draw_scanner", with_shares)
@@ -194,3 +195,45 @@ def test_the_real_looks_systolic_contrast_reads_the_simulated_share(monkeypatch,
     # Grey levels are nearly linear in dB, so the grey contrast changes by about the share.
     assert change["septum"] == pytest.approx(septum, abs=0.2)
     assert change["posterior wall"] == pytest.approx(posterior, abs=0.2)
+
+
+def test_a_walls_systolic_change_can_lie_in_the_layer_it_gained_since_end_diastole():
+    rng = simulator.recording_rng(5, 0)
+    heart = simulator.draw_heart(rng, "scanner")
+    time_s = np.arange(600) * 0.001
+    lvid_mm = simulator.lvid_curve_mm(simulator.draw_beats(heart, time_s[-1], rng), time_s)
+    borders = simulator.layer_borders_px(heart, lvid_mm, 0 * time_s, 0.03, 400, rng)
+    steady = replace(
+        simulator.draw_scanner(rng, "scanner"),
+        septum_systolic_share=0.0, posterior_systolic_share=0.0, endocardium_db=0.0,
+    )  # fmt: skip
+    layered = replace(
+        steady, septum_systolic_share=-0.5, posterior_systolic_share=0.4, systolic_layer=1.0
+    )
+
+    def amplitude(scanner):  # the same speckle for both: only the levels differ
+        return simulator.echo_amplitude(borders, scanner, 0.03, 0.001, np.random.default_rng(2))
+
+    ratio_db = 20 * np.log10(amplitude(layered) / amplitude(steady))
+    lvid_px = borders[simulator.LOWER_BORDER] - borders[simulator.UPPER_BORDER]
+    ed, es = int(np.argmax(lvid_px)), int(np.argmin(lvid_px))
+    contrast_db = steady.muscle_db - steady.blood_db
+    septum = borders[simulator.SEPTUM_LAYER : simulator.SEPTUM_LAYER + 2]
+    posterior = borders[simulator.POSTERIOR_LAYER : simulator.POSTERIOR_LAYER + 2]
+    for share, (outer, inner), thickness in (
+        (-0.5, (septum[0, es], septum[1, es]), septum[1] - septum[0]),
+        (0.4, (posterior[1, es], posterior[0, es]), posterior[1] - posterior[0]),
+    ):
+        gained_px = thickness[es] - thickness.min()
+        assert gained_px > 4  # the wall thickens in systole by some pixels
+        step = np.sign(outer - inner)  # from the LV side into the wall
+        # Full change at the LV side, none beyond the layer gained: there the wall is as
+        # bright as in diastole.
+        lv_side = int(round(inner + step * 1.5))
+        assert ratio_db[lv_side, es] == pytest.approx(
+            share * contrast_db * (1 - 1.5 / gained_px), abs=0.3
+        )
+        beyond = int(round(inner + step * (gained_px + 2)))
+        assert ratio_db[beyond, es] == pytest.approx(0.0, abs=1e-9)
+        assert abs(ratio_db[beyond, es] - ratio_db[lv_side, es]) > 0.2 * contrast_db * abs(share)
+    assert np.allclose(ratio_db[:, ed], 0.0)  # and nothing changes at end-diastole
