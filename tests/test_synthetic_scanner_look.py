@@ -134,7 +134,9 @@ def test_a_sweep_flag_fixes_its_part_and_the_classic_look_keeps_its_columns():
     assert 0.01 <= scanner.depth_res_mm <= 0.05
 
 
-def test_each_wall_dims_or_brightens_in_systole_and_an_endocardial_echo_lines_it():
+def steady_walls():
+    """A scanner-look heart's borders, a scanner whose walls keep their echo all beat, and
+    the echo amplitude of that heart under any scanner, with the same speckle each time."""
     rng = simulator.recording_rng(5, 0)
     heart = simulator.draw_heart(rng, "scanner")
     time_s = np.arange(600) * 0.001
@@ -145,10 +147,16 @@ def test_each_wall_dims_or_brightens_in_systole_and_an_endocardial_echo_lines_it
         septum_systolic_share=0.0, posterior_systolic_share=0.0, endocardium_db=0.0,
         systolic_layer=0.0,
     )  # fmt: skip
-    cyclic = replace(steady, septum_systolic_share=-0.5, posterior_systolic_share=0.4)
 
-    def amplitude(scanner):  # the same speckle for both: only the levels differ
+    def amplitude(scanner):  # the same speckle every time: only the levels differ
         return simulator.echo_amplitude(borders, scanner, 0.03, 0.001, np.random.default_rng(2))
+
+    return borders, steady, amplitude
+
+
+def test_each_wall_dims_or_brightens_in_systole_and_an_endocardial_echo_lines_it():
+    borders, steady, amplitude = steady_walls()
+    cyclic = replace(steady, septum_systolic_share=-0.5, posterior_systolic_share=0.4)
 
     ratio = amplitude(cyclic) / amplitude(steady)
     lvid_px = borders[simulator.LOWER_BORDER] - borders[simulator.UPPER_BORDER]
@@ -198,21 +206,10 @@ def test_the_real_looks_systolic_contrast_reads_the_simulated_share(monkeypatch,
 
 
 def test_a_walls_systolic_change_can_lie_in_the_layer_it_gained_since_end_diastole():
-    rng = simulator.recording_rng(5, 0)
-    heart = simulator.draw_heart(rng, "scanner")
-    time_s = np.arange(600) * 0.001
-    lvid_mm = simulator.lvid_curve_mm(simulator.draw_beats(heart, time_s[-1], rng), time_s)
-    borders = simulator.layer_borders_px(heart, lvid_mm, 0 * time_s, 0.03, 400, rng)
-    steady = replace(
-        simulator.draw_scanner(rng, "scanner"),
-        septum_systolic_share=0.0, posterior_systolic_share=0.0, endocardium_db=0.0,
-    )  # fmt: skip
+    borders, steady, amplitude = steady_walls()
     layered = replace(
         steady, septum_systolic_share=-0.5, posterior_systolic_share=0.4, systolic_layer=1.0
     )
-
-    def amplitude(scanner):  # the same speckle for both: only the levels differ
-        return simulator.echo_amplitude(borders, scanner, 0.03, 0.001, np.random.default_rng(2))
 
     ratio_db = 20 * np.log10(amplitude(layered) / amplitude(steady))
     lvid_px = borders[simulator.LOWER_BORDER] - borders[simulator.UPPER_BORDER]
